@@ -1,0 +1,1 @@
+//! memlens-analysis (work in progress).

@@ -1,0 +1,14 @@
+//! `memlens monitor` (not built yet).
+
+/// Arguments of `memlens monitor`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Arguments, not yet interpreted.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    rest: Vec<std::ffi::OsString>,
+}
+
+/// Fails: this command is not built yet.
+pub fn exec(_args: Args) -> anyhow::Result<u8> {
+    anyhow::bail!("`memlens monitor` is not available in this build yet")
+}

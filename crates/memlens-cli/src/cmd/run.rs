@@ -1,0 +1,129 @@
+//! `memlens run`: track a Python program and report on it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Arguments of `memlens run`.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["module", "code", "script"]))]
+pub struct Args {
+    /// Capture file to write [default: memlens-<program>-<pid>.mlens in the current directory].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Record every allocation and free instead of sampling.
+    #[arg(long, conflicts_with = "sample_rate")]
+    exact: bool,
+    /// Mean number of bytes between samples (Poisson sampling by bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SAMPLE_RATE)]
+    sample_rate: u64,
+    /// Also record native (C) frames of sampled allocations.
+    #[arg(long)]
+    native_stacks: bool,
+    /// Keep tracking in forked children; each writes its own capture.
+    #[arg(long)]
+    follow_fork: bool,
+    /// Take a heap snapshot when the program exits.
+    #[arg(long, value_enum, default_value = "never", value_name = "WHEN")]
+    heap_snapshot: HeapSnapshotWhen,
+    /// Write the HTML report here [default: next to the capture].
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Print no summary; only write the capture.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show live memory while the program runs.
+    #[arg(long)]
+    live: bool,
+    /// Run a library module as a script, like `python -m`.
+    #[arg(short = 'm', value_name = "MODULE")]
+    module: Option<String>,
+    /// Run a program passed as a string, like `python -c`.
+    #[arg(short = 'c', value_name = "CODE")]
+    code: Option<String>,
+    /// The script to run, then its arguments.
+    #[arg(value_name = "SCRIPT")]
+    script: Option<PathBuf>,
+    /// Arguments passed to the program.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    args: Vec<OsString>,
+}
+
+/// The default mean sampling interval in bytes; see docs/performance.md for how it was chosen.
+pub const DEFAULT_SAMPLE_RATE: u64 = 512 * 1024;
+
+/// When `memlens run` takes a heap snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HeapSnapshotWhen {
+    /// When the program exits.
+    Exit,
+    /// Never.
+    Never,
+}
+
+/// What to run: a script, a module or a code string.
+#[derive(Debug, Clone)]
+pub enum RunTarget {
+    /// A script path.
+    Script(PathBuf),
+    /// A module name, as with `python -m`.
+    Module(String),
+    /// Source code, as with `python -c`.
+    Code(String),
+}
+
+/// Everything a [`ProgramRunner`] needs to run and track one program.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The program to run.
+    pub target: RunTarget,
+    /// Its arguments (`sys.argv[1:]`).
+    pub args: Vec<OsString>,
+    /// Capture file path.
+    pub output: PathBuf,
+    /// Record every event instead of sampling.
+    pub exact: bool,
+    /// Mean bytes between samples.
+    pub sample_rate: u64,
+    /// Record native frames too.
+    pub native_stacks: bool,
+    /// Keep tracking in forked children.
+    pub follow_fork: bool,
+    /// Take a heap snapshot at exit.
+    pub heap_snapshot_at_exit: bool,
+    /// Show live memory while running.
+    pub live: bool,
+}
+
+/// Runs a Python program under the tracker; implemented by the Python extension.
+pub trait ProgramRunner {
+    /// Runs the program to completion and returns its exit status.
+    ///
+    /// An `Err` means memlens itself failed (the program may not have run).
+    fn run(&self, options: &RunOptions) -> anyhow::Result<u8>;
+}
+
+/// Runs `memlens run`.
+pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8> {
+    let runner = runner.ok_or_else(|| {
+        anyhow::anyhow!("`memlens run` needs the Python package: install memlens with pip")
+    })?;
+    let target = match (args.module, args.code, args.script) {
+        (Some(module), _, _) => RunTarget::Module(module),
+        (_, Some(code), _) => RunTarget::Code(code),
+        (_, _, Some(script)) => RunTarget::Script(script),
+        _ => anyhow::bail!("nothing to run: give a script, -m MODULE or -c CODE"),
+    };
+    let _ = (args.html, args.quiet);
+    let options = RunOptions {
+        output: args.output.unwrap_or_else(|| PathBuf::from("memlens.mlens")),
+        target,
+        args: args.args,
+        exact: args.exact,
+        sample_rate: args.sample_rate,
+        native_stacks: args.native_stacks,
+        follow_fork: args.follow_fork,
+        heap_snapshot_at_exit: args.heap_snapshot == HeapSnapshotWhen::Exit,
+        live: args.live,
+    };
+    runner.run(&options)
+}

@@ -1,0 +1,1 @@
+//! memlens-format (work in progress).

@@ -1,0 +1,1 @@
+//! memlens-heap (work in progress).

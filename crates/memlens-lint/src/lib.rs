@@ -1,0 +1,1 @@
+//! memlens-lint (work in progress).

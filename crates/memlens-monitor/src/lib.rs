@@ -1,0 +1,1 @@
+//! memlens-monitor (work in progress).

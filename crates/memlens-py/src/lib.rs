@@ -1,0 +1,1 @@
+//! memlens._native (work in progress).

@@ -1,0 +1,1 @@
+//! memlens-tracker (work in progress).
