@@ -1,0 +1,534 @@
+//! The snapshot file format: a header, then self-delimiting compressed blocks, then an end block.
+//!
+//! ```text
+//! header   8 bytes magic "\x89MLHEAP\n", u16 LE version (1), u16 LE reserved (0)
+//! block    u8 kind, u32 LE raw length, u32 LE stored length, u32 LE crc32 of the stored bytes,
+//!          stored bytes (zstd frame of the raw bytes)
+//! end      a block of kind 0xFF whose raw bytes are the record counts; nothing may follow it
+//! ```
+//! Records inside a block are varint (LEB128) coded; addresses and edge endpoints are zigzag
+//! deltas. Block kinds may interleave in any order; ids are assigned in order of appearance per
+//! kind. See `docs/heap.md` for the record layouts.
+
+use std::io::Write;
+
+use crate::error::{HeapError, Result};
+use crate::model::{
+    NONE, PAYLOAD_MAX, Root, RootKind, Snapshot, Tag, WEAK_BIT, pack, unzig,
+};
+
+/// The 8 bytes every heap snapshot starts with.
+pub const MAGIC: [u8; 8] = *b"\x89MLHEAP\n";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+pub(crate) const HEADER_LEN: usize = 12;
+const BLOCK_HEADER_LEN: usize = 13;
+/// Raw bytes gathered before a block is compressed and written.
+pub(crate) const BLOCK_TARGET: usize = 1 << 20;
+/// Largest raw block a reader accepts (a sanity bound against corrupt lengths).
+const BLOCK_MAX: u32 = 64 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    Strings = 1,
+    Types = 2,
+    Sites = 3,
+    Nodes = 4,
+    Edges = 5,
+    Roots = 6,
+    Meta = 7,
+    End = 0xFF,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Strings,
+            2 => Kind::Types,
+            3 => Kind::Sites,
+            4 => Kind::Nodes,
+            5 => Kind::Edges,
+            6 => Kind::Roots,
+            7 => Kind::Meta,
+            0xFF => Kind::End,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Strings => "strings",
+            Kind::Types => "types",
+            Kind::Sites => "sites",
+            Kind::Nodes => "nodes",
+            Kind::Edges => "edges",
+            Kind::Roots => "roots",
+            Kind::Meta => "meta",
+            Kind::End => "end",
+        }
+    }
+}
+
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Writes the header and compressed blocks to a sink, counting bytes.
+pub(crate) struct BlockWriter<W: Write> {
+    out: W,
+    compressor: zstd::bulk::Compressor<'static>,
+    written: u64,
+}
+
+impl<W: Write> BlockWriter<W> {
+    pub(crate) fn new(mut out: W, level: i32) -> Result<Self> {
+        let mut header = [0u8; HEADER_LEN];
+        header[..8].copy_from_slice(&MAGIC);
+        header[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        out.write_all(&header).map_err(HeapError::io("writing the heap snapshot header"))?;
+        let compressor = zstd::bulk::Compressor::new(level)
+            .map_err(HeapError::io("starting the zstd compressor"))?;
+        Ok(BlockWriter { out, compressor, written: HEADER_LEN as u64 })
+    }
+
+    pub(crate) fn block(&mut self, kind: Kind, raw: &[u8]) -> Result<()> {
+        let stored =
+            self.compressor.compress(raw).map_err(HeapError::io("compressing a heap block"))?;
+        let mut head = [0u8; BLOCK_HEADER_LEN];
+        head[0] = kind as u8;
+        head[1..5].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+        head[5..9].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+        head[9..13].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
+        self.out.write_all(&head).map_err(HeapError::io("writing a heap snapshot block"))?;
+        self.out.write_all(&stored).map_err(HeapError::io("writing a heap snapshot block"))?;
+        self.written += (BLOCK_HEADER_LEN + stored.len()) as u64;
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> Result<W> {
+        self.out.flush().map_err(HeapError::io("flushing the heap snapshot"))?;
+        Ok(self.out)
+    }
+}
+
+/// A cursor over the raw bytes of one block; errors name the block's offset in the file.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    block_offset: u64,
+    kind: Kind,
+}
+
+impl Cursor<'_> {
+    fn fail(&self, what: &str) -> HeapError {
+        HeapError::Corrupt {
+            offset: self.block_offset,
+            what: format!("{} block, payload byte {}: {what}", self.kind.name(), self.pos),
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let b = *self.buf.get(self.pos).ok_or_else(|| self.fail("record runs past the block"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(self.fail("varint overflows 64 bits"));
+            }
+            v |= u64::from(b & 0x7F) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(self.fail("varint overflows 64 bits"));
+            }
+        }
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        let v = self.varint()?;
+        u32::try_from(v).map_err(|_| self.fail(&format!("{what} {v} out of range")))
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<&[u8]> {
+        if self.buf.len() - self.pos < len {
+            return Err(self.fail("string runs past the block"));
+        }
+        let s = &self.buf[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(s)
+    }
+}
+
+/// Record counts stored in the end block.
+#[derive(Default, Debug, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) strings: u64,
+    pub(crate) types: u64,
+    pub(crate) sites: u64,
+    pub(crate) nodes: u64,
+    pub(crate) edges: u64,
+    pub(crate) roots: u64,
+    pub(crate) meta: u64,
+}
+
+impl Counts {
+    pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
+        for v in
+            [self.strings, self.types, self.sites, self.nodes, self.edges, self.roots, self.meta]
+        {
+            put_varint(buf, v);
+        }
+    }
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    let shown: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    if shown.is_empty() { "an empty input".to_string() } else { format!("0x{shown}") }
+}
+
+/// Reads a snapshot from its bytes (a whole file, or one chunk of a capture file).
+pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
+    if data.len() < HEADER_LEN {
+        let n = data.len().min(8);
+        if n > 0 && data[..n] == MAGIC[..n] {
+            return Err(HeapError::Truncated {
+                offset: data.len() as u64,
+                what: "the file ends inside the header".into(),
+            });
+        }
+        return Err(HeapError::Magic { found: hex_prefix(data) });
+    }
+    if data[..8] != MAGIC {
+        return Err(HeapError::Magic { found: hex_prefix(data) });
+    }
+    let version = u16::from_le_bytes([data[8], data[9]]);
+    if version != VERSION {
+        return Err(HeapError::Version { found: version, supported: VERSION });
+    }
+
+    let mut st = ReadState::default();
+    let mut pos = HEADER_LEN;
+    let mut decompressor =
+        zstd::bulk::Decompressor::new().map_err(HeapError::io("starting the zstd decompressor"))?;
+    let mut raw = Vec::new();
+    let counts = loop {
+        let offset = pos as u64;
+        if data.len() - pos < BLOCK_HEADER_LEN {
+            let what = if data.len() == pos {
+                "the end block is missing".to_string()
+            } else {
+                "the file ends inside a block header".to_string()
+            };
+            return Err(HeapError::Truncated { offset: data.len() as u64, what });
+        }
+        let head = &data[pos..pos + BLOCK_HEADER_LEN];
+        let kind = Kind::from_u8(head[0]).ok_or_else(|| HeapError::Corrupt {
+            offset,
+            what: format!("unknown block kind 0x{:02x}", head[0]),
+        })?;
+        let raw_len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        let stored_len = u32::from_le_bytes([head[5], head[6], head[7], head[8]]) as usize;
+        let crc = u32::from_le_bytes([head[9], head[10], head[11], head[12]]);
+        if raw_len > BLOCK_MAX {
+            return Err(HeapError::Corrupt {
+                offset,
+                what: format!("{} block claims {raw_len} bytes", kind.name()),
+            });
+        }
+        pos += BLOCK_HEADER_LEN;
+        if data.len() - pos < stored_len {
+            return Err(HeapError::Truncated {
+                offset: data.len() as u64,
+                what: format!(
+                    "the {} block at offset {offset} needs {stored_len} bytes, {} remain",
+                    kind.name(),
+                    data.len() - pos
+                ),
+            });
+        }
+        let stored = &data[pos..pos + stored_len];
+        if crc32fast::hash(stored) != crc {
+            return Err(HeapError::Corrupt {
+                offset,
+                what: format!("checksum mismatch in the {} block", kind.name()),
+            });
+        }
+        pos += stored_len;
+        raw.clear();
+        raw.reserve(raw_len as usize);
+        let n = decompressor.decompress_to_buffer(stored, &mut raw).map_err(|e| {
+            HeapError::Corrupt {
+                offset,
+                what: format!("cannot decompress the {} block: {e}", kind.name()),
+            }
+        })?;
+        if n != raw_len as usize {
+            return Err(HeapError::Corrupt {
+                offset,
+                what: format!("the {} block holds {n} bytes, not {raw_len}", kind.name()),
+            });
+        }
+        let mut cur = Cursor { buf: &raw, pos: 0, block_offset: offset, kind };
+        if kind == Kind::End {
+            let mut c = Counts::default();
+            for slot in [
+                &mut c.strings,
+                &mut c.types,
+                &mut c.sites,
+                &mut c.nodes,
+                &mut c.edges,
+                &mut c.roots,
+                &mut c.meta,
+            ] {
+                *slot = cur.varint()?;
+            }
+            if pos != data.len() {
+                return Err(HeapError::Corrupt {
+                    offset: pos as u64,
+                    what: format!("{} unexpected bytes after the end block", data.len() - pos),
+                });
+            }
+            break (c, offset);
+        }
+        st.decode(&mut cur)?;
+    };
+    st.finish(counts.0, counts.1)
+}
+
+#[derive(Default)]
+struct ReadState {
+    snap: Snapshot,
+    last_addr: u64,
+    last_from: u64,
+    from: Vec<u32>,
+    to: Vec<u32>,
+    label: Vec<u32>,
+}
+
+impl ReadState {
+    fn decode(&mut self, cur: &mut Cursor<'_>) -> Result<()> {
+        let s = &mut self.snap;
+        while !cur.at_end() {
+            match cur.kind {
+                Kind::Strings => {
+                    let len = cur.varint()? as usize;
+                    let at = cur.pos;
+                    let bytes = cur.bytes(len)?;
+                    match std::str::from_utf8(bytes) {
+                        Ok(text) => {
+                            s.strings.push(text);
+                        }
+                        Err(_) => {
+                            cur.pos = at;
+                            return Err(cur.fail("string is not utf-8"));
+                        }
+                    }
+                }
+                Kind::Types => s.types.push(cur.u32("type name")?),
+                Kind::Sites => {
+                    let file = cur.u32("site file")?;
+                    let line = cur.u32("site line")?;
+                    s.sites.push((file, line));
+                }
+                Kind::Meta => {
+                    let k = cur.u32("meta key")?;
+                    let v = cur.u32("meta value")?;
+                    s.meta.push((k, v));
+                }
+                Kind::Nodes => {
+                    let delta = unzig(cur.varint()?);
+                    self.last_addr = self.last_addr.wrapping_add(delta as u64);
+                    s.addr.push(self.last_addr);
+                    s.ty.push(cur.u32("type id")?);
+                    s.size.push(cur.varint()?);
+                    s.site.push(cur.u32("site id")?.wrapping_sub(1));
+                    s.flags.push(cur.byte()?);
+                    s.preview.push(cur.u32("preview")?.wrapping_sub(1));
+                }
+                Kind::Edges => {
+                    let from = self.last_from as i64 + unzig(cur.varint()?);
+                    let to = from + unzig(cur.varint()?);
+                    if !(0..=i64::from(u32::MAX - 1)).contains(&from)
+                        || !(0..=i64::from(u32::MAX - 1)).contains(&to)
+                    {
+                        return Err(cur.fail("edge endpoint out of range"));
+                    }
+                    self.last_from = from as u64;
+                    let lab = cur.byte()?;
+                    let weak = lab & 0x80 != 0;
+                    let tag = Tag::from_u8(lab & 0x7F).ok_or_else(|| cur.fail("bad edge label"))?;
+                    let packed = match tag {
+                        Tag::None | Tag::Hidden => pack(tag, 0, crate::EdgeKind::Strong),
+                        Tag::Attr
+                        | Tag::Key
+                        | Tag::OtherKey
+                        | Tag::Cell
+                        | Tag::Local
+                        | Tag::Internal => {
+                            let id = cur.u32("label string")?;
+                            if id > PAYLOAD_MAX {
+                                return Err(cur.fail("label string id out of range"));
+                            }
+                            pack(tag, id, crate::EdgeKind::Strong)
+                        }
+                        Tag::IntKey | Tag::IntKeyBig => {
+                            let z = cur.varint()?;
+                            if z <= u64::from(PAYLOAD_MAX) {
+                                pack(Tag::IntKey, z as u32, crate::EdgeKind::Strong)
+                            } else {
+                                s.big.push(unzig(z));
+                                pack(Tag::IntKeyBig, big_index(cur, &s.big)?, crate::EdgeKind::Strong)
+                            }
+                        }
+                        Tag::Index | Tag::IndexBig => {
+                            let i = cur.varint()?;
+                            if i <= u64::from(PAYLOAD_MAX) {
+                                pack(Tag::Index, i as u32, crate::EdgeKind::Strong)
+                            } else {
+                                s.big.push(i as i64);
+                                pack(Tag::IndexBig, big_index(cur, &s.big)?, crate::EdgeKind::Strong)
+                            }
+                        }
+                    };
+                    self.from.push(from as u32);
+                    self.to.push(to as u32);
+                    self.label.push(if weak { packed | WEAK_BIT } else { packed });
+                }
+                Kind::Roots => {
+                    let node = cur.u32("root node")?;
+                    let kind = RootKind::from_u8(cur.byte()?)
+                        .ok_or_else(|| cur.fail("unknown root kind"))?;
+                    let description = cur.u32("root description")?;
+                    s.roots.push(Root {
+                        node: crate::NodeId(node),
+                        kind,
+                        description: crate::StrId(description),
+                    });
+                }
+                Kind::End => unreachable!("the end block is handled by the caller"),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, counts: Counts, end_offset: u64) -> Result<Snapshot> {
+        let ReadState { mut snap, from, to, label, .. } = self;
+        let corrupt = |what: String| HeapError::Corrupt { offset: end_offset, what };
+        let found = Counts {
+            strings: snap.strings.len() as u64,
+            types: snap.types.len() as u64,
+            sites: snap.sites.len() as u64,
+            nodes: snap.addr.len() as u64,
+            edges: from.len() as u64,
+            roots: snap.roots.len() as u64,
+            meta: snap.meta.len() as u64,
+        };
+        if found != counts {
+            return Err(corrupt(format!(
+                "the end block counts {counts:?} but the blocks hold {found:?}"
+            )));
+        }
+        let n = snap.addr.len();
+        if n >= NONE as usize {
+            return Err(corrupt(format!("{n} objects exceed the format's limit")));
+        }
+        let ns = snap.strings.len() as u32;
+        let check_str = |id: u32, what: &str| {
+            if id < ns { Ok(()) } else { Err(corrupt(format!("{what} names string {id} of {ns}"))) }
+        };
+        for &t in &snap.types {
+            check_str(t, "a type")?;
+        }
+        for &(f, _) in &snap.sites {
+            check_str(f, "a site")?;
+        }
+        for &(k, v) in &snap.meta {
+            check_str(k, "a meta key")?;
+            check_str(v, "a meta value")?;
+        }
+        let (nt, nsite) = (snap.types.len() as u32, snap.sites.len() as u32);
+        for i in 0..n {
+            if snap.ty[i] >= nt {
+                return Err(corrupt(format!("object {i} has type {} of {nt}", snap.ty[i])));
+            }
+            if snap.site[i] != NONE && snap.site[i] >= nsite {
+                return Err(corrupt(format!("object {i} has site {} of {nsite}", snap.site[i])));
+            }
+            if snap.preview[i] != NONE {
+                check_str(snap.preview[i], "a preview")?;
+            }
+        }
+        for r in &snap.roots {
+            if r.node.0 as usize >= n {
+                return Err(corrupt(format!("a root names object {} of {n}", r.node.0)));
+            }
+            check_str(r.description.0, "a root")?;
+        }
+        // Counting sort of the edges by source: CSR arrays, stable within a source.
+        let mut start = vec![0u32; n + 1];
+        for (i, (&f, &t)) in from.iter().zip(&to).enumerate() {
+            if f as usize >= n || t as usize >= n {
+                return Err(corrupt(format!("edge {i} joins objects {f} and {t} of {n}")));
+            }
+            let tag = crate::model::tag_of(label[i]);
+            if matches!(
+                tag,
+                Tag::Attr | Tag::Key | Tag::OtherKey | Tag::Cell | Tag::Local | Tag::Internal
+            ) {
+                check_str(crate::model::payload_of(label[i]), "an edge label")?;
+            }
+            start[f as usize + 1] += 1;
+        }
+        if from.len() >= u32::MAX as usize {
+            return Err(corrupt("too many edges".into()));
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let sorted = from.windows(2).all(|w| w[0] <= w[1]);
+        if sorted {
+            snap.edge_to = to;
+            snap.edge_label = label;
+        } else {
+            let mut fill = start.clone();
+            let mut sto = vec![0u32; from.len()];
+            let mut slab = vec![0u32; from.len()];
+            for i in 0..from.len() {
+                let slot = &mut fill[from[i] as usize];
+                sto[*slot as usize] = to[i];
+                slab[*slot as usize] = label[i];
+                *slot += 1;
+            }
+            snap.edge_to = sto;
+            snap.edge_label = slab;
+        }
+        snap.edge_start = start;
+        Ok(snap)
+    }
+}
+
+fn big_index(cur: &Cursor<'_>, big: &[i64]) -> Result<u32> {
+    let i = big.len() - 1;
+    if i > PAYLOAD_MAX as usize {
+        return Err(cur.fail("too many large integer labels"));
+    }
+    Ok(i as u32)
+}
+
+
