@@ -1,1 +1,31 @@
-//! memlens-analysis (work in progress).
+//! Turns a capture into answers: replays its events into a [`Report`] model that every
+//! renderer formats.
+//!
+//! [`analyze`] reads a capture held in memory (a memory map, typically), replays allocations
+//! and frees, weighs sampled blocks back to unbiased estimates, and aggregates per call site:
+//! bytes live at the peak, bytes still live at the end (leaks), bytes and allocations over the
+//! run. A site is the innermost frame of the user's own code; frames of the standard library,
+//! installed packages and memlens itself are folded into it, and the full stack is kept.
+//!
+//! ```no_run
+//! let bytes = std::fs::read("app.mlens").unwrap();
+//! let report = memlens_analysis::analyze(&bytes, &memlens_analysis::Options::default()).unwrap();
+//! for site in report.top_sites(memlens_analysis::View::Peak).take(5) {
+//!     println!("{}:{} {} bytes", site.location.file, site.location.line, site.peak_bytes);
+//! }
+//! ```
+#![deny(missing_docs)]
+
+mod model;
+mod replay;
+
+pub use model::{Location, Meta, Report, Site, Timeline, TimelinePoint, Totals, View};
+pub use replay::{Options, analyze};
+
+/// Why a capture could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// The file is not a readable capture.
+    #[error(transparent)]
+    Format(#[from] memlens_format::FormatError),
+}

@@ -1,1 +1,156 @@
-//! memlens._native (work in progress).
+//! `memlens._native`: the tracker and the command line, exposed to Python.
+//!
+//! The Python package (`python/memlens`) wraps these functions in its public API; the
+//! `memlens` console script calls [`cli_main`], which runs the Rust CLI with a
+//! [`ProgramRunner`] that executes the profiled program in this interpreter.
+#![allow(unsafe_code)]
+
+use std::path::PathBuf;
+
+use memlens_cli::{ProgramRunner, RunOptions, RunTarget};
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+fn tracker_error(e: memlens_tracker::TrackerError) -> PyErr {
+    match e {
+        memlens_tracker::TrackerError::Create { .. } => PyOSError::new_err(e.to_string()),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+/// Starts tracking; see `memlens.track` for the arguments.
+#[pyfunction]
+#[pyo3(signature = (path, exact, sample_rate, native, python, python_version, command, library_prefixes))]
+#[allow(clippy::too_many_arguments)]
+fn start(
+    path: PathBuf,
+    exact: bool,
+    sample_rate: u64,
+    native: bool,
+    python: (u8, u8),
+    python_version: String,
+    command: Vec<String>,
+    library_prefixes: Vec<String>,
+) -> PyResult<()> {
+    memlens_tracker::start(memlens_tracker::Config {
+        path,
+        exact,
+        sample_rate,
+        native,
+        python,
+        python_version,
+        command,
+        library_prefixes,
+    })
+    .map_err(tracker_error)
+}
+
+fn totals_dict<'py>(py: Python<'py>, t: memlens_tracker::Totals) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("live_bytes", t.live)?;
+    d.set_item("peak_bytes", t.peak)?;
+    d.set_item("allocated_bytes", t.allocated)?;
+    d.set_item("allocations", t.allocations)?;
+    Ok(d)
+}
+
+/// Stops tracking; returns a summary dict.
+#[pyfunction]
+fn stop(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let summary = memlens_tracker::stop().map_err(tracker_error)?;
+    let d = totals_dict(py, summary.totals)?;
+    d.set_item("path", summary.path)?;
+    d.set_item("capture_bytes", summary.writer.bytes)?;
+    d.set_item("events", summary.writer.events)?;
+    d.set_item("write_failed", summary.writer.failed)?;
+    Ok(d)
+}
+
+/// Exact totals now.
+#[pyfunction]
+fn current(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    totals_dict(py, memlens_tracker::current())
+}
+
+/// True while tracking.
+#[pyfunction]
+fn is_active() -> bool {
+    memlens_tracker::is_active()
+}
+
+/// Marks a point in the capture.
+#[pyfunction]
+fn checkpoint(label: &str) {
+    memlens_tracker::checkpoint(label);
+}
+
+/// Names the calling thread in the capture.
+#[pyfunction]
+fn set_thread_name(name: &str) {
+    memlens_tracker::set_thread_name(name);
+}
+
+/// Writes what was recorded so far.
+#[pyfunction]
+fn flush(py: Python<'_>) {
+    py.detach(memlens_tracker::flush);
+}
+
+/// Abandons the parent's session in a forked child.
+#[pyfunction]
+fn after_fork_in_child() {
+    memlens_tracker::after_fork_in_child();
+}
+
+/// Runs profiled programs through `memlens._runner.run`.
+struct PyRunner;
+
+impl ProgramRunner for PyRunner {
+    fn run(&self, options: &RunOptions) -> anyhow::Result<u8> {
+        Python::attach(|py| -> PyResult<u8> {
+            let runner = py.import("memlens._runner")?;
+            let kwargs = PyDict::new(py);
+            let (kind, target) = match &options.target {
+                RunTarget::Script(p) => ("script", p.to_string_lossy().into_owned()),
+                RunTarget::Module(m) => ("module", m.clone()),
+                RunTarget::Code(c) => ("code", c.clone()),
+            };
+            kwargs.set_item("kind", kind)?;
+            kwargs.set_item("target", target)?;
+            let args: Vec<String> =
+                options.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            kwargs.set_item("args", args)?;
+            kwargs.set_item("output", &options.output)?;
+            kwargs.set_item("exact", options.exact)?;
+            kwargs.set_item("sample_rate", options.sample_rate)?;
+            kwargs.set_item("native", true)?;
+            kwargs.set_item("follow_fork", options.follow_fork)?;
+            let status: i64 = runner.call_method("run", (), Some(&kwargs))?.extract()?;
+            Ok((status & 0xff) as u8)
+        })
+        .map_err(|e| anyhow::anyhow!("{}", Python::attach(|py| e.value(py).to_string())))
+    }
+}
+
+/// Runs the `memlens` command line with `argv`; returns the exit status.
+#[pyfunction]
+fn cli_main(argv: Vec<String>) -> u8 {
+    memlens_cli::main_status(argv, Some(&PyRunner))
+}
+
+/// The extension module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(start, m)?)?;
+    m.add_function(wrap_pyfunction!(stop, m)?)?;
+    m.add_function(wrap_pyfunction!(current, m)?)?;
+    m.add_function(wrap_pyfunction!(is_active, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(set_thread_name, m)?)?;
+    m.add_function(wrap_pyfunction!(flush, m)?)?;
+    m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

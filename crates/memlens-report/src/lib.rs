@@ -1,1 +1,38 @@
-//! memlens-report (work in progress).
+//! Renderers of the memlens report model: one module per format, each only formatting a
+//! [`memlens_analysis::Report`].
+//!
+//! [`Format`] selects a renderer; [`render`] writes it. Every name that came from the profiled
+//! program (files, functions) is escaped for the target: JSON by serde_json, the terminal by
+//! [`text::escape_terminal`].
+//!
+//! ```no_run
+//! # let report = memlens_analysis::Report::default();
+//! let mut out = Vec::new();
+//! memlens_report::render(&report, memlens_report::Format::Json, memlens_analysis::View::Peak, &mut out).unwrap();
+//! ```
+#![deny(missing_docs)]
+
+pub mod json;
+pub mod text;
+mod units;
+
+pub use units::human_bytes;
+
+use memlens_analysis::{Report, View};
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Terminal summary.
+    Text,
+    /// The JSON contract (`memlens-report`, version 1).
+    Json,
+}
+
+/// Renders `report` in `format`, ranking sites by `view`.
+pub fn render(report: &Report, format: Format, view: View, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    match format {
+        Format::Text => text::render(report, view, &text::TextOptions::default(), out),
+        Format::Json => json::render(report, view, out),
+    }
+}

@@ -1,1 +1,242 @@
-//! memlens-tracker (work in progress).
+//! The part of memlens that runs inside the profiled Python process.
+//!
+//! [`start`] wraps CPython's object allocators, serves pymalloc arenas from a reserved range,
+//! rewrites the GOT slots of the malloc family in every loaded library, and starts a writer
+//! thread that appends a capture file ([`memlens_format`]). From then on every allocation
+//! updates exact running totals ([`current`]); a byte-weighted Poisson sample of them (or every
+//! one, with `exact`) is recorded with its Python stack, read in place from the interpreter's
+//! frames ([`python`] holds the per-version layouts). [`stop`] restores everything and closes
+//! the file.
+//!
+//! Every public function except [`current`] must be called with the GIL held.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), memlens_tracker::TrackerError> {
+//! use memlens_tracker::{Config, start, stop};
+//! start(Config { path: "out.mlens".into(), python: (3, 11), ..Config::default() })?;
+//! // ... run Python code ...
+//! let summary = stop()?;
+//! println!("{} bytes at peak", summary.totals.peak);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![allow(unsafe_code)]
+
+mod counters;
+mod ffi;
+mod hooks;
+pub mod python;
+mod recorder;
+mod sampler;
+mod writer;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::time::Instant;
+
+pub use counters::Totals;
+use memlens_format::{Header, Mode, Writer};
+pub use writer::WriterStats;
+
+/// What went wrong starting or stopping the tracker.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    /// This CPython version has no layout.
+    #[error("CPython {0}.{1} is not supported (memlens supports 3.9 to 3.13)")]
+    UnsupportedPython(u8, u8),
+    /// Tracking is already on.
+    #[error("memory tracking is already active")]
+    AlreadyActive,
+    /// Tracking is not on.
+    #[error("memory tracking is not active")]
+    NotActive,
+    /// The capture file could not be created.
+    #[error("cannot write capture {path}: {source}")]
+    Create {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The capture header could not be written.
+    #[error("cannot write capture header: {0}")]
+    Format(#[from] memlens_format::FormatError),
+}
+
+/// How to track.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Capture file to write.
+    pub path: PathBuf,
+    /// Record every allocation instead of sampling.
+    pub exact: bool,
+    /// Mean bytes between samples.
+    pub sample_rate: u64,
+    /// Hook native allocations (malloc family, mmap) too.
+    pub native: bool,
+    /// `(major, minor)` of the running interpreter.
+    pub python: (u8, u8),
+    /// Full version string, for the header.
+    pub python_version: String,
+    /// The program's command line.
+    pub command: Vec<String>,
+    /// Path prefixes of library code (stdlib, site-packages).
+    pub library_prefixes: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: PathBuf::from("memlens.mlens"),
+            exact: false,
+            sample_rate: 512 * 1024,
+            native: true,
+            python: (3, 11),
+            python_version: String::new(),
+            command: Vec::new(),
+            library_prefixes: Vec::new(),
+        }
+    }
+}
+
+/// What a finished tracking session produced.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The capture file.
+    pub path: PathBuf,
+    /// Totals at the end.
+    pub totals: Totals,
+    /// Writer statistics.
+    pub writer: WriterStats,
+}
+
+struct Session {
+    path: PathBuf,
+    writer: writer::WriterHandle,
+    native: bool,
+}
+
+static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+
+/// Starts tracking. Caller holds the GIL.
+pub fn start(config: Config) -> Result<(), TrackerError> {
+    let mut session = recorder::lock(&SESSION);
+    if session.is_some() {
+        return Err(TrackerError::AlreadyActive);
+    }
+    let layout = python::Layout::detect(config.python.0, config.python.1)
+        .ok_or(TrackerError::UnsupportedPython(config.python.0, config.python.1))?;
+    let file = File::create(&config.path)
+        .map_err(|source| TrackerError::Create { path: config.path.clone(), source })?;
+    let header = Header {
+        python_version: config.python_version.clone(),
+        pid: std::process::id(),
+        command: config.command.clone(),
+        mode: if config.exact { Mode::Exact } else { Mode::Sampling },
+        sample_rate: if config.exact { 1 } else { config.sample_rate.max(1) },
+        start_unix_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        library_prefixes: config.library_prefixes.clone(),
+    };
+    let writer = Writer::new(BufWriter::with_capacity(1 << 20, file), &header)?;
+    // Taking the address of the interpreter's PyCode_Type object; it is never read or written.
+    let code_type = std::ptr::addr_of!(ffi::PyCode_Type) as usize;
+    let rec = recorder::install(config.exact, config.sample_rate, layout, code_type);
+    counters::reset();
+    hooks::arena::install(layout.pool_size);
+    let start = Instant::now();
+    let writer = writer::WriterHandle::spawn(rec, writer, start);
+    counters::GIL.active.store(true, SeqCst);
+    hooks::pymem::install();
+    if config.native {
+        hooks::native::patch_all();
+    }
+    install_fork_handler();
+    *session = Some(Session { path: config.path, writer, native: config.native });
+    Ok(())
+}
+
+/// Stops tracking, restores the allocators and finishes the capture. Caller holds the GIL.
+pub fn stop() -> Result<Summary, TrackerError> {
+    let session = recorder::lock(&SESSION).take().ok_or(TrackerError::NotActive)?;
+    let totals = counters::totals();
+    counters::GIL.active.store(false, SeqCst);
+    hooks::pymem::uninstall();
+    if session.native {
+        hooks::native::unpatch_all();
+    }
+    let stats = session.writer.finish();
+    Ok(Summary { path: session.path, totals, writer: stats })
+}
+
+/// True while tracking.
+pub fn is_active() -> bool {
+    counters::GIL.active.load(Relaxed)
+}
+
+/// Exact totals now (zeros when tracking never started). Any thread.
+pub fn current() -> Totals {
+    counters::totals()
+}
+
+/// Writes everything recorded so far to the capture (before a fork, say).
+pub fn flush() {
+    if let Some(s) = recorder::lock(&SESSION).as_ref() {
+        s.writer.flush();
+    }
+}
+
+/// Marks a point in the capture; reports can show what leaked between two checkpoints.
+pub fn checkpoint(label: &str) {
+    if let Some(rec) = recorder::current()
+        && is_active()
+    {
+        rec.checkpoint(label);
+    }
+}
+
+/// Names the calling thread in the capture.
+pub fn set_thread_name(name: &str) {
+    if let Some(rec) = recorder::current()
+        && is_active()
+    {
+        rec.set_thread_name(name);
+    }
+}
+
+/// Called in a forked child: the writer thread did not survive the fork, so tracking stops
+/// here without touching any lock another thread may have held. The caller may [`start`] a
+/// fresh session (with its own file) afterwards.
+pub fn after_fork_in_child() {
+    counters::GIL.active.store(false, SeqCst);
+    // The parent's session, writer and locks are abandoned: forget them without dropping.
+    if let Ok(mut s) = SESSION.try_lock()
+        && let Some(session) = s.take()
+    {
+        std::mem::forget(session);
+    }
+}
+
+extern "C" fn atfork_child() {
+    counters::GIL.active.store(false, SeqCst);
+}
+
+fn install_fork_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
+    });
+}
+
+pub(crate) fn disable_after_panic() {
+    if let Some(rec) = recorder::current() {
+        rec.poisoned.store(true, Relaxed);
+    }
+    counters::GIL.active.store(false, Relaxed);
+}

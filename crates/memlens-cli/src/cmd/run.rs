@@ -1,6 +1,7 @@
 //! `memlens run`: track a Python program and report on it.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `memlens run`.
@@ -113,9 +114,16 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         (_, _, Some(script)) => RunTarget::Script(script),
         _ => anyhow::bail!("nothing to run: give a script, -m MODULE or -c CODE"),
     };
-    let _ = (args.html, args.quiet);
+    if let RunTarget::Script(script) = &target
+        && !script.is_file()
+    {
+        anyhow::bail!("cannot run {}: no such file", script.display());
+    }
+    let output = args.output.unwrap_or_else(|| default_output(&target));
+    check_writable(&output)?;
+    let _ = args.html;
     let options = RunOptions {
-        output: args.output.unwrap_or_else(|| PathBuf::from("memlens.mlens")),
+        output: output.clone(),
         target,
         args: args.args,
         exact: args.exact,
@@ -125,5 +133,60 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         heap_snapshot_at_exit: args.heap_snapshot == HeapSnapshotWhen::Exit,
         live: args.live,
     };
-    runner.run(&options)
+    let status = runner.run(&options)?;
+    if !args.quiet {
+        summarize(&output);
+    }
+    Ok(status)
+}
+
+/// `memlens-<program>-<pid>.mlens` in the current directory.
+fn default_output(target: &RunTarget) -> PathBuf {
+    let name = match target {
+        RunTarget::Script(p) => p.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        RunTarget::Module(m) => Some(m.replace('.', "_")),
+        RunTarget::Code(_) => Some("c".to_owned()),
+    };
+    let name: String = name
+        .unwrap_or_else(|| "program".into())
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .collect();
+    PathBuf::from(format!("memlens-{name}-{}.mlens", std::process::id()))
+}
+
+/// Fails early, before the program runs, when the capture cannot be created.
+fn check_writable(path: &std::path::Path) -> anyhow::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot write capture {}: {e}", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// Prints the end-of-run summary to stderr (stdout belongs to the program).
+fn summarize(capture: &std::path::Path) {
+    let report = match super::report::load(capture) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("memlens: cannot summarize {}: {e:#}", capture.display());
+            return;
+        }
+    };
+    let mut out = Vec::new();
+    let options = memlens_report::text::TextOptions { top: 5, show_source: true };
+    let _ = memlens_report::text::render(&report, memlens_analysis::View::Peak, &options, &mut out);
+    if report.totals.leaked_bytes > 0 {
+        let _ = writeln!(out);
+        let _ = memlens_report::text::render_sites(&report, memlens_analysis::View::Leaks, &options, &mut out);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Capture: {}", capture.display());
+    let _ = writeln!(out, "More:    memlens report {} --view leaks|allocations --format json", capture.display());
+    let _ = std::io::stderr().write_all(&out);
 }

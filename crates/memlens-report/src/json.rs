@@ -1,0 +1,59 @@
+//! The JSON contract of design.md §3: `{"format": "memlens-report", "version": 1, ...}`.
+//! Fields are only ever added.
+
+use memlens_analysis::{Location, Report, View};
+use serde_json::{Value, json};
+
+fn location(l: &Location) -> Value {
+    json!({"file": l.file, "line": l.line, "function": l.function})
+}
+
+/// The report as a JSON value, sites ranked by `view` (all sites with any figure are listed).
+pub fn to_value(report: &Report, view: View) -> Value {
+    let m = &report.meta;
+    let t = &report.totals;
+    let mut sites: Vec<_> = report.sites.iter().collect();
+    sites.sort_by(|a, b| b.bytes(view).cmp(&a.bytes(view)).then_with(|| a.location.cmp(&b.location)));
+    json!({
+        "format": "memlens-report",
+        "version": 1,
+        "view": view.name(),
+        "meta": {
+            "command": m.command,
+            "python": m.python,
+            "pid": m.pid,
+            "mode": m.mode,
+            "sample_rate": m.sample_rate,
+            "duration_s": m.duration_s,
+            "warning": m.warning,
+        },
+        "totals": {
+            "peak_bytes": t.peak_bytes,
+            "peak_time_s": t.peak_time_s,
+            "leaked_bytes": t.leaked_bytes,
+            "allocated_bytes": t.allocated_bytes,
+            "allocations": t.allocations,
+            "rss_peak_bytes": t.rss_peak_bytes,
+        },
+        "sites": sites.iter().map(|s| json!({
+            "file": s.location.file,
+            "line": s.location.line,
+            "function": s.location.function,
+            "peak_bytes": s.peak_bytes,
+            "leaked_bytes": s.leaked_bytes,
+            "allocated_bytes": s.allocated_bytes,
+            "allocations": s.allocations,
+            "stack": s.stack.iter().map(location).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "findings": [],
+        "timeline": report.timeline.iter().map(|p| json!({
+            "t": p.time_s, "live_bytes": p.live_bytes, "rss_bytes": p.rss_bytes,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Writes the report as pretty-printed JSON.
+pub fn render(report: &Report, view: View, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &to_value(report, view))?;
+    writeln!(out)
+}

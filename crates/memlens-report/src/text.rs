@@ -1,0 +1,135 @@
+//! The terminal summary: totals, then the top lines of the user's code with their source.
+
+use std::fmt::Write as _;
+
+use memlens_analysis::{Report, View};
+
+use crate::human_bytes;
+
+/// Text rendering settings.
+#[derive(Debug, Clone)]
+pub struct TextOptions {
+    /// How many sites to list.
+    pub top: usize,
+    /// Show the source line of each site when the file is readable.
+    pub show_source: bool,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        TextOptions { top: 10, show_source: true }
+    }
+}
+
+/// Makes a name from the profiled program safe to print: control characters (escape
+/// sequences, carriage returns) are shown as `\u{..}` instead of acting on the terminal.
+pub fn escape_terminal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn source_line(file: &str, line: u32) -> Option<String> {
+    if line == 0 || file.starts_with('<') {
+        return None;
+    }
+    let text = std::fs::read(file).ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let l = text.lines().nth(line as usize - 1)?.trim();
+    let mut l: String = l.chars().take(80).collect();
+    if l.len() < text.lines().nth(line as usize - 1)?.trim().len() {
+        l.push('…');
+    }
+    Some(l)
+}
+
+fn view_title(view: View) -> &'static str {
+    match view {
+        View::Peak => "Top lines at the peak (live when memory use was highest)",
+        View::Leaks => "Top lines still holding memory at exit (leaks)",
+        View::Allocations => "Top lines by bytes allocated over the run",
+    }
+}
+
+/// Writes the summary.
+pub fn render(report: &Report, view: View, options: &TextOptions, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let m = &report.meta;
+    let t = &report.totals;
+    let command = escape_terminal(&m.command.join(" "));
+    let mode = if m.mode == "exact" {
+        "exact".to_owned()
+    } else {
+        format!("sampling every {} on average", human_bytes(m.sample_rate))
+    };
+    writeln!(out, "memlens report: {command}")?;
+    writeln!(out, "  Python {}, pid {}, {mode}, {:.2} s", escape_terminal(&m.python), m.pid, m.duration_s)?;
+    if let Some(w) = &m.warning {
+        writeln!(out, "  warning: {}", escape_terminal(w))?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  peak {} at {:.2} s · still live at exit {} · allocated {} in {} allocations · peak RSS {}",
+        human_bytes(t.peak_bytes),
+        t.peak_time_s,
+        human_bytes(t.leaked_bytes),
+        human_bytes(t.allocated_bytes),
+        t.allocations,
+        human_bytes(t.rss_peak_bytes),
+    )?;
+    writeln!(out)?;
+    render_sites(report, view, options, out)
+}
+
+/// Writes only the ranked lines of `view`.
+pub fn render_sites(report: &Report, view: View, options: &TextOptions, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let t = &report.totals;
+    writeln!(out, "{}:", view_title(view))?;
+    let total = match view {
+        View::Peak => t.peak_bytes,
+        View::Leaks => t.leaked_bytes,
+        View::Allocations => t.allocated_bytes,
+    }
+    .max(1);
+    let mut any = false;
+    for site in report.top_sites(view).take(options.top) {
+        any = true;
+        let bytes = site.bytes(view);
+        let l = &site.location;
+        writeln!(
+            out,
+            "  {:>10} {:>5.1}%  {}:{}  {}",
+            human_bytes(bytes),
+            bytes as f64 * 100.0 / total as f64,
+            escape_terminal(&l.file),
+            l.line,
+            escape_terminal(&l.function),
+        )?;
+        if options.show_source
+            && let Some(src) = source_line(&l.file, l.line)
+        {
+            writeln!(out, "  {:>17}  │ {}", "", escape_terminal(&src))?;
+        }
+    }
+    if !any {
+        writeln!(out, "  (nothing recorded)")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_terminal;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(escape_terminal("a\x1b[31mb\r"), "a\\u{1b}[31mb\\u{d}");
+        assert_eq!(escape_terminal("<script>é"), "<script>é");
+    }
+}

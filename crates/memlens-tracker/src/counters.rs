@@ -1,0 +1,89 @@
+//! Exact running totals of all tracked memory, kept on every allocation in both modes.
+//!
+//! Python-domain hooks run with the GIL held, so their fields are only ever written by one
+//! thread at a time: they use relaxed loads and stores (plain `mov`s, no lock prefix). Native
+//! hooks run on any thread and use atomic read-modify-writes. Readers (the writer thread,
+//! `memlens.current()`) see values at most a few instructions stale.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Cache-line aligned so the hot fields share one line and nothing else does.
+#[repr(align(64))]
+pub(crate) struct GilCounters {
+    /// Live bytes in pymalloc blocks allocated while tracking (GIL-protected).
+    pub live: AtomicI64,
+    /// Bytes allocated in the Python domain (GIL-protected).
+    pub allocated: AtomicU64,
+    /// Allocations in the Python domain (GIL-protected).
+    pub allocations: AtomicU64,
+    /// Bytes until the next sample point (GIL-protected).
+    pub countdown: AtomicI64,
+    /// Hooks count and sample only while this is set.
+    pub active: AtomicBool,
+}
+
+#[repr(align(64))]
+pub(crate) struct SharedCounters {
+    /// Live bytes in native blocks and maps (any thread).
+    pub native_live: AtomicI64,
+    /// Bytes allocated natively.
+    pub native_allocated: AtomicU64,
+    /// Native allocations.
+    pub native_allocations: AtomicU64,
+    /// Highest total live bytes seen.
+    pub peak: AtomicI64,
+    /// The next total at which a peak marker is recorded.
+    pub next_peak_mark: AtomicI64,
+}
+
+pub(crate) static GIL: GilCounters = GilCounters {
+    live: AtomicI64::new(0),
+    allocated: AtomicU64::new(0),
+    allocations: AtomicU64::new(0),
+    countdown: AtomicI64::new(0),
+    active: AtomicBool::new(false),
+};
+
+pub(crate) static SHARED: SharedCounters = SharedCounters {
+    native_live: AtomicI64::new(0),
+    native_allocated: AtomicU64::new(0),
+    native_allocations: AtomicU64::new(0),
+    peak: AtomicI64::new(0),
+    next_peak_mark: AtomicI64::new(i64::MAX),
+};
+
+/// A consistent-enough view of the totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Bytes live now.
+    pub live: u64,
+    /// Highest live bytes since tracking started.
+    pub peak: u64,
+    /// Bytes allocated since tracking started.
+    pub allocated: u64,
+    /// Allocations since tracking started.
+    pub allocations: u64,
+}
+
+pub(crate) fn totals() -> Totals {
+    let live = GIL.live.load(Relaxed) + SHARED.native_live.load(Relaxed);
+    let peak = SHARED.peak.load(Relaxed).max(live);
+    Totals {
+        live: live.max(0) as u64,
+        peak: peak.max(0) as u64,
+        allocated: GIL.allocated.load(Relaxed) + SHARED.native_allocated.load(Relaxed),
+        allocations: GIL.allocations.load(Relaxed) + SHARED.native_allocations.load(Relaxed),
+    }
+}
+
+pub(crate) fn reset() {
+    GIL.live.store(0, Relaxed);
+    GIL.allocated.store(0, Relaxed);
+    GIL.allocations.store(0, Relaxed);
+    GIL.countdown.store(0, Relaxed);
+    SHARED.native_live.store(0, Relaxed);
+    SHARED.native_allocated.store(0, Relaxed);
+    SHARED.native_allocations.store(0, Relaxed);
+    SHARED.peak.store(0, Relaxed);
+    SHARED.next_peak_mark.store(0, Relaxed);
+}

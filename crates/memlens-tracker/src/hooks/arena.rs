@@ -1,0 +1,154 @@
+//! pymalloc arenas served from one reserved address range.
+//!
+//! pymalloc asks for its 256 KiB (3.9) or 1 MiB (3.10+) arenas through
+//! `PyObject_SetArenaAllocator`. We hand them out of a large `PROT_NONE` reservation, one
+//! aligned slot each, committing a slot with `mmap(MAP_FIXED)` as CPython's own allocator would
+//! and releasing it the same way. Then "is this a pymalloc block we track?" is one subtraction
+//! and comparison, and the pool header of any such block sits at its pool-aligned address.
+//! The allocator stays installed for the life of the process: pymalloc frees arenas long after
+//! tracking stops, and a slot must never be handed back to the kernel's general pool while our
+//! range still covers it. Arenas that existed before tracking started go back to CPython's own
+//! allocator when freed.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use crate::ffi::{self, PyObjectArenaAllocator};
+
+/// Address space reserved for arenas: 256 GiB of small objects. Reserved `PROT_NONE`, so it
+/// costs no memory and no commit charge; past it pymalloc gets CPython's own arenas (untracked).
+const RESERVE: usize = 256 << 30;
+/// Every slot is this big and this aligned; arenas are at most 1 MiB in 3.9-3.13.
+const SLOT: usize = 1 << 20;
+
+static BASE: AtomicUsize = AtomicUsize::new(0);
+static LEN: AtomicUsize = AtomicUsize::new(0);
+static POOL_SIZE: AtomicUsize = AtomicUsize::new(4096);
+
+struct Slots {
+    next_unused: usize,
+    free: Vec<usize>,
+    orig: Option<PyObjectArenaAllocator>,
+}
+
+// SAFETY: the raw context pointer inside `orig` is only passed back to CPython's allocator.
+unsafe impl Send for Slots {}
+
+static SLOTS: Mutex<Slots> = Mutex::new(Slots { next_unused: 0, free: Vec::new(), orig: None });
+
+/// True when `p` lies in an arena we handed out.
+#[inline(always)]
+pub(crate) fn contains(p: usize) -> bool {
+    p.wrapping_sub(BASE.load(Relaxed)) < LEN.load(Relaxed)
+}
+
+/// pymalloc's pool size for the running interpreter.
+#[inline(always)]
+pub(crate) fn pool_size() -> usize {
+    POOL_SIZE.load(Relaxed)
+}
+
+unsafe extern "C" fn arena_alloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
+    let mut slots = crate::recorder::lock(&SLOTS);
+    if size <= SLOT && LEN.load(Relaxed) != 0 {
+        let index = slots.free.pop().or_else(|| {
+            (slots.next_unused < RESERVE / SLOT).then(|| {
+                slots.next_unused += 1;
+                slots.next_unused - 1
+            })
+        });
+        if let Some(index) = index {
+            let addr = BASE.load(Relaxed) + index * SLOT;
+            // SAFETY: addr..addr+SLOT lies inside our own reservation, which nothing else maps.
+            let p = unsafe {
+                libc::mmap(
+                    addr as *mut c_void,
+                    SLOT,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                return p;
+            }
+            slots.free.push(index);
+            return std::ptr::null_mut();
+        }
+    }
+    match slots.orig {
+        // SAFETY: CPython's own arena allocator with its own context.
+        Some(orig) => unsafe { orig.alloc.map_or(std::ptr::null_mut(), |f| f(orig.ctx, size)) },
+        None => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn arena_free(_ctx: *mut c_void, ptr: *mut c_void, size: usize) {
+    let mut slots = crate::recorder::lock(&SLOTS);
+    let p = ptr as usize;
+    if contains(p) {
+        let index = (p - BASE.load(Relaxed)) / SLOT;
+        // SAFETY: the slot is ours; remapping it PROT_NONE returns its pages and keeps the
+        // reservation whole.
+        unsafe {
+            libc::mmap(
+                (BASE.load(Relaxed) + index * SLOT) as *mut c_void,
+                SLOT,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+        }
+        slots.free.push(index);
+    } else if let Some(orig) = slots.orig {
+        // SAFETY: an arena CPython allocated before we took over goes back to its allocator.
+        unsafe {
+            if let Some(f) = orig.free {
+                f(orig.ctx, ptr, size);
+            }
+        }
+    }
+}
+
+/// Reserves the range and installs the arena allocator (once per process). Caller holds the
+/// GIL. Returns false when the reservation failed (then Python-domain totals are not kept).
+pub(crate) fn install(pool_size: usize) -> bool {
+    POOL_SIZE.store(pool_size, Relaxed);
+    let mut slots = crate::recorder::lock(&SLOTS);
+    if slots.orig.is_some() {
+        return LEN.load(Relaxed) != 0;
+    }
+    // SAFETY: a fresh anonymous PROT_NONE mapping; no existing memory is touched.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            RESERVE + SLOT,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    let mut orig = PyObjectArenaAllocator { ctx: std::ptr::null_mut(), alloc: None, free: None };
+    // SAFETY: GIL held; reads the current arena allocator.
+    unsafe { ffi::PyObject_GetArenaAllocator(&mut orig) };
+    slots.orig = Some(orig);
+    if raw == libc::MAP_FAILED {
+        return false;
+    }
+    let base = (raw as usize + SLOT - 1) & !(SLOT - 1);
+    BASE.store(base, Relaxed);
+    LEN.store(RESERVE, Relaxed);
+    let mut ours = PyObjectArenaAllocator {
+        ctx: std::ptr::null_mut(),
+        alloc: Some(arena_alloc),
+        free: Some(arena_free),
+    };
+    drop(slots);
+    // SAFETY: GIL held; CPython copies the struct.
+    unsafe { ffi::PyObject_SetArenaAllocator(&mut ours) };
+    true
+}

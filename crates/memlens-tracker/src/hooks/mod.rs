@@ -1,0 +1,54 @@
+//! The allocator hooks: Python domains ([`pymem`] over [`arena`]) and native code ([`native`]).
+//!
+//! A hook is a few lines: forward to the real allocator, update the exact totals, and on a
+//! sample (or always, in exact mode) call the recorder. The recorder runs inside [`guarded`]:
+//! a panic there turns recording off and the allocation still completes, because a panic must
+//! never unwind into C.
+
+pub(crate) mod arena;
+pub(crate) mod native;
+pub(crate) mod pymem;
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::counters::SHARED;
+use crate::recorder;
+
+thread_local! {
+    /// Set while this thread is inside the recorder: allocations made meanwhile (by the
+    /// interpreter's loader, libc internals, ...) are counted but not recorded again.
+    static IN_RECORDER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (the recorder's slow path) unless this thread is already inside it, catching any
+/// panic.
+#[inline]
+pub(crate) fn guarded(f: impl FnOnce()) {
+    let entered = IN_RECORDER
+        .try_with(|flag| if flag.get() { false } else { flag.set(true); true })
+        .unwrap_or(false);
+    if !entered {
+        return;
+    }
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        crate::disable_after_panic();
+    }
+    let _ = IN_RECORDER.try_with(|flag| flag.set(false));
+}
+
+/// Slow path for a new high-water mark: raise the peak and, past the next mark, record where
+/// the peak is in the event stream.
+#[cold]
+pub(crate) fn new_peak(total: i64) {
+    SHARED.peak.fetch_max(total, Relaxed);
+    if total >= SHARED.next_peak_mark.load(Relaxed)
+        && let Some(rec) = recorder::current()
+    {
+        // Marks are recorded at most every 1/256 of the peak (and at least 64 KiB apart in
+        // sampling mode), so the peak set is at most 0.4% short of the true high-water mark.
+        let step = if rec.exact { (total / 256).max(4096) } else { (total / 256).max(64 << 10) };
+        SHARED.next_peak_mark.store(total + step, Relaxed);
+        guarded(|| rec.on_peak());
+    }
+}

@@ -1,0 +1,299 @@
+//! Everything that depends on the CPython version: struct layouts, read in place.
+//!
+//! One file per version holds a [`Layout`] read off that version's headers; [`Layout::detect`]
+//! picks one once at start-up from `sys.version_info`. The rest of the tracker works on plain
+//! [`RawFrame`]s and [`CodeNames`]. `tests/layouts.rs` compiles a C program against each
+//! installed interpreter's own headers and checks every offset here against `offsetof`.
+
+mod v3_10;
+mod v3_11;
+mod v3_12;
+mod v3_13;
+mod v3_9;
+
+use std::ffi::c_void;
+
+/// How the current frame is found and what a frame looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameModel {
+    /// 3.9, 3.10: `tstate->frame` is a `PyFrameObject` with `f_back`, `f_code`, `f_lasti`.
+    FrameObject {
+        /// `PyThreadState.frame`.
+        tstate_frame: usize,
+        /// `PyFrameObject.f_back`.
+        f_back: usize,
+        /// `PyFrameObject.f_code`.
+        f_code: usize,
+        /// `PyFrameObject.f_lasti` (int).
+        f_lasti: usize,
+        /// `f_lasti` counts code units (2 bytes) rather than bytes (3.10).
+        lasti_in_units: bool,
+    },
+    /// 3.11+: `_PyInterpreterFrame`s on the thread's data stack.
+    Interpreter {
+        /// `PyThreadState.cframe` (3.11, 3.12) or `None` when the frame hangs off tstate.
+        tstate_cframe: Option<usize>,
+        /// `_PyCFrame.current_frame` or `PyThreadState.current_frame`.
+        current_frame: usize,
+        /// `f_code` / `f_executable`.
+        code: usize,
+        /// `previous`.
+        previous: usize,
+        /// `prev_instr` / `instr_ptr`.
+        instr: usize,
+        /// `owner` (char).
+        owner: usize,
+        /// Frames with `owner >= this` are C-stack shims, never Python code (3.12+).
+        shim_owner: Option<u8>,
+        /// `f_executable` may be something other than a code object (3.13).
+        check_code_type: bool,
+    },
+}
+
+/// Offsets of one CPython version (x86-64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// `(major, minor)`.
+    pub version: (u8, u8),
+    /// How frames are walked.
+    pub frames: FrameModel,
+    /// `PyCodeObject.co_filename`.
+    pub co_filename: usize,
+    /// `PyCodeObject.co_name`.
+    pub co_name: usize,
+    /// `PyCodeObject.co_qualname` (3.11+).
+    pub co_qualname: Option<usize>,
+    /// `PyCodeObject.co_firstlineno` (int).
+    pub co_firstlineno: usize,
+    /// `PyCodeObject._co_firsttraceable` (int, 3.11+).
+    pub co_firsttraceable: Option<usize>,
+    /// `PyCodeObject.co_code_adaptive`: where the bytecode starts (3.11+).
+    pub co_code_adaptive: Option<usize>,
+    /// `sizeof(PyASCIIObject)`: compact ASCII data follows it.
+    pub ascii_size: usize,
+    /// `sizeof(PyCompactUnicodeObject)`: compact non-ASCII data follows it.
+    pub compact_size: usize,
+    /// pymalloc pool size (`POOL_SIZE`): 4 KiB before 3.10, 16 KiB after (radix tree).
+    pub pool_size: usize,
+}
+
+/// The `PyASCIIObject.state` bits, the same in 3.9-3.13 (checked by tests/layouts.rs).
+const UNICODE_LENGTH: usize = 16;
+const UNICODE_STATE: usize = 32;
+const STATE_KIND_SHIFT: u32 = 2;
+const STATE_COMPACT: u32 = 1 << 5;
+const STATE_ASCII: u32 = 1 << 6;
+/// `pool_header.szidx` (uint after four pointers and `arenaindex`), the same in 3.9-3.13.
+pub const POOL_SZIDX: usize = 36;
+
+impl Layout {
+    /// The layout for `major.minor`, if supported.
+    pub fn detect(major: u8, minor: u8) -> Option<&'static Layout> {
+        [&v3_9::LAYOUT, &v3_10::LAYOUT, &v3_11::LAYOUT, &v3_12::LAYOUT, &v3_13::LAYOUT]
+            .into_iter()
+            .find(|l| l.version == (major, minor))
+    }
+}
+
+/// One Python frame as found on the stack: its code object and the byte offset of the
+/// instruction it is executing (-1 before the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RawFrame {
+    /// `PyCodeObject*`.
+    pub code: usize,
+    /// Byte offset into the bytecode.
+    pub lasti: i32,
+}
+
+/// Reads `T` at `base + offset`.
+///
+/// # Safety
+/// `base + offset` must be valid for reads of `T` (the object is alive and has that layout).
+#[inline(always)]
+unsafe fn read<T: Copy>(base: usize, offset: usize) -> T {
+    // SAFETY: the caller guarantees the address is readable; unaligned reads are allowed.
+    unsafe { std::ptr::read_unaligned((base + offset) as *const T) }
+}
+
+impl Layout {
+    /// Walks the frame chain of `tstate` (innermost first) into `out`; returns how many frames
+    /// were written. Frames beyond `out.len()` (the outermost ones) are dropped.
+    ///
+    /// # Safety
+    /// `tstate` must be this thread's live `PyThreadState` (or null), and the thread must not
+    /// be running Python code concurrently: only the owning thread mutates its frame chain, and
+    /// it is inside this call.
+    pub unsafe fn walk(&self, tstate: *mut c_void, code_type: usize, out: &mut [RawFrame]) -> usize {
+        let tstate = tstate as usize;
+        if tstate == 0 {
+            return 0;
+        }
+        let mut n = 0;
+        match self.frames {
+            FrameModel::FrameObject { tstate_frame, f_back, f_code, f_lasti, lasti_in_units } => {
+                // SAFETY: tstate is live; frames in the chain are alive while they are on it.
+                let mut frame: usize = unsafe { read(tstate, tstate_frame) };
+                while frame != 0 && n < out.len() {
+                    let code: usize = unsafe { read(frame, f_code) };
+                    let mut lasti: i32 = unsafe { read(frame, f_lasti) };
+                    if lasti_in_units && lasti > 0 {
+                        lasti *= 2;
+                    }
+                    if code != 0 {
+                        out[n] = RawFrame { code, lasti };
+                        n += 1;
+                    }
+                    frame = unsafe { read(frame, f_back) };
+                }
+            }
+            FrameModel::Interpreter {
+                tstate_cframe,
+                current_frame,
+                code: code_off,
+                previous,
+                instr,
+                owner,
+                shim_owner,
+                check_code_type,
+            } => {
+                let holder = match tstate_cframe {
+                    // SAFETY: cframe points into the C stack of this thread, alive during the call.
+                    Some(off) => unsafe { read::<usize>(tstate, off) },
+                    None => tstate,
+                };
+                if holder == 0 {
+                    return 0;
+                }
+                let adaptive = self.co_code_adaptive.unwrap_or(0);
+                let first_traceable = self.co_firsttraceable.unwrap_or(0);
+                // SAFETY: as above; every frame on the chain is initialised up to `previous`.
+                let mut frame: usize = unsafe { read(holder, current_frame) };
+                let mut guard = 0;
+                while frame != 0 && n < out.len() && guard < 100_000 {
+                    guard += 1;
+                    let own: u8 = unsafe { read(frame, owner) };
+                    let code: usize = unsafe { read(frame, code_off) };
+                    let next: usize = unsafe { read(frame, previous) };
+                    let is_shim = shim_owner.is_some_and(|s| own >= s);
+                    let is_code = code != 0
+                        && (!check_code_type || unsafe { read::<usize>(code, 8) } == code_type);
+                    if !is_shim && is_code {
+                        let ip: usize = unsafe { read(frame, instr) };
+                        let start = code + adaptive;
+                        let first: i32 = unsafe { read(code, first_traceable) };
+                        // An incomplete frame (not yet past RESUME) is not really on the stack.
+                        let incomplete = own != 1 && ip < start + 2 * first.max(0) as usize;
+                        if !incomplete {
+                            let lasti = ip.wrapping_sub(start) as isize;
+                            out[n] = RawFrame { code, lasti: lasti.clamp(-1, i32::MAX as isize) as i32 };
+                            n += 1;
+                        }
+                    }
+                    frame = next;
+                }
+            }
+        }
+        n
+    }
+
+    /// Reads a `str` object's text without calling into Python (no allocation, no GIL needed
+    /// for immutable strings kept alive by a live code object). At most `max_chars` characters.
+    ///
+    /// # Safety
+    /// `obj` must be a live `str` object (or null).
+    pub unsafe fn read_str(&self, obj: usize, max_chars: usize, out: &mut String) {
+        out.clear();
+        if obj == 0 {
+            return;
+        }
+        // SAFETY: obj is a live str; compact strings keep their data right after the header.
+        let (len, state) = unsafe { (read::<isize>(obj, UNICODE_LENGTH), read::<u32>(obj, UNICODE_STATE)) };
+        let len = (len.max(0) as usize).min(max_chars);
+        let kind = (state >> STATE_KIND_SHIFT) & 7;
+        let data = if state & STATE_COMPACT == 0 {
+            // Legacy string: data pointer sits after the compact header.
+            unsafe { read::<usize>(obj, self.compact_size) }
+        } else if state & STATE_ASCII != 0 {
+            obj + self.ascii_size
+        } else {
+            obj + self.compact_size
+        };
+        if data == 0 {
+            return;
+        }
+        for i in 0..len {
+            // SAFETY: i < length, and kind gives the width of each code point.
+            let cp: u32 = unsafe {
+                match kind {
+                    1 => u32::from(read::<u8>(data, i)),
+                    2 => u32::from(read::<u16>(data, 2 * i)),
+                    4 => read::<u32>(data, 4 * i),
+                    _ => return,
+                }
+            };
+            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+        }
+    }
+
+    /// The names of a code object.
+    ///
+    /// # Safety
+    /// `code` must be a live `PyCodeObject`.
+    pub unsafe fn code_names(&self, code: usize) -> CodeNames {
+        let mut names = CodeNames::default();
+        // SAFETY: code is live, so its name and file strings are too.
+        unsafe {
+            names.first_line = read::<i32>(code, self.co_firstlineno).max(0) as u32;
+            self.read_str(read(code, self.co_name), 512, &mut names.name);
+            self.read_str(read(code, self.co_filename), 4096, &mut names.file);
+            match self.co_qualname {
+                Some(off) => self.read_str(read(code, off), 1024, &mut names.qualname),
+                None => names.qualname.clone_from(&names.name),
+            }
+        }
+        names
+    }
+
+    /// Identity of a code object that survives address reuse well enough: the address plus its
+    /// name and file objects and first line.
+    ///
+    /// # Safety
+    /// `code` must be a live `PyCodeObject`.
+    pub unsafe fn code_key(&self, code: usize) -> CodeKey {
+        // SAFETY: code is live.
+        unsafe {
+            CodeKey {
+                code,
+                name: read(code, self.co_name),
+                file: read(code, self.co_filename),
+                first_line: read(code, self.co_firstlineno),
+            }
+        }
+    }
+}
+
+/// A code object's identity; see [`Layout::code_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CodeKey {
+    /// Address of the code object.
+    pub code: usize,
+    /// Address of its `co_name`.
+    pub name: usize,
+    /// Address of its `co_filename`.
+    pub file: usize,
+    /// Its first line.
+    pub first_line: i32,
+}
+
+/// What a report shows of a code object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeNames {
+    /// `co_name`.
+    pub name: String,
+    /// `co_qualname` (3.11+) or `co_name`.
+    pub qualname: String,
+    /// `co_filename`.
+    pub file: String,
+    /// `co_firstlineno`.
+    pub first_line: u32,
+}

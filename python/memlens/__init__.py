@@ -1,0 +1,189 @@
+"""memlens: where a Python program's memory goes, who keeps it alive, and how to fix it.
+
+Track a block of code (every byte, Python objects and native memory alike) and write a
+capture that ``memlens report`` turns into answers::
+
+    import memlens
+
+    with memlens.track("build.mlens"):
+        build_index()
+    print(memlens.current())      # live/peak bytes while tracking
+
+or run a whole program with ``memlens run script.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import sysconfig
+import threading
+from typing import Any, Callable, Optional, TypeVar
+
+from . import _native
+
+__all__ = ["track", "current", "checkpoint", "snapshot", "Tracker", "DEFAULT_SAMPLE_RATE"]
+__version__ = _native.__version__
+
+#: Mean bytes between samples in the default (sampling) mode.
+DEFAULT_SAMPLE_RATE = 512 * 1024
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_fork_config: Optional[dict] = None
+_hooks_installed = False
+
+
+def _library_prefixes() -> list:
+    """Path prefixes whose frames are folded into the calling user code in reports."""
+    paths = sysconfig.get_paths()
+    prefixes = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    prefixes.add(os.path.dirname(os.path.abspath(__file__)))
+    return sorted(p + os.sep for p in prefixes if p)
+
+
+def _install_process_hooks() -> None:
+    """Names threads as they start and keeps tracking sane across fork (once per process)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def _bootstrap_inner(self: threading.Thread) -> None:
+        try:
+            _native.set_thread_name(self.name)
+        except Exception:  # never let naming break the program's thread
+            pass
+        original(self)
+
+    threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _before_fork() -> None:
+    if _native.is_active():
+        _native.flush()
+
+
+def _after_fork_in_child() -> None:
+    global _fork_config
+    if _fork_config is None:
+        return
+    _native.after_fork_in_child()
+    config = dict(_fork_config)
+    if config.pop("follow_fork", False):
+        root, ext = os.path.splitext(config["path"])
+        config["path"] = f"{root}.{os.getpid()}{ext or '.mlens'}"
+        try:
+            _start(**config, follow_fork=True)
+        except Exception as exc:  # the child must go on even if tracking cannot
+            print(f"memlens: not tracking child {os.getpid()}: {exc}", file=sys.stderr)
+    else:
+        _fork_config = None
+
+
+def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: bool) -> None:
+    global _fork_config
+    _install_process_hooks()
+    command = list(sys.argv) if sys.argv and sys.argv[0] else [sys.executable]
+    _native.start(
+        os.fspath(path),
+        bool(exact),
+        int(sample_rate),
+        bool(native),
+        (sys.version_info[0], sys.version_info[1]),
+        sys.version.split()[0],
+        command,
+        _library_prefixes(),
+    )
+    _fork_config = dict(
+        path=os.fspath(path),
+        exact=exact,
+        sample_rate=sample_rate,
+        native=native,
+        follow_fork=follow_fork,
+    )
+    _native.set_thread_name(threading.current_thread().name)
+
+
+def _stop() -> dict:
+    global _fork_config
+    _fork_config = None
+    return _native.stop()
+
+
+class Tracker:
+    """Tracks memory while active; use as a context manager or a decorator.
+
+    ``summary`` holds the exact totals and the capture path once the block has ended.
+    """
+
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        *,
+        exact: bool = False,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        native: bool = True,
+        follow_fork: bool = False,
+    ) -> None:
+        if sample_rate < 1:
+            raise ValueError("sample_rate must be a positive number of bytes")
+        self.path = os.fspath(path) if path is not None else f"memlens-{os.getpid()}.mlens"
+        self.exact = exact
+        self.sample_rate = sample_rate
+        self.native = native
+        self.follow_fork = follow_fork
+        self.summary: Optional[dict] = None
+
+    def __enter__(self) -> "Tracker":
+        _start(self.path, self.exact, self.sample_rate, self.native, self.follow_fork)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.summary = _stop()
+
+    def __call__(self, func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def track(
+    path: Optional[str] = None,
+    *,
+    exact: bool = False,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    native: bool = True,
+    follow_fork: bool = False,
+) -> Tracker:
+    """Track memory in a ``with`` block or a decorated function, writing a capture to ``path``.
+
+    ``exact=True`` records every allocation and free; by default a byte-weighted sample with a
+    mean of ``sample_rate`` bytes is recorded, while the totals stay exact either way.
+    """
+    return Tracker(
+        path, exact=exact, sample_rate=sample_rate, native=native, follow_fork=follow_fork
+    )
+
+
+def current() -> dict:
+    """Exact totals while tracking: ``live_bytes``, ``peak_bytes``, ``allocated_bytes``,
+    ``allocations`` (all zero before tracking starts; the last session's after it stops)."""
+    return _native.current()
+
+
+def checkpoint(label: str) -> None:
+    """Marks this moment in the capture; reports can show what leaked between checkpoints."""
+    _native.checkpoint(str(label))
+
+
+def snapshot(path: Optional[str] = None) -> str:
+    """Heap snapshots are not available in this build yet."""
+    raise NotImplementedError("memlens.snapshot(): heap snapshots are not available yet")
