@@ -32,6 +32,8 @@ DEFAULT_SAMPLE_RATE = 512 * 1024
 F = TypeVar("F", bound=Callable[..., Any])
 
 _fork_config: Optional[dict] = None
+#: The launcher script (`memlens` console script); its frames belong to memlens, not the user.
+_launcher: Optional[str] = None
 _hooks_installed = False
 
 
@@ -39,8 +41,11 @@ def _library_prefixes() -> list:
     """Path prefixes whose frames are folded into the calling user code in reports."""
     paths = sysconfig.get_paths()
     prefixes = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    prefixes.add(os.path.dirname(os.path.abspath(__file__)))
-    return sorted(p + os.sep for p in prefixes if p)
+    prefixes = {p + os.sep for p in prefixes if p}
+    prefixes.add(os.path.dirname(os.path.abspath(__file__)) + os.sep)
+    if _launcher:
+        prefixes.add(_launcher)
+    return sorted(prefixes)
 
 
 def _install_process_hooks() -> None:

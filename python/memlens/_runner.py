@@ -64,7 +64,8 @@ def run(
     except BaseException:
         # Show the program's traceback as Python would, without memlens's own frames.
         etype, value, tb = sys.exc_info()
-        while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, runpy.__file__):
+        ours = (__file__, runpy.__file__, "<frozen runpy>")
+        while tb is not None and tb.tb_frame.f_code.co_filename in ours:
             tb = tb.tb_next
         traceback.print_exception(etype, value, tb)
         status = 1
