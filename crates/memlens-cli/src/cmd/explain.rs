@@ -1,14 +1,49 @@
-//! `memlens explain` (not built yet).
+//! `memlens explain`: print a rule's documentation.
 
 /// Arguments of `memlens explain`.
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["rule", "list"]))]
 pub struct Args {
-    /// Arguments, not yet interpreted.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<std::ffi::OsString>,
+    /// The rule: a code such as ML101, or a name such as list-as-queue.
+    #[arg(value_name = "RULE")]
+    rule: Option<String>,
+    /// List every rule with its one-line summary.
+    #[arg(long)]
+    list: bool,
 }
 
-/// Fails: this command is not built yet.
-pub fn exec(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("`memlens explain` is not available in this build yet")
+/// Every registry `explain` can look a rule up in, in order: lint rules, then (later) run-time
+/// rules.
+const REGISTRIES: &[fn(&str) -> Option<String>] = &[memlens_lint::explain];
+
+/// Runs `memlens explain`: 0 with the rule's page, 2 for an unknown rule.
+pub fn exec(args: Args) -> anyhow::Result<u8> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.list {
+        for rule in memlens_lint::Rule::ALL {
+            writeln!(
+                out,
+                "{}  {:<26} {}",
+                rule.code(),
+                rule.name(),
+                rule.summary()
+            )?;
+        }
+        return Ok(0);
+    }
+    let code = args.rule.unwrap_or_default();
+    match REGISTRIES.iter().find_map(|lookup| lookup(&code)) {
+        Some(page) => {
+            out.write_all(page.as_bytes())?;
+            Ok(0)
+        }
+        None => {
+            eprintln!(
+                "memlens: error: unknown rule `{code}` (`memlens explain --list` lists them)"
+            );
+            Ok(2)
+        }
+    }
 }
