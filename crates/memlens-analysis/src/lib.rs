@@ -16,9 +16,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod findings;
 mod model;
 mod replay;
 
+pub use findings::{Finding, Severity};
 pub use model::{Location, Meta, Report, Site, Timeline, TimelinePoint, Totals, View};
 pub use replay::{Options, analyze};
 

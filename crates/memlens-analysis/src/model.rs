@@ -122,6 +122,8 @@ pub struct Report {
     pub sites: Vec<Site>,
     /// Memory over time.
     pub timeline: Timeline,
+    /// What the run-time rules found.
+    pub findings: Vec<crate::Finding>,
 }
 
 impl Report {

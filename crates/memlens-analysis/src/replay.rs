@@ -201,7 +201,15 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
         duration_s: last_time_ns as f64 / 1e9,
         warning,
     };
-    Ok(Report { meta, totals, sites, timeline: thin(timeline, options.max_timeline_points) })
+    let mut report = Report {
+        meta,
+        totals,
+        sites,
+        timeline: thin(timeline, options.max_timeline_points),
+        findings: Vec::new(),
+    };
+    report.findings = crate::findings::check(&report);
+    Ok(report)
 }
 
 fn figures(stacks: &mut Vec<StackFigures>, stack: u32) -> &mut StackFigures {

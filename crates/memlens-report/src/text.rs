@@ -84,7 +84,31 @@ pub fn render(report: &Report, view: View, options: &TextOptions, out: &mut dyn 
         human_bytes(t.rss_peak_bytes),
     )?;
     writeln!(out)?;
-    render_sites(report, view, options, out)
+    render_sites(report, view, options, out)?;
+    if !report.findings.is_empty() {
+        writeln!(out)?;
+        render_findings(report, out)?;
+    }
+    Ok(())
+}
+
+/// Writes the findings, if any.
+pub fn render_findings(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    if report.findings.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Findings:")?;
+    for f in &report.findings {
+        let at = f
+            .location
+            .as_ref()
+            .map(|l| format!("{}:{}: ", escape_terminal(&l.file), l.line))
+            .unwrap_or_default();
+        writeln!(out, "  {at}{} {} [{}]", f.rule, escape_terminal(&f.message), f.title)?;
+        writeln!(out, "      fix: {}", f.fix)?;
+        writeln!(out, "      evidence: {}", escape_terminal(&f.evidence))?;
+    }
+    writeln!(out, "  (memlens explain RULE tells more)")
 }
 
 /// Writes only the ranked lines of `view`.

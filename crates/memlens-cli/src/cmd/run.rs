@@ -45,7 +45,11 @@ pub struct Args {
     #[arg(value_name = "SCRIPT")]
     script: Option<PathBuf>,
     /// Arguments passed to the program.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     args: Vec<OsString>,
 }
 
@@ -133,8 +137,10 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         heap_snapshot_at_exit: args.heap_snapshot == HeapSnapshotWhen::Exit,
         live: args.live,
     };
+    let pid = std::process::id();
     let status = runner.run(&options)?;
-    if !args.quiet {
+    // A forked child returns here too: only the original process summarizes.
+    if !args.quiet && std::process::id() == pid {
         summarize(&output);
     }
     Ok(status)
@@ -150,7 +156,13 @@ fn default_output(target: &RunTarget) -> PathBuf {
     let name: String = name
         .unwrap_or_else(|| "program".into())
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     PathBuf::from(format!("memlens-{name}-{}.mlens", std::process::id()))
 }
@@ -179,14 +191,26 @@ fn summarize(capture: &std::path::Path) {
         }
     };
     let mut out = Vec::new();
-    let options = memlens_report::text::TextOptions { top: 5, show_source: true };
+    let options = memlens_report::text::TextOptions {
+        top: 5,
+        show_source: true,
+    };
     let _ = memlens_report::text::render(&report, memlens_analysis::View::Peak, &options, &mut out);
     if report.totals.leaked_bytes > 0 {
         let _ = writeln!(out);
-        let _ = memlens_report::text::render_sites(&report, memlens_analysis::View::Leaks, &options, &mut out);
+        let _ = memlens_report::text::render_sites(
+            &report,
+            memlens_analysis::View::Leaks,
+            &options,
+            &mut out,
+        );
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Capture: {}", capture.display());
-    let _ = writeln!(out, "More:    memlens report {} --view leaks|allocations --format json", capture.display());
+    let _ = writeln!(
+        out,
+        "More:    memlens report {} --view leaks|allocations --format json",
+        capture.display()
+    );
     let _ = std::io::stderr().write_all(&out);
 }

@@ -1,0 +1,64 @@
+"""The Python API: memlens.track() as context manager and decorator, memlens.current()."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from conftest import site_bytes, line_of
+
+
+def run_python(runner, source: str) -> subprocess.CompletedProcess:
+    path = runner.write("api.py", source)
+    proc = subprocess.run([sys.executable, str(path)], cwd=runner.dir, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_track_context_manager_and_current(runner):
+    proc = run_python(runner, """
+        import memlens
+        before = memlens.current()
+        with memlens.track("ctx.mlens", exact=True) as t:
+            block = bytearray(30_000_000)   # CTX
+            now = memlens.current()
+            del block
+        print(now["live_bytes"] >= 30_000_000, t.summary["peak_bytes"] >= 30_000_000,
+              t.summary["live_bytes"] < 1_000_000)
+    """)
+    assert proc.stdout.split() == ["True", "True", "True"]
+    report = runner.report("ctx.mlens", "peak")
+    script = runner.dir / "api.py"
+    assert site_bytes(report, script, line_of(script, "# CTX"), "peak_bytes") >= 30_000_000
+
+
+def test_track_as_decorator(runner):
+    run_python(runner, """
+        import memlens
+
+        @memlens.track("deco.mlens")
+        def build():
+            return [bytearray(100_000) for _ in range(300)]   # DECO
+
+        keep = build()
+    """)
+    report = runner.report("deco.mlens", "leaks")
+    script = runner.dir / "api.py"
+    got = site_bytes(report, script, line_of(script, "# DECO"), "leaked_bytes")
+    assert abs(got - 30_000_000) < 0.25 * 30_000_000
+
+
+def test_double_start_is_an_error_and_tracking_goes_on(runner):
+    proc = run_python(runner, """
+        import memlens
+        with memlens.track("a.mlens"):
+            try:
+                with memlens.track("b.mlens"):
+                    pass
+            except RuntimeError as e:
+                print("error:", e)
+        print("done")
+    """)
+    assert "error: memory tracking is already active" in proc.stdout
+    assert proc.stdout.strip().endswith("done")

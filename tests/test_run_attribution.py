@@ -1,0 +1,165 @@
+"""The tracking core's acceptance tests: known allocations at known lines, exact and sampled,
+across threads, in forked children, and in a killed process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+from conftest import site_bytes, line_of
+
+pytest.importorskip("numpy")
+
+FOUR = """
+import json, sys
+import numpy as np
+
+def main():
+    d = {i: None for i in range(300_000)}   # DICT
+    a = bytearray(60_000_000)                 # BYTEARRAY
+    b = list(range(5_000_000))                # LIST
+    c = np.ones(6_000_000)                    # NUMPY
+    return a, b, c, d
+
+keep = main()
+a, b, c, d = keep
+INT = 32  # a non-cached int: 28 bytes, served from pymalloc's 32-byte class
+expected = {
+    "DICT": sys.getsizeof(d) + (300_000 - 257) * INT,
+    "BYTEARRAY": sys.getsizeof(a) - sys.getsizeof(bytearray()),
+    "LIST": sys.getsizeof(b) + (5_000_000 - 257) * INT,
+    "NUMPY": c.nbytes,
+}
+with open("expected.json", "w") as f:
+    json.dump(expected, f)
+"""
+
+
+def check_four(runner, capture, script, tolerance):
+    expected = json.loads((runner.dir / "expected.json").read_text())
+    report = runner.report(capture, "peak")
+    assert report["format"] == "memlens-report" and report["version"] == 1
+    for marker, want in expected.items():
+        got = site_bytes(report, script, line_of(script, f"# {marker}"), "peak_bytes")
+        assert abs(got - want) <= tolerance * want, f"{marker}: got {got}, want {want}"
+    leaks = runner.report(capture, "leaks")
+    for marker, want in expected.items():
+        got = site_bytes(leaks, script, line_of(script, f"# {marker}"), "leaked_bytes")
+        assert abs(got - want) <= tolerance * want, f"{marker} (leaks): got {got}, want {want}"
+    return report
+
+
+def test_exact_mode_attributes_each_line_within_5_percent(runner):
+    script = runner.write("four.py", FOUR)
+    proc = runner.memlens("run", "--exact", "-o", "four.mlens", "four.py")
+    assert proc.returncode == 0, proc.stderr
+    report = check_four(runner, "four.mlens", script, 0.05)
+    assert report["meta"]["mode"] == "exact"
+    assert report["totals"]["peak_bytes"] > 300 * 1024 * 1024
+    # The summary on stderr names the biggest line.
+    assert f"{script}:{line_of(script, '# LIST')}" in proc.stderr
+
+
+def test_sampling_mode_attributes_each_line_within_25_percent(runner):
+    script = runner.write("four.py", FOUR)
+    proc = runner.memlens("run", "--sample-rate", "131072", "-o", "four.mlens", "four.py")
+    assert proc.returncode == 0, proc.stderr
+    report = check_four(runner, "four.mlens", script, 0.25)
+    assert report["meta"]["mode"] == "sampling"
+    assert report["meta"]["sample_rate"] == 131072
+
+
+def test_default_sampling_keeps_exact_totals(runner):
+    script = runner.write("four.py", FOUR)
+    proc = runner.memlens("run", "-o", "four.mlens", "four.py")
+    assert proc.returncode == 0, proc.stderr
+    expected = json.loads((runner.dir / "expected.json").read_text())
+    report = runner.report("four.mlens")
+    total = sum(expected.values())
+    # Totals are exact in every mode: the peak is at least everything kept, and not far above.
+    assert total <= report["totals"]["peak_bytes"] <= total * 1.15
+    assert report["sites"][0]["line"] == line_of(script, "# LIST")
+
+
+THREADS = """
+import threading
+
+def work(n):
+    blocks = [bytearray(1_000_000) for _ in range(n)]   # THREAD_ALLOC
+    held.append(blocks)
+
+held = []
+threads = [threading.Thread(target=work, args=(10 + i,), name=f"worker-{i}") for i in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+"""
+
+
+@pytest.mark.parametrize("mode", [["--exact"], ["--sample-rate", "65536"]])
+def test_eight_threads_allocating_at_once(runner, mode):
+    script = runner.write("threads.py", THREADS)
+    proc = runner.memlens("run", *mode, "-o", "t.mlens", "threads.py")
+    assert proc.returncode == 0, proc.stderr
+    report = runner.report("t.mlens", "leaks")
+    want = sum(10 + i for i in range(8)) * 1_000_000
+    got = site_bytes(report, script, line_of(script, "# THREAD_ALLOC"), "leaked_bytes")
+    assert abs(got - want) <= 0.05 * want, (got, want)
+
+
+FORK = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    child = bytearray(50_000_000)   # CHILD_ALLOC
+    sys.exit(0)
+else:
+    _, status = os.waitpid(pid, 0)
+    parent = bytearray(20_000_000)  # PARENT_ALLOC
+    print("child-status", status)
+"""
+
+
+def test_follow_fork_writes_a_capture_for_the_child(runner):
+    script = runner.write("fork.py", FORK)
+    proc = runner.memlens("run", "--exact", "--follow-fork", "-o", "f.mlens", "fork.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "child-status 0" in proc.stdout
+    children = [p for p in runner.dir.glob("f.*.mlens")]
+    assert len(children) == 1, list(runner.dir.iterdir())
+    child = runner.report(children[0], "leaks")
+    got = site_bytes(child, script, line_of(script, "# CHILD_ALLOC"), "leaked_bytes")
+    assert abs(got - 50_000_000) < 0.05 * 50_000_000
+    parent = runner.report("f.mlens", "leaks")
+    assert site_bytes(parent, script, line_of(script, "# PARENT_ALLOC"), "leaked_bytes") >= 20_000_000
+    assert site_bytes(parent, script, line_of(script, "# CHILD_ALLOC"), "leaked_bytes") == 0
+
+
+def test_without_follow_fork_the_child_stops_tracking_cleanly(runner):
+    runner.write("fork.py", FORK)
+    proc = runner.memlens("run", "--exact", "-o", "f.mlens", "fork.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "child-status 0" in proc.stdout
+    assert list(runner.dir.glob("f.*.mlens")) == []
+
+
+KILLED = """
+import os, signal, time
+data = bytearray(50_000_000)   # BEFORE_KILL
+time.sleep(2.5)                # the writer flushes at least once a second
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sigkill_leaves_a_readable_capture(runner):
+    script = runner.write("killed.py", KILLED)
+    proc = runner.memlens("run", "--exact", "-o", "k.mlens", "killed.py")
+    assert proc.returncode != 0
+    report = runner.report("k.mlens", "leaks")
+    assert report["meta"]["warning"], "a killed run must say the capture ended early"
+    got = site_bytes(report, script, line_of(script, "# BEFORE_KILL"), "leaked_bytes")
+    assert abs(got - 50_000_000) < 0.05 * 50_000_000

@@ -1,0 +1,108 @@
+"""`memlens run` as a command: exit statuses, the three ways to name a program, bad input."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import site_bytes, line_of
+
+
+def test_exit_status_passes_through(runner):
+    runner.write("exits.py", "import sys\nsys.exit(3)\n")
+    proc = runner.memlens("run", "-o", "e.mlens", "exits.py")
+    assert proc.returncode == 3, proc.stderr
+
+
+def test_uncaught_exception_prints_traceback_and_exits_1(runner):
+    runner.write("boom.py", "def f():\n    raise ValueError('boom')\nf()\n")
+    proc = runner.memlens("run", "-o", "b.mlens", "boom.py")
+    assert proc.returncode == 1
+    assert "ValueError: boom" in proc.stderr
+    assert 'boom.py", line 2, in f' in proc.stderr
+    assert "_runner.py" not in proc.stderr
+
+
+def test_script_arguments_reach_the_program(runner):
+    runner.write("args.py", "import sys\nprint(sys.argv)\n")
+    proc = runner.memlens("run", "-q", "-o", "a.mlens", "args.py", "--flag", "x")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['args.py', '--flag', 'x']"
+    assert proc.stderr == ""
+
+
+def test_dash_c_and_dash_m(runner):
+    proc = runner.memlens("run", "-o", "c.mlens", "-c", "x = bytearray(30_000_000)")
+    assert proc.returncode == 0, proc.stderr
+    report = runner.report("c.mlens", "leaks")
+    assert report["sites"][0]["file"] == "<string>"
+    assert report["sites"][0]["line"] == 1
+    assert report["sites"][0]["leaked_bytes"] >= 30_000_000
+
+    runner.write("mod_target.py", "import sys\nkeep = bytearray(40_000_000)\nsys.exit(5)\n")
+    proc = runner.memlens("run", "-o", "m.mlens", "-m", "mod_target")
+    assert proc.returncode == 5, proc.stderr
+    report = runner.report("m.mlens", "leaks")
+    assert report["sites"][0]["file"].endswith("mod_target.py")
+    assert report["sites"][0]["line"] == 2
+
+
+def test_default_capture_name_and_summary(runner):
+    runner.write("app.py", "data = [bytearray(1000) for _ in range(20000)]\n")
+    proc = runner.memlens("run", "app.py")
+    assert proc.returncode == 0, proc.stderr
+    captures = list(runner.dir.glob("memlens-app-*.mlens"))
+    assert len(captures) == 1
+    assert f"Capture: {captures[0].name}" in proc.stderr
+    assert "app.py:1" in proc.stderr
+
+
+def test_missing_script_is_one_line_and_status_2(runner):
+    proc = runner.memlens("run", "nope.py")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["memlens: error: cannot run nope.py: no such file"]
+
+
+def test_unknown_option_is_status_2(runner):
+    runner.write("ok.py", "open('ran', 'w').close()\n")
+    proc = runner.memlens("run", "--bogus", "ok.py")
+    assert proc.returncode == 2
+    assert "--bogus" in proc.stderr
+    assert not (runner.dir / "ran").exists()
+
+
+def test_unwritable_output_does_not_run_the_program(runner):
+    runner.write("ok.py", "open('ran', 'w').close()\n")
+    proc = runner.memlens("run", "-o", "/nonexistent-dir/x.mlens", "ok.py")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memlens: error: cannot write capture /nonexistent-dir/x.mlens")
+    assert not (runner.dir / "ran").exists()
+
+
+def test_report_on_a_foreign_file_is_one_line(runner):
+    (runner.dir / "x.mlens").write_bytes(b"PK\x03\x04 not a capture at all")
+    proc = runner.memlens("report", "x.mlens")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "memlens: error: cannot read capture x.mlens: not a memlens capture (bad magic at offset 0)"
+
+
+def test_report_on_a_cut_capture_reports_what_is_there(runner):
+    script = runner.write("big.py", "import time\nx = bytearray(20_000_000)\ntime.sleep(1.3)\ny = bytearray(10)\n")
+    proc = runner.memlens("run", "--exact", "-o", "big.mlens", "big.py")
+    assert proc.returncode == 0
+    data = (runner.dir / "big.mlens").read_bytes()
+    (runner.dir / "cut.mlens").write_bytes(data[: len(data) - 7])
+    report = runner.report("cut.mlens", "leaks")
+    assert "truncated" in report["meta"]["warning"]
+    assert site_bytes(report, script, 2, "leaked_bytes") >= 20_000_000
+
+
+def test_names_from_the_program_are_escaped_in_text(runner):
+    runner.write("esc.py", "def f():\n    return bytearray(5_000_000)\nf.__code__ = f.__code__.replace(co_name='\\x1b[31mred')\nkeep = f()\n")
+    proc = runner.memlens("run", "--exact", "-o", "esc.mlens", "esc.py")
+    assert proc.returncode == 0, proc.stderr
+    text = runner.memlens("report", "esc.mlens").stdout
+    assert "\x1b" not in text
+    json_report = runner.report("esc.mlens", "leaks")
+    assert any("\x1b[31mred" in s["function"] for s in json_report["sites"])
+    assert json.dumps(json_report)  # valid JSON
