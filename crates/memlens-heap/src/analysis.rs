@@ -574,12 +574,12 @@ impl<'s> Analysis<'s> {
             let path = self.render_path(NodeId(v), false);
             let mostly = composition
                 .iter()
-                .find(|c| c.type_name != ty || composition.len() == 1)
+                .find(|c| c.type_name != ty)
                 .map(|c| {
                     format!(
-                        "; mostly `{}` ({} objects, {})",
+                        "; mostly `{}` ({}, {})",
                         escape::name(&c.type_name),
-                        escape::count(c.count),
+                        escape::plural(c.count, "object"),
                         escape::human_bytes(c.bytes)
                     )
                 })
@@ -587,11 +587,11 @@ impl<'s> Analysis<'s> {
             out.push(Suspect {
                 kind: SuspectKind::Holder,
                 message: format!(
-                    "one `{}` keeps {} ({:.1}% of reachable memory) alive in {} objects{mostly}",
+                    "one `{}` keeps {} ({:.1}% of reachable memory) alive in {}{mostly}",
                     escape::name(&ty),
                     escape::human_bytes(r),
                     pct(r),
-                    escape::count(u64::from(self.retained_count[v as usize])),
+                    escape::plural(u64::from(self.retained_count[v as usize]), "object"),
                 ),
                 type_name: ty,
                 retained_bytes: r,
@@ -640,10 +640,22 @@ impl<'s> Analysis<'s> {
             if top as usize == n && top_count * 5 >= instances * 4 {
                 continue; // roots themselves (modules, frames): not an accumulation
             }
-            let explained = top as usize != n
-                && holders.iter().any(|&h| self.dominates(NodeId(h), NodeId(top)))
-                && top_count * 5 >= instances * 4;
-            if explained {
+            // Already explained when most of these bytes sit inside a holder suspect.
+            let inside: u64 = if holders.is_empty() {
+                0
+            } else {
+                s.ty.iter()
+                    .enumerate()
+                    .filter(|&(i, &ti)| {
+                        ti as usize == t
+                            && self.idom[i] != NONE
+                            && holders.iter().any(|&h| self.dominates(NodeId(h), NodeId(i as u32)))
+                    })
+                    .map(|(i, _)| self.retained[i])
+                    .sum()
+            };
+            let all: u64 = hs.iter().map(|h| h.2).sum();
+            if inside * 5 >= all * 4 {
                 continue;
             }
             let r = self.type_retained[t];

@@ -89,6 +89,11 @@ pub(crate) fn count(n: u64) -> String {
     out
 }
 
+/// `1 object`, `2 objects`, `1,000 objects`.
+pub(crate) fn plural(n: u64, word: &str) -> String {
+    format!("{} {word}{}", count(n), if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,3 +127,22 @@ impl Snapshot {
             .map_err(error::HeapError::io("writing the .heapsnapshot"))
     }
 }
+
+/// Entry points for the benchmarks in `benches/heap/` (not a stable API).
+#[doc(hidden)]
+pub mod bench {
+    use crate::Snapshot;
+
+    /// Computes dominators only and returns the number of strongly reachable nodes.
+    pub fn dominators(snap: &Snapshot) -> usize {
+        let roots: Vec<u32> = snap.roots.iter().map(|r| r.node.0).collect();
+        let d = crate::dominators::compute(
+            snap.node_count(),
+            &snap.edge_start,
+            &snap.edge_to,
+            &snap.edge_label,
+            &roots,
+        );
+        d.order.len() - 1
+    }
+}
