@@ -98,7 +98,16 @@ def test_report_on_a_cut_capture_reports_what_is_there(runner):
 
 
 def test_names_from_the_program_are_escaped_in_text(runner):
-    runner.write("esc.py", "def f():\n    return bytearray(5_000_000)\nf.__code__ = f.__code__.replace(co_name='\\x1b[31mred')\nkeep = f()\n")
+    runner.write("esc.py", '''
+        import sys
+        def f():
+            return bytearray(5_000_000)
+        names = {"co_name": "\\x1b[31mred"}
+        if sys.version_info >= (3, 11):
+            names["co_qualname"] = "\\x1b[31mred"
+        f.__code__ = f.__code__.replace(**names)
+        keep = f()
+    ''')
     proc = runner.memlens("run", "--exact", "-o", "esc.mlens", "esc.py")
     assert proc.returncode == 0, proc.stderr
     text = runner.memlens("report", "esc.mlens").stdout

@@ -94,24 +94,29 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
     global _fork_config
     _install_process_hooks()
     command = list(sys.argv) if sys.argv and sys.argv[0] else [sys.executable]
-    _native.start(
-        os.fspath(path),
-        bool(exact),
-        int(sample_rate),
-        bool(native),
-        (sys.version_info[0], sys.version_info[1]),
-        sys.version.split()[0],
-        command,
-        _library_prefixes(),
-    )
-    _fork_config = dict(
+    config = dict(
         path=os.fspath(path),
         exact=exact,
         sample_rate=sample_rate,
         native=native,
         follow_fork=follow_fork,
     )
-    _native.set_thread_name(threading.current_thread().name)
+    prefixes = _library_prefixes()
+    name = threading.current_thread().name
+    # Nothing is allocated between here and the program's own code: memlens stays out of its
+    # own report.
+    _native.start(
+        config["path"],
+        bool(exact),
+        int(sample_rate),
+        bool(native),
+        (sys.version_info[0], sys.version_info[1]),
+        sys.version.split()[0],
+        command,
+        prefixes,
+    )
+    _fork_config = config
+    _native.set_thread_name(name)
 
 
 def _stop() -> dict:

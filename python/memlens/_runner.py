@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
+import io
 import os
 import runpy
 import sys
 import threading
 import traceback
+import types
+import zipfile
 
 import memlens
 
@@ -34,7 +38,7 @@ def run(
     """Runs the program and returns its exit status; raises only for memlens's own failures."""
     if kind == "script":
         path = os.path.abspath(target)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise FileNotFoundError(f"cannot run {target!r}: no such file")
         sys.argv = [target, *args]
         sys.path[0] = os.path.dirname(path)
@@ -45,17 +49,50 @@ def run(
         sys.argv = ["-c", *args]
         sys.path[0] = ""
 
+    # Compile before tracking starts, so the report shows the program, not its loading.
+    main_module = None
+    code = None
+    if kind == "script" and os.path.isfile(path) and not zipfile.is_zipfile(path):
+        with io.open_code(path) as f:
+            code = compile(f.read(), path, "exec", dont_inherit=True)
+        main_module = types.ModuleType("__main__")
+        main_module.__file__ = path
+        main_module.__cached__ = None
+        main_module.__builtins__ = builtins
+    elif kind == "module":
+        details = getattr(runpy, "_get_module_details", None)
+        if details is not None:
+            # As `python -m` does: find the module (importing its parent packages) and run its
+            # code in a fresh __main__.
+            _, spec, code = details(target)
+            main_module = types.ModuleType("__main__")
+            main_module.__file__ = spec.origin
+            main_module.__spec__ = spec
+            main_module.__loader__ = spec.loader
+            main_module.__package__ = spec.parent
+            main_module.__cached__ = spec.cached
+            main_module.__builtins__ = builtins
+            sys.argv[0] = spec.origin or target
+    elif kind == "code":
+        code = compile(target, "<string>", "exec", dont_inherit=True)
+        main_module = types.ModuleType("__main__")
+        main_module.__builtins__ = builtins
+
+    # The program's globals stay alive until tracking stops, as they would until interpreter
+    # shutdown, so "leaks" means what the program still held when it ended.
+    held = None
+    saved_main = sys.modules.get("__main__")
     memlens._start(output, exact, sample_rate, native, follow_fork)
     status = 0
     try:
-        if kind == "script":
-            runpy.run_path(path, run_name="__main__")
-        elif kind == "module":
-            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        if main_module is not None:
+            sys.modules["__main__"] = main_module
+            held = main_module
+            exec(code, main_module.__dict__)
+        elif kind == "script":
+            held = runpy.run_path(path, run_name="__main__")
         else:
-            main = sys.modules["__main__"]
-            code = compile(target, "<string>", "exec")
-            exec(code, {"__name__": "__main__", "__builtins__": main.__builtins__})
+            held = runpy.run_module(target, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         status = _exit_status(exc.code)
     except KeyboardInterrupt:
@@ -81,4 +118,7 @@ def run(
         sys.stderr.flush()
         if memlens._native.is_active():
             memlens._stop()
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        del held
     return status

@@ -130,7 +130,11 @@ impl Report {
     /// Sites with a non-zero figure for `view`, largest first.
     pub fn top_sites(&self, view: View) -> impl Iterator<Item = &Site> {
         let mut sites: Vec<&Site> = self.sites.iter().filter(|s| s.bytes(view) > 0).collect();
-        sites.sort_by(|a, b| b.bytes(view).cmp(&a.bytes(view)).then_with(|| a.location.cmp(&b.location)));
+        sites.sort_by(|a, b| {
+            b.bytes(view)
+                .cmp(&a.bytes(view))
+                .then_with(|| a.location.cmp(&b.location))
+        });
         sites.into_iter()
     }
 }

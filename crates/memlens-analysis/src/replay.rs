@@ -10,8 +10,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use memlens_format::{Mode, Reader, Record};
 
-use crate::model::{Location, Meta, Report, Site, Timeline, TimelinePoint, Totals};
 use crate::AnalysisError;
+use crate::model::{Location, Meta, Report, Site, Timeline, TimelinePoint, Totals};
 
 /// Analysis settings.
 #[derive(Debug, Clone)]
@@ -22,7 +22,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_timeline_points: 2000 }
+        Options {
+            max_timeline_points: 2000,
+        }
     }
 }
 
@@ -90,15 +92,27 @@ impl Tables {
 
     fn location(&self, frame: u32) -> Location {
         match self.frames.get(frame as usize).and_then(Option::as_ref) {
-            Some(&(function, line)) => match self.functions.get(function as usize).and_then(Option::as_ref) {
+            Some(&(function, line)) => match self
+                .functions
+                .get(function as usize)
+                .and_then(Option::as_ref)
+            {
                 Some(f) => Location {
                     file: self.string(f.file).to_owned(),
                     line,
                     function: self.string(f.qualname).to_owned(),
                 },
-                None => Location { file: "?".into(), line, function: "?".into() },
+                None => Location {
+                    file: "?".into(),
+                    line,
+                    function: "?".into(),
+                },
             },
-            None => Location { file: "?".into(), line: 0, function: "?".into() },
+            None => Location {
+                file: "?".into(),
+                line: 0,
+                function: "?".into(),
+            },
         }
     }
 
@@ -106,7 +120,9 @@ impl Tables {
     fn frames_of(&self, mut stack: u32) -> Vec<u32> {
         let mut out = Vec::new();
         while stack != 0 && out.len() < 10_000 {
-            let Some(&(parent, frame)) = self.stacks.get(stack as usize) else { break };
+            let Some(&(parent, frame)) = self.stacks.get(stack as usize) else {
+                break;
+            };
             out.push(frame);
             stack = parent;
         }
@@ -125,7 +141,11 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
             return (size as f64, 1.0);
         }
         let p = 1.0 - (-(size as f64) / rate).exp();
-        if p <= 0.0 { (0.0, 0.0) } else { (size as f64 / p, 1.0 / p) }
+        if p <= 0.0 {
+            (0.0, 0.0)
+        } else {
+            (size as f64 / p, 1.0 / p)
+        }
     };
 
     let mut tables = Tables::default();
@@ -142,13 +162,17 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
         let record = match record {
             Ok(r) => r,
             Err(e) if e.is_truncation() => {
-                warning = Some(format!("{e}; reporting everything recorded before it (was the process killed?)"));
+                warning = Some(format!(
+                    "{e}; reporting everything recorded before it (was the process killed?)"
+                ));
                 break;
             }
             Err(e) => return Err(e.into()),
         };
         match record {
-            Record::Alloc { addr, size, stack, .. } => {
+            Record::Alloc {
+                addr, size, stack, ..
+            } => {
                 let (bytes, count) = weigh(size);
                 if let Some(old) = live.insert(addr, Block { stack, bytes }) {
                     // A block we missed the free of (its free raced the stop): drop it.
@@ -165,7 +189,14 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
                 }
             }
             Record::Peak => epoch += 1,
-            Record::Counters { time_ns, live: live_bytes, peak, allocated, allocations, rss } => {
+            Record::Counters {
+                time_ns,
+                live: live_bytes,
+                peak,
+                allocated,
+                allocations,
+                rss,
+            } => {
                 if peak > totals.peak_bytes {
                     totals.peak_time_s = time_ns as f64 / 1e9;
                 }
@@ -175,20 +206,29 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
                 totals.allocations = allocations;
                 totals.rss_peak_bytes = totals.rss_peak_bytes.max(rss);
                 last_time_ns = time_ns;
-                timeline.push(TimelinePoint { time_s: time_ns as f64 / 1e9, live_bytes, rss_bytes: rss });
+                timeline.push(TimelinePoint {
+                    time_s: time_ns as f64 / 1e9,
+                    live_bytes,
+                    rss_bytes: rss,
+                });
             }
             Record::String { id, text } => put(&mut tables.strings, id, text),
-            Record::Function { id, qualname, file, .. } => {
-                put(&mut tables.functions, id, Some(Function { qualname, file }))
+            Record::Function {
+                id, qualname, file, ..
+            } => put(&mut tables.functions, id, Some(Function { qualname, file })),
+            Record::Frame { id, function, line } => {
+                put(&mut tables.frames, id, Some((function, line)))
             }
-            Record::Frame { id, function, line } => put(&mut tables.frames, id, Some((function, line))),
             Record::Stack { id, parent, frame } => put(&mut tables.stacks, id, (parent, frame)),
             Record::Thread { .. } | Record::SwitchThread(_) | Record::Checkpoint(_) => {}
             Record::End => ended = true,
         }
     }
     if !ended && warning.is_none() {
-        warning = Some("capture has no end marker (tracking did not stop cleanly); reporting what was written".into());
+        warning = Some(
+            "capture has no end marker (tracking did not stop cleanly); reporting what was written"
+                .into(),
+        );
     }
 
     let sites = aggregate_sites(&tables, &stacks, epoch, &header.library_prefixes);
@@ -231,10 +271,18 @@ fn adjust(stacks: &mut Vec<StackFigures>, stack: u32, delta: f64, epoch: u32) {
 }
 
 fn is_library(file: &str, prefixes: &[String]) -> bool {
-    file.starts_with("<frozen") || prefixes.iter().any(|p| !p.is_empty() && file.starts_with(p.as_str()))
+    file.starts_with("<frozen")
+        || prefixes
+            .iter()
+            .any(|p| !p.is_empty() && file.starts_with(p.as_str()))
 }
 
-fn aggregate_sites(tables: &Tables, stacks: &[StackFigures], last_epoch: u32, prefixes: &[String]) -> Vec<Site> {
+fn aggregate_sites(
+    tables: &Tables,
+    stacks: &[StackFigures],
+    last_epoch: u32,
+    prefixes: &[String],
+) -> Vec<Site> {
     struct Acc {
         site: Site,
         best: f64,
@@ -243,14 +291,20 @@ fn aggregate_sites(tables: &Tables, stacks: &[StackFigures], last_epoch: u32, pr
     let mut by_location: HashMap<Location, Acc> = HashMap::new();
     let mut frame_locations: HashMap<u32, Location> = HashMap::new();
     for (stack_id, s) in stacks.iter().enumerate() {
-        let at_peak = if s.saved_epoch == last_epoch { s.saved_bytes } else { s.live_bytes };
+        let at_peak = if s.saved_epoch == last_epoch {
+            s.saved_bytes
+        } else {
+            s.live_bytes
+        };
         if s.allocated_bytes <= 0.0 && at_peak <= 0.0 && s.live_bytes <= 0.0 {
             continue;
         }
         let frames = tables.frames_of(stack_id as u32);
         let mut site_frame = None;
         for &f in &frames {
-            let loc = frame_locations.entry(f).or_insert_with(|| tables.location(f));
+            let loc = frame_locations
+                .entry(f)
+                .or_insert_with(|| tables.location(f));
             if !is_library(&loc.file, prefixes) {
                 site_frame = Some(f);
                 break;
@@ -258,7 +312,11 @@ fn aggregate_sites(tables: &Tables, stacks: &[StackFigures], last_epoch: u32, pr
         }
         let location = match site_frame.or_else(|| frames.first().copied()) {
             Some(f) => frame_locations[&f].clone(),
-            None => Location { file: "<native>".into(), line: 0, function: "<no Python frame>".into() },
+            None => Location {
+                file: "<native>".into(),
+                line: 0,
+                function: "<no Python frame>".into(),
+            },
         };
         let acc = by_location.entry(location.clone()).or_insert_with(|| Acc {
             site: Site {
@@ -285,7 +343,11 @@ fn aggregate_sites(tables: &Tables, stacks: &[StackFigures], last_epoch: u32, pr
     by_location
         .into_values()
         .map(|mut acc| {
-            acc.site.stack = tables.frames_of(acc.best_stack).into_iter().map(|f| tables.location(f)).collect();
+            acc.site.stack = tables
+                .frames_of(acc.best_stack)
+                .into_iter()
+                .map(|f| tables.location(f))
+                .collect();
             acc.site
         })
         .collect()

@@ -49,7 +49,13 @@ impl RecordEncoder {
                 put_varint(out, text.len() as u64);
                 out.extend_from_slice(text.as_bytes());
             }
-            Record::Function { id, name, qualname, file, first_line } => {
+            Record::Function {
+                id,
+                name,
+                qualname,
+                file,
+                first_line,
+            } => {
                 out.push(TAG_FUNCTION);
                 for v in [*id, *name, *qualname, *file, *first_line] {
                     put_varint(out, u64::from(v));
@@ -67,7 +73,11 @@ impl RecordEncoder {
                     put_varint(out, u64::from(v));
                 }
             }
-            Record::Thread { id, native_id, name } => {
+            Record::Thread {
+                id,
+                native_id,
+                name,
+            } => {
                 out.push(TAG_THREAD);
                 put_varint(out, u64::from(*id));
                 put_varint(out, *native_id);
@@ -77,7 +87,12 @@ impl RecordEncoder {
                 out.push(TAG_SWITCH_THREAD);
                 put_varint(out, u64::from(*id));
             }
-            Record::Alloc { addr, size, stack, domain } => {
+            Record::Alloc {
+                addr,
+                size,
+                stack,
+                domain,
+            } => {
                 let same_stack = *stack == self.prev_stack;
                 let small = *size % 16 == 0 && (16..=240).contains(size);
                 let mut tag = TAG_ALLOC | (domain.code() << 5);
@@ -102,7 +117,14 @@ impl RecordEncoder {
                 self.put_addr(*addr, out);
             }
             Record::Peak => out.push(TAG_PEAK),
-            Record::Counters { time_ns, live, peak, allocated, allocations, rss } => {
+            Record::Counters {
+                time_ns,
+                live,
+                peak,
+                allocated,
+                allocations,
+                rss,
+            } => {
                 out.push(TAG_COUNTERS);
                 for v in [*time_ns, *live, *peak, *allocated, *allocations, *rss] {
                     put_varint(out, v);
@@ -142,7 +164,13 @@ impl<'a> RecordDecoder<'a> {
     /// Decodes `data`, a chunk payload that starts at `base_offset` in the file (errors name
     /// the offset of the chunk plus the position inside its decompressed payload).
     pub fn new(data: &'a [u8], base_offset: u64) -> Self {
-        RecordDecoder { data, pos: 0, base_offset, prev_addr: 0, prev_stack: 0 }
+        RecordDecoder {
+            data,
+            pos: 0,
+            base_offset,
+            prev_addr: 0,
+            prev_stack: 0,
+        }
     }
 
     fn err(&self, what: impl Into<String>) -> FormatError {
@@ -153,7 +181,10 @@ impl<'a> RecordDecoder<'a> {
     }
 
     fn byte(&mut self) -> Result<u8, FormatError> {
-        let b = *self.data.get(self.pos).ok_or_else(|| self.err("record cut short"))?;
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or_else(|| self.err("record cut short"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -201,7 +232,12 @@ impl<'a> RecordDecoder<'a> {
                 self.prev_stack =
                     u32::try_from(stack).map_err(|_| self.err("stack id out of range"))?;
             }
-            return Ok(Record::Alloc { addr, size, stack: self.prev_stack, domain });
+            return Ok(Record::Alloc {
+                addr,
+                size,
+                stack: self.prev_stack,
+                domain,
+            });
         }
         Ok(match tag {
             TAG_FREE => Record::Free { addr: self.addr()? },
@@ -212,9 +248,15 @@ impl<'a> RecordDecoder<'a> {
                     return Err(self.err(format!("string of {len} bytes")));
                 }
                 let end = self.pos + len as usize;
-                let bytes = self.data.get(self.pos..end).ok_or_else(|| self.err("string cut short"))?;
+                let bytes = self
+                    .data
+                    .get(self.pos..end)
+                    .ok_or_else(|| self.err("string cut short"))?;
                 self.pos = end;
-                Record::String { id, text: String::from_utf8_lossy(bytes).into_owned() }
+                Record::String {
+                    id,
+                    text: String::from_utf8_lossy(bytes).into_owned(),
+                }
             }
             TAG_FUNCTION => Record::Function {
                 id: self.u32()?,
@@ -223,11 +265,21 @@ impl<'a> RecordDecoder<'a> {
                 file: self.u32()?,
                 first_line: self.u32()?,
             },
-            TAG_FRAME => Record::Frame { id: self.u32()?, function: self.u32()?, line: self.u32()? },
-            TAG_STACK => Record::Stack { id: self.u32()?, parent: self.u32()?, frame: self.u32()? },
-            TAG_THREAD => {
-                Record::Thread { id: self.u32()?, native_id: self.varint()?, name: self.u32()? }
-            }
+            TAG_FRAME => Record::Frame {
+                id: self.u32()?,
+                function: self.u32()?,
+                line: self.u32()?,
+            },
+            TAG_STACK => Record::Stack {
+                id: self.u32()?,
+                parent: self.u32()?,
+                frame: self.u32()?,
+            },
+            TAG_THREAD => Record::Thread {
+                id: self.u32()?,
+                native_id: self.varint()?,
+                name: self.u32()?,
+            },
             TAG_SWITCH_THREAD => Record::SwitchThread(self.u32()?),
             TAG_PEAK => Record::Peak,
             TAG_COUNTERS => Record::Counters {
@@ -286,7 +338,9 @@ mod tests {
         for r in records {
             enc.encode(r, &mut out);
         }
-        let back: Vec<Record> = RecordDecoder::new(&out, 0).collect::<Result<_, _>>().unwrap();
+        let back: Vec<Record> = RecordDecoder::new(&out, 0)
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(back, records);
         out
     }
@@ -294,9 +348,21 @@ mod tests {
     #[test]
     fn small_pymalloc_alloc_and_free_take_few_bytes() {
         let recs = [
-            Record::Alloc { addr: 0x7f00_0000_1000, size: 32, stack: 7, domain: Domain::Python },
-            Record::Alloc { addr: 0x7f00_0000_1020, size: 32, stack: 7, domain: Domain::Python },
-            Record::Free { addr: 0x7f00_0000_1000 },
+            Record::Alloc {
+                addr: 0x7f00_0000_1000,
+                size: 32,
+                stack: 7,
+                domain: Domain::Python,
+            },
+            Record::Alloc {
+                addr: 0x7f00_0000_1020,
+                size: 32,
+                stack: 7,
+                domain: Domain::Python,
+            },
+            Record::Free {
+                addr: 0x7f00_0000_1000,
+            },
         ];
         let bytes = round_trip(&recs);
         // First alloc pays for the absolute address; the second and the free are 2 bytes each.
@@ -306,18 +372,44 @@ mod tests {
     #[test]
     fn unaligned_addresses_and_large_sizes_round_trip() {
         round_trip(&[
-            Record::Alloc { addr: 0x1003, size: 1 << 40, stack: 0, domain: Domain::Mmap },
-            Record::Alloc { addr: 0x10, size: 17, stack: 9, domain: Domain::Native },
+            Record::Alloc {
+                addr: 0x1003,
+                size: 1 << 40,
+                stack: 0,
+                domain: Domain::Mmap,
+            },
+            Record::Alloc {
+                addr: 0x10,
+                size: 17,
+                stack: 9,
+                domain: Domain::Native,
+            },
             Record::Free { addr: 0x1003 },
-            Record::String { id: 3, text: "<script>é".into() },
-            Record::Counters { time_ns: 5, live: 6, peak: 7, allocated: 8, allocations: 9, rss: 10 },
+            Record::String {
+                id: 3,
+                text: "<script>é".into(),
+            },
+            Record::Counters {
+                time_ns: 5,
+                live: 6,
+                peak: 7,
+                allocated: 8,
+                allocations: 9,
+                rss: 10,
+            },
             Record::End,
         ]);
     }
 
     #[test]
     fn unknown_tag_is_an_error_with_position() {
-        let err = RecordDecoder::new(&[0x3f], 100).next().unwrap().unwrap_err();
-        assert_eq!(err.to_string(), "capture corrupt at offset 100: unknown record tag 0x3f (payload byte 1)");
+        let err = RecordDecoder::new(&[0x3f], 100)
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "capture corrupt at offset 100: unknown record tag 0x3f (payload byte 1)"
+        );
     }
 }

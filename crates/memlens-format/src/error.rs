@@ -37,7 +37,10 @@ pub enum FormatError {
 
 impl FormatError {
     pub(crate) fn corrupt(offset: u64, what: impl Into<String>) -> Self {
-        FormatError::Corrupt { offset, what: what.into() }
+        FormatError::Corrupt {
+            offset,
+            what: what.into(),
+        }
     }
 
     /// True when the file is intact up to a point and merely ends early (a killed writer).

@@ -1,5 +1,5 @@
-use crate::encode::put_varint;
 use crate::FormatError;
+use crate::encode::put_varint;
 
 /// The first eight bytes of every capture.
 pub const MAGIC: [u8; 8] = *b"MLENS\0\r\n";
@@ -69,7 +69,11 @@ impl Header {
     }
 
     pub(crate) fn decode(data: &[u8], offset: u64) -> Result<Self, FormatError> {
-        let mut cur = Cursor { data, pos: 0, offset };
+        let mut cur = Cursor {
+            data,
+            pos: 0,
+            offset,
+        };
         let python_version = cur.string()?;
         let pid = u32::try_from(cur.varint()?).map_err(|_| cur.bad("pid out of range"))?;
         let n = cur.count()?;
@@ -83,7 +87,15 @@ impl Header {
         let start_unix_ns = cur.varint()?;
         let n = cur.count()?;
         let library_prefixes = (0..n).map(|_| cur.string()).collect::<Result<_, _>>()?;
-        Ok(Header { python_version, pid, command, mode, sample_rate, start_unix_ns, library_prefixes })
+        Ok(Header {
+            python_version,
+            pid,
+            command,
+            mode,
+            sample_rate,
+            start_unix_ns,
+            library_prefixes,
+        })
     }
 }
 
@@ -104,7 +116,10 @@ impl Cursor<'_> {
     }
 
     fn byte(&mut self) -> Result<u8, FormatError> {
-        let b = *self.data.get(self.pos).ok_or_else(|| self.bad("cut short"))?;
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or_else(|| self.bad("cut short"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -131,7 +146,10 @@ impl Cursor<'_> {
 
     fn string(&mut self) -> Result<String, FormatError> {
         let n = self.count()?;
-        let bytes = self.data.get(self.pos..self.pos + n).ok_or_else(|| self.bad("string cut short"))?;
+        let bytes = self
+            .data
+            .get(self.pos..self.pos + n)
+            .ok_or_else(|| self.bad("string cut short"))?;
         self.pos += n;
         Ok(String::from_utf8_lossy(bytes).into_owned())
     }

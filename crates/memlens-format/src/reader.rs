@@ -67,7 +67,10 @@ impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Result<Self, FormatError> {
         if data.len() < MAGIC.len() || data[..MAGIC.len()] != MAGIC {
             if MAGIC.starts_with(data) {
-                return Err(FormatError::Truncated { offset: data.len() as u64, what: "magic" });
+                return Err(FormatError::Truncated {
+                    offset: data.len() as u64,
+                    what: "magic",
+                });
             }
             return Err(FormatError::BadMagic);
         }
@@ -77,7 +80,10 @@ impl<'a> Reader<'a> {
         })?;
         let version = u16::from_le_bytes([fixed[0], fixed[1]]);
         if version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion { found: version, supported: FORMAT_VERSION });
+            return Err(FormatError::NewerVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         if version == 0 {
             return Err(FormatError::corrupt(8, "format version 0"));
@@ -88,7 +94,11 @@ impl<'a> Reader<'a> {
             what: "file header",
         })?;
         let header = Header::decode(body, 14)?;
-        Ok(Reader { data, header, first_chunk: 14 + len })
+        Ok(Reader {
+            data,
+            header,
+            first_chunk: 14 + len,
+        })
     }
 
     /// The capture's header.
@@ -99,12 +109,20 @@ impl<'a> Reader<'a> {
     /// Chunk byte ranges in file order, found without decompressing anything. Stops with an
     /// error at the first truncated or malformed chunk header.
     pub fn chunk_spans(&self) -> ChunkSpans<'a> {
-        ChunkSpans { data: self.data, pos: self.first_chunk, done: false }
+        ChunkSpans {
+            data: self.data,
+            pos: self.first_chunk,
+            done: false,
+        }
     }
 
     /// All records of all `Events` chunks in order.
     pub fn records(&self) -> Records<'a> {
-        Records { spans: self.chunk_spans(), current: Vec::new(), index: 0 }
+        Records {
+            spans: self.chunk_spans(),
+            current: Vec::new(),
+            index: 0,
+        }
     }
 }
 
@@ -129,16 +147,27 @@ impl<'a> ChunkSpan<'a> {
         let data = match self.codec {
             0 => Cow::Borrowed(self.stored),
             1 => {
-                let out = zstd::bulk::decompress(self.stored, self.raw_len as usize)
-                    .map_err(|e| FormatError::corrupt(offset, format!("cannot decompress chunk: {e}")))?;
+                let out =
+                    zstd::bulk::decompress(self.stored, self.raw_len as usize).map_err(|e| {
+                        FormatError::corrupt(offset, format!("cannot decompress chunk: {e}"))
+                    })?;
                 if out.len() != self.raw_len as usize {
                     return Err(FormatError::corrupt(offset, "chunk length mismatch"));
                 }
                 Cow::Owned(out)
             }
-            other => return Err(FormatError::corrupt(offset, format!("unknown codec {other}"))),
+            other => {
+                return Err(FormatError::corrupt(
+                    offset,
+                    format!("unknown codec {other}"),
+                ));
+            }
         };
-        Ok(Chunk { kind: ChunkKind::from_code(self.kind), offset, data })
+        Ok(Chunk {
+            kind: ChunkKind::from_code(self.kind),
+            offset,
+            data,
+        })
     }
 
     /// File offset of the chunk header.
@@ -164,10 +193,13 @@ impl<'a> Iterator for ChunkSpans<'a> {
         }
         let offset = self.pos as u64;
         let result = (|| {
-            let head = self.data.get(self.pos..self.pos + 16).ok_or(FormatError::Truncated {
-                offset,
-                what: "chunk header",
-            })?;
+            let head = self
+                .data
+                .get(self.pos..self.pos + 16)
+                .ok_or(FormatError::Truncated {
+                    offset,
+                    what: "chunk header",
+                })?;
             if &head[0..2] != b"CK" {
                 return Err(FormatError::corrupt(offset, "bad chunk marker"));
             }
@@ -175,15 +207,28 @@ impl<'a> Iterator for ChunkSpans<'a> {
             let raw_len = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
             let crc = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
             if raw_len > MAX_CHUNK_RAW {
-                return Err(FormatError::corrupt(offset, format!("chunk claims {raw_len} bytes")));
+                return Err(FormatError::corrupt(
+                    offset,
+                    format!("chunk claims {raw_len} bytes"),
+                ));
             }
             let start = self.pos + 16;
-            let stored = self.data.get(start..start + stored_len).ok_or(FormatError::Truncated {
-                offset,
-                what: "chunk body",
-            })?;
+            let stored =
+                self.data
+                    .get(start..start + stored_len)
+                    .ok_or(FormatError::Truncated {
+                        offset,
+                        what: "chunk body",
+                    })?;
             self.pos = start + stored_len;
-            Ok(ChunkSpan { offset, kind: head[2], codec: head[3], raw_len, crc, stored })
+            Ok(ChunkSpan {
+                offset,
+                kind: head[2],
+                codec: head[3],
+                raw_len,
+                crc,
+                stored,
+            })
         })();
         if result.is_err() {
             self.done = true;
@@ -207,7 +252,10 @@ impl Iterator for Records<'_> {
         loop {
             if self.index < self.current.len() {
                 self.index += 1;
-                return Some(Ok(std::mem::replace(&mut self.current[self.index - 1], Record::End)));
+                return Some(Ok(std::mem::replace(
+                    &mut self.current[self.index - 1],
+                    Record::End,
+                )));
             }
             let span = match self.spans.next()? {
                 Ok(span) => span,

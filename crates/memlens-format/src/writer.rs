@@ -26,7 +26,11 @@ impl<W: Write> Writer<W> {
         out.write_all(&(body.len() as u32).to_le_bytes())?;
         out.write_all(&body)?;
         out.flush()?;
-        Ok(Writer { out, scratch: Vec::new(), bytes_written: 14 + body.len() as u64 })
+        Ok(Writer {
+            out,
+            scratch: Vec::new(),
+            bytes_written: 14 + body.len() as u64,
+        })
     }
 
     /// Encodes `records` into one compressed `Events` chunk (nothing when empty).
@@ -48,8 +52,11 @@ impl<W: Write> Writer<W> {
     /// Writes one chunk of `kind` holding `raw` (compressed when that pays) and flushes.
     pub fn write_chunk(&mut self, kind: ChunkKind, raw: &[u8]) -> Result<(), FormatError> {
         let compressed = zstd::bulk::compress(raw, ZSTD_LEVEL)?;
-        let (codec, stored): (u8, &[u8]) =
-            if compressed.len() < raw.len() { (1, &compressed) } else { (0, raw) };
+        let (codec, stored): (u8, &[u8]) = if compressed.len() < raw.len() {
+            (1, &compressed)
+        } else {
+            (0, raw)
+        };
         let stored_len = u32::try_from(stored.len())
             .map_err(|_| FormatError::corrupt(self.bytes_written, "chunk over 4 GiB"))?;
         let mut head = [0u8; 16];

@@ -5,17 +5,36 @@ use memlens_format::{Domain, FormatError, Header, Mode, Reader, Record, Writer};
 use proptest::prelude::*;
 
 fn record() -> impl Strategy<Value = Record> {
-    let domain = prop_oneof![Just(Domain::Python), Just(Domain::Native), Just(Domain::Mmap)];
+    let domain = prop_oneof![
+        Just(Domain::Python),
+        Just(Domain::Native),
+        Just(Domain::Mmap)
+    ];
     prop_oneof![
-        (any::<u64>(), 0u64..1 << 42, 0u32..1000, domain)
-            .prop_map(|(addr, size, stack, domain)| Record::Alloc { addr, size, stack, domain }),
+        (any::<u64>(), 0u64..1 << 42, 0u32..1000, domain).prop_map(
+            |(addr, size, stack, domain)| Record::Alloc {
+                addr,
+                size,
+                stack,
+                domain
+            }
+        ),
         any::<u64>().prop_map(|addr| Record::Free { addr }),
         (any::<u32>(), ".{0,20}").prop_map(|(id, text)| Record::String { id, text }),
-        (any::<u32>(), any::<u32>(), any::<u32>())
-            .prop_map(|(id, parent, frame)| Record::Stack { id, parent, frame }),
+        (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(id, parent, frame)| Record::Stack {
+            id,
+            parent,
+            frame
+        }),
         Just(Record::Peak),
-        (any::<u64>(), any::<u64>())
-            .prop_map(|(t, live)| Record::Counters { time_ns: t, live, peak: live, allocated: 1, allocations: 2, rss: 3 }),
+        (any::<u64>(), any::<u64>()).prop_map(|(t, live)| Record::Counters {
+            time_ns: t,
+            live,
+            peak: live,
+            allocated: 1,
+            allocations: 2,
+            rss: 3
+        }),
     ]
 }
 
@@ -93,7 +112,10 @@ proptest! {
 fn foreign_file_says_so() {
     let err = Reader::new(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0").unwrap_err();
     assert!(matches!(err, FormatError::BadMagic));
-    assert_eq!(err.to_string(), "not a memlens capture (bad magic at offset 0)");
+    assert_eq!(
+        err.to_string(),
+        "not a memlens capture (bad magic at offset 0)"
+    );
 }
 
 #[test]
@@ -101,15 +123,32 @@ fn newer_version_says_so() {
     let mut bytes = write(&[]);
     bytes[8] = 9;
     let err = Reader::new(&bytes).unwrap_err();
-    assert_eq!(err.to_string(), "capture format version 9 is newer than this memlens understands (1)");
+    assert_eq!(
+        err.to_string(),
+        "capture format version 9 is newer than this memlens understands (1)"
+    );
 }
 
 #[test]
 fn bit_flip_in_chunk_names_its_offset() {
     let mut bytes = write(&[vec![Record::Peak, Record::Free { addr: 16 }]]);
-    let header_len = Reader::new(&bytes).unwrap().chunk_spans().next().unwrap().unwrap().offset();
+    let header_len = Reader::new(&bytes)
+        .unwrap()
+        .chunk_spans()
+        .next()
+        .unwrap()
+        .unwrap()
+        .offset();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
-    let err = Reader::new(&bytes).unwrap().records().next().unwrap().unwrap_err();
-    assert_eq!(err.to_string(), format!("capture corrupt at offset {header_len}: chunk checksum mismatch"));
+    let err = Reader::new(&bytes)
+        .unwrap()
+        .records()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("capture corrupt at offset {header_len}: chunk checksum mismatch")
+    );
 }

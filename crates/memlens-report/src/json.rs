@@ -13,7 +13,11 @@ pub fn to_value(report: &Report, view: View) -> Value {
     let m = &report.meta;
     let t = &report.totals;
     let mut sites: Vec<_> = report.sites.iter().collect();
-    sites.sort_by(|a, b| b.bytes(view).cmp(&a.bytes(view)).then_with(|| a.location.cmp(&b.location)));
+    sites.sort_by(|a, b| {
+        b.bytes(view)
+            .cmp(&a.bytes(view))
+            .then_with(|| a.location.cmp(&b.location))
+    });
     json!({
         "format": "memlens-report",
         "version": 1,

@@ -30,7 +30,12 @@ pub enum Format {
 }
 
 /// Renders `report` in `format`, ranking sites by `view`.
-pub fn render(report: &Report, format: Format, view: View, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn render(
+    report: &Report,
+    format: Format,
+    view: View,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     match format {
         Format::Text => text::render(report, view, &text::TextOptions::default(), out),
         Format::Json => json::render(report, view, out),

@@ -17,7 +17,10 @@ pub struct TextOptions {
 
 impl Default for TextOptions {
     fn default() -> Self {
-        TextOptions { top: 10, show_source: true }
+        TextOptions {
+            top: 10,
+            show_source: true,
+        }
     }
 }
 
@@ -58,7 +61,12 @@ fn view_title(view: View) -> &'static str {
 }
 
 /// Writes the summary.
-pub fn render(report: &Report, view: View, options: &TextOptions, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn render(
+    report: &Report,
+    view: View,
+    options: &TextOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let m = &report.meta;
     let t = &report.totals;
     let command = escape_terminal(&m.command.join(" "));
@@ -68,7 +76,13 @@ pub fn render(report: &Report, view: View, options: &TextOptions, out: &mut dyn 
         format!("sampling every {} on average", human_bytes(m.sample_rate))
     };
     writeln!(out, "memlens report: {command}")?;
-    writeln!(out, "  Python {}, pid {}, {mode}, {:.2} s", escape_terminal(&m.python), m.pid, m.duration_s)?;
+    writeln!(
+        out,
+        "  Python {}, pid {}, {mode}, {:.2} s",
+        escape_terminal(&m.python),
+        m.pid,
+        m.duration_s
+    )?;
     if let Some(w) = &m.warning {
         writeln!(out, "  warning: {}", escape_terminal(w))?;
     }
@@ -104,7 +118,13 @@ pub fn render_findings(report: &Report, out: &mut dyn std::io::Write) -> std::io
             .as_ref()
             .map(|l| format!("{}:{}: ", escape_terminal(&l.file), l.line))
             .unwrap_or_default();
-        writeln!(out, "  {at}{} {} [{}]", f.rule, escape_terminal(&f.message), f.title)?;
+        writeln!(
+            out,
+            "  {at}{} {} [{}]",
+            f.rule,
+            escape_terminal(&f.message),
+            f.title
+        )?;
         writeln!(out, "      fix: {}", f.fix)?;
         writeln!(out, "      evidence: {}", escape_terminal(&f.evidence))?;
     }
@@ -112,7 +132,12 @@ pub fn render_findings(report: &Report, out: &mut dyn std::io::Write) -> std::io
 }
 
 /// Writes only the ranked lines of `view`.
-pub fn render_sites(report: &Report, view: View, options: &TextOptions, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn render_sites(
+    report: &Report,
+    view: View,
+    options: &TextOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let t = &report.totals;
     writeln!(out, "{}:", view_title(view))?;
     let total = match view {

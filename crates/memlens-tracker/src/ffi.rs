@@ -5,8 +5,10 @@
 use std::ffi::{c_int, c_void};
 
 pub type MallocFn = unsafe extern "C" fn(ctx: *mut c_void, size: usize) -> *mut c_void;
-pub type CallocFn = unsafe extern "C" fn(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void;
-pub type ReallocFn = unsafe extern "C" fn(ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void;
+pub type CallocFn =
+    unsafe extern "C" fn(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void;
+pub type ReallocFn =
+    unsafe extern "C" fn(ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void;
 pub type FreeFn = unsafe extern "C" fn(ctx: *mut c_void, ptr: *mut c_void);
 
 /// `PyMemAllocatorEx` (Include/cpython/pymem.h), unchanged since 3.5.

@@ -127,16 +127,27 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     if session.is_some() {
         return Err(TrackerError::AlreadyActive);
     }
-    let layout = python::Layout::detect(config.python.0, config.python.1)
-        .ok_or(TrackerError::UnsupportedPython(config.python.0, config.python.1))?;
-    let file = File::create(&config.path)
-        .map_err(|source| TrackerError::Create { path: config.path.clone(), source })?;
+    let layout = python::Layout::detect(config.python.0, config.python.1).ok_or(
+        TrackerError::UnsupportedPython(config.python.0, config.python.1),
+    )?;
+    let file = File::create(&config.path).map_err(|source| TrackerError::Create {
+        path: config.path.clone(),
+        source,
+    })?;
     let header = Header {
         python_version: config.python_version.clone(),
         pid: std::process::id(),
         command: config.command.clone(),
-        mode: if config.exact { Mode::Exact } else { Mode::Sampling },
-        sample_rate: if config.exact { 1 } else { config.sample_rate.max(1) },
+        mode: if config.exact {
+            Mode::Exact
+        } else {
+            Mode::Sampling
+        },
+        sample_rate: if config.exact {
+            1
+        } else {
+            config.sample_rate.max(1)
+        },
         start_unix_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -149,6 +160,10 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     let rec = recorder::install(config.exact, config.sample_rate, layout, code_type);
     counters::reset();
     hooks::arena::install(layout.pool_size);
+    // PYTHONMALLOC=malloc (or malloc_debug) bypasses pymalloc: small blocks are then malloc's.
+    let pymalloc =
+        std::env::var("PYTHONMALLOC").map_or(true, |v| v.is_empty() || v.starts_with("pymalloc"));
+    hooks::old_pools::reset(pymalloc);
     let start = Instant::now();
     let writer = writer::WriterHandle::spawn(rec, writer, start);
     counters::GIL.active.store(true, SeqCst);
@@ -157,13 +172,19 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
         hooks::native::patch_all();
     }
     install_fork_handler();
-    *session = Some(Session { path: config.path, writer, native: config.native });
+    *session = Some(Session {
+        path: config.path,
+        writer,
+        native: config.native,
+    });
     Ok(())
 }
 
 /// Stops tracking, restores the allocators and finishes the capture. Caller holds the GIL.
 pub fn stop() -> Result<Summary, TrackerError> {
-    let session = recorder::lock(&SESSION).take().ok_or(TrackerError::NotActive)?;
+    let session = recorder::lock(&SESSION)
+        .take()
+        .ok_or(TrackerError::NotActive)?;
     let totals = counters::totals();
     counters::GIL.active.store(false, SeqCst);
     hooks::pymem::uninstall();
@@ -171,7 +192,11 @@ pub fn stop() -> Result<Summary, TrackerError> {
         hooks::native::unpatch_all();
     }
     let stats = session.writer.finish();
-    Ok(Summary { path: session.path, totals, writer: stats })
+    Ok(Summary {
+        path: session.path,
+        totals,
+        writer: stats,
+    })
 }
 
 /// True while tracking.

@@ -32,10 +32,19 @@ pub(crate) struct Event {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum EventKind {
-    Alloc { addr: u64, size: u64, stack: u32, domain: Domain },
-    Free { addr: u64 },
+    Alloc {
+        addr: u64,
+        size: u64,
+        stack: u32,
+        domain: Domain,
+    },
+    Free {
+        addr: u64,
+    },
     Peak,
-    Checkpoint { label: u32 },
+    Checkpoint {
+        label: u32,
+    },
 }
 
 /// A thread's event queue, registered with the recorder so the writer can drain it.
@@ -67,7 +76,10 @@ impl Interner {
         }
         let id = self.strings.len() as u32;
         self.strings.insert(text.to_owned(), id);
-        self.pending.push(Record::String { id, text: text.to_owned() });
+        self.pending.push(Record::String {
+            id,
+            text: text.to_owned(),
+        });
         id
     }
 
@@ -86,18 +98,28 @@ impl Interner {
             None => {
                 // SAFETY: as above.
                 let names = unsafe { layout.code_names(raw.code) };
-                let (name, qualname, file) =
-                    (self.string(&names.name), self.string(&names.qualname), self.string(&names.file));
+                let (name, qualname, file) = (
+                    self.string(&names.name),
+                    self.string(&names.qualname),
+                    self.string(&names.file),
+                );
                 let id = self.next_function;
                 self.next_function += 1;
                 self.functions.insert(key, id);
-                self.pending.push(Record::Function { id, name, qualname, file, first_line: names.first_line });
+                self.pending.push(Record::Function {
+                    id,
+                    name,
+                    qualname,
+                    file,
+                    first_line: names.first_line,
+                });
                 id
             }
         };
         // SAFETY: PyCode_Addr2Line only reads the live code object's line table; it neither
         // allocates nor needs the GIL for an immutable code object.
-        let line = unsafe { ffi::PyCode_Addr2Line(raw.code as *mut c_void, raw.lasti) }.max(0) as u32;
+        let line =
+            unsafe { ffi::PyCode_Addr2Line(raw.code as *mut c_void, raw.lasti) }.max(0) as u32;
         let id = *self.frames.entry((function, line)).or_insert_with(|| {
             let id = self.next_frame;
             self.next_frame += 1;
@@ -163,8 +185,15 @@ pub(crate) fn current() -> Option<&'static Recorder> {
 }
 
 /// Installs a new recorder, abandoning (leaking) any previous one.
-pub(crate) fn install(exact: bool, sample_rate: u64, layout: &'static Layout, code_type: usize) -> &'static Recorder {
-    let filter = (0..if exact { 1 } else { FILTER_SLOTS }).map(|_| AtomicU8::new(0)).collect();
+pub(crate) fn install(
+    exact: bool,
+    sample_rate: u64,
+    layout: &'static Layout,
+    code_type: usize,
+) -> &'static Recorder {
+    let filter = (0..if exact { 1 } else { FILTER_SLOTS })
+        .map(|_| AtomicU8::new(0))
+        .collect();
     let rec = Box::leak(Box::new(Recorder {
         exact,
         sample_rate: sample_rate.max(1),
@@ -229,7 +258,10 @@ fn filter_slot(addr: u64) -> usize {
 impl Recorder {
     fn register_thread(&self) -> Arc<ThreadBuffer> {
         let id = self.next_thread.fetch_add(1, Ordering::Relaxed);
-        let buffer = Arc::new(ThreadBuffer { id, events: Mutex::new(Vec::with_capacity(256)) });
+        let buffer = Arc::new(ThreadBuffer {
+            id,
+            events: Mutex::new(Vec::with_capacity(256)),
+        });
         lock(&self.threads).push(buffer.clone());
         let tid = native_thread_id();
         lock(&self.thread_names).push((id, tid, String::new()));
@@ -250,7 +282,11 @@ impl Recorder {
         };
         let mut events = lock(&buffer.events);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        events.push(Event { seq, thread: buffer.id, kind });
+        events.push(Event {
+            seq,
+            thread: buffer.id,
+            kind,
+        });
     }
 
     fn capture_stack(&'static self, local: &mut LocalState) -> u32 {
@@ -282,14 +318,24 @@ impl Recorder {
     /// Records an allocation (sampled, or every one in exact mode) with its stack.
     pub(crate) fn on_alloc(&'static self, addr: usize, size: u64, domain: Domain) {
         let _ = LOCAL.try_with(|cell| {
-            let Ok(mut local) = cell.try_borrow_mut() else { return };
+            let Ok(mut local) = cell.try_borrow_mut() else {
+                return;
+            };
             let stack = self.capture_stack(&mut local);
             if !self.exact {
                 let slot = filter_slot(addr as u64);
                 self.filter[slot].fetch_add(1, Ordering::Relaxed);
                 lock(&self.sampled).insert(addr as u64, ());
             }
-            self.push(EventKind::Alloc { addr: addr as u64, size, stack, domain }, &mut local);
+            self.push(
+                EventKind::Alloc {
+                    addr: addr as u64,
+                    size,
+                    stack,
+                    domain,
+                },
+                &mut local,
+            );
         });
     }
 

@@ -49,7 +49,11 @@ thread_local! {
 /// Counts `size` bytes against the GIL stream; true when a sample point fell inside them.
 /// Only called with the GIL held.
 #[inline]
-pub(crate) fn gil_should_sample(countdown: &std::sync::atomic::AtomicI64, size: u64, rate: u64) -> bool {
+pub(crate) fn gil_should_sample(
+    countdown: &std::sync::atomic::AtomicI64,
+    size: u64,
+    rate: u64,
+) -> bool {
     let left = countdown.load(Relaxed) - size as i64;
     if left > 0 {
         countdown.store(left, Relaxed);
@@ -119,9 +123,14 @@ mod tests {
         GIL_RNG.store(7, Relaxed);
         let (size, rate) = (100u64, 10_000u64);
         let p = 1.0 - (-(size as f64) / rate as f64).exp();
-        let sampled = (0..1_000_000).filter(|_| gil_should_sample(&countdown, size, rate)).count();
+        let sampled = (0..1_000_000)
+            .filter(|_| gil_should_sample(&countdown, size, rate))
+            .count();
         let estimate = sampled as f64 * size as f64 / p;
         let truth = 100e6;
-        assert!((estimate - truth).abs() / truth < 0.02, "estimate {estimate}");
+        assert!(
+            (estimate - truth).abs() / truth < 0.02,
+            "estimate {estimate}"
+        );
     }
 }

@@ -45,7 +45,11 @@ pub struct WriterStats {
 }
 
 impl WriterHandle {
-    pub(crate) fn spawn(recorder: &'static Recorder, writer: Writer<BufWriter<File>>, start: Instant) -> Self {
+    pub(crate) fn spawn(
+        recorder: &'static Recorder,
+        writer: Writer<BufWriter<File>>,
+        start: Instant,
+    ) -> Self {
         let control = Arc::new((Mutex::new(Control::default()), Condvar::new()));
         let c = control.clone();
         let thread = std::thread::Builder::new()
@@ -68,7 +72,10 @@ impl WriterHandle {
             if left.is_zero() {
                 break;
             }
-            c = cv.wait_timeout(c, left).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            c = cv
+                .wait_timeout(c, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
     }
 
@@ -79,7 +86,10 @@ impl WriterHandle {
             lock(m).stop = true;
             cv.notify_all();
         }
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -96,12 +106,21 @@ struct State {
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
 
-fn run(rec: &'static Recorder, writer: Writer<BufWriter<File>>, start: Instant, control: &(Mutex<Control>, Condvar)) -> WriterStats {
+fn run(
+    rec: &'static Recorder,
+    writer: Writer<BufWriter<File>>,
+    start: Instant,
+    control: &(Mutex<Control>, Condvar),
+) -> WriterStats {
     let mut st = State {
         writer,
         held_back: Vec::new(),
@@ -121,13 +140,12 @@ fn run(rec: &'static Recorder, writer: Writer<BufWriter<File>>, start: Instant, 
             (c.stop, c.flush_requests)
         };
         collect(rec, &mut st, start, stop);
-        let due = stop
-            || flush_want > 0 && {
+        let due =
+            stop || flush_want > 0 && {
                 let c = lock(&control.0);
                 c.flushes_done < flush_want
-            }
-            || st.last_flush.elapsed() >= FLUSH_EVERY
-            || st.records.len() >= FLUSH_RECORDS;
+            } || st.last_flush.elapsed() >= FLUSH_EVERY
+                || st.records.len() >= FLUSH_RECORDS;
         if due {
             if stop {
                 st.records.push(Record::End);
@@ -172,7 +190,11 @@ fn collect(rec: &'static Recorder, st: &mut State, start: Instant, all: bool) {
     for (id, native_id, name) in names {
         if st.named.get(&id) != Some(&name) {
             let name_id = interner.string(if name.is_empty() { "<thread>" } else { &name });
-            thread_records.push(Record::Thread { id, native_id, name: name_id });
+            thread_records.push(Record::Thread {
+                id,
+                native_id,
+                name: name_id,
+            });
             st.named.insert(id, name);
         }
     }
@@ -181,16 +203,30 @@ fn collect(rec: &'static Recorder, st: &mut State, start: Instant, all: bool) {
     st.records.extend(thread_records);
 
     st.held_back.sort_unstable_by_key(|e| e.seq);
-    let ready = if all { st.held_back.len() } else { st.held_back.partition_point(|e| e.seq < horizon) };
+    let ready = if all {
+        st.held_back.len()
+    } else {
+        st.held_back.partition_point(|e| e.seq < horizon)
+    };
     for e in st.held_back.drain(..ready) {
         if st.last_thread != Some(e.thread) {
             st.records.push(Record::SwitchThread(e.thread));
             st.last_thread = Some(e.thread);
         }
         st.records.push(match e.kind {
-            EventKind::Alloc { addr, size, stack, domain } => {
+            EventKind::Alloc {
+                addr,
+                size,
+                stack,
+                domain,
+            } => {
                 st.stats.events += 1;
-                Record::Alloc { addr, size, stack, domain }
+                Record::Alloc {
+                    addr,
+                    size,
+                    stack,
+                    domain,
+                }
             }
             EventKind::Free { addr } => {
                 st.stats.events += 1;

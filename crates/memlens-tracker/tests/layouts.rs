@@ -42,7 +42,11 @@ fn probe(minor: u8, prefix: &Path) -> HashMap<String, i64> {
         .arg(format!("-I{}", include.join("internal").display()))
         .status()
         .expect("a C compiler (cc) is needed to read the interpreter's headers");
-    assert!(status.success(), "compiling the probe against {} failed", include.display());
+    assert!(
+        status.success(),
+        "compiling the probe against {} failed",
+        include.display()
+    );
     let out = Command::new(&exe).output().expect("probe runs");
     String::from_utf8(out.stdout)
         .unwrap()
@@ -57,43 +61,99 @@ fn probe(minor: u8, prefix: &Path) -> HashMap<String, i64> {
 #[test]
 fn layouts_match_the_interpreters_own_headers() {
     let found = interpreters();
-    assert!(found.iter().any(|(m, _)| *m == 11), "CPython 3.11 is required for this test");
+    assert!(
+        found.iter().any(|(m, _)| *m == 11),
+        "CPython 3.11 is required for this test"
+    );
     for (minor, prefix) in found {
         let p = probe(minor, &prefix);
         let layout = Layout::detect(3, minor).expect("supported version");
-        let get = |k: &str| *p.get(k).unwrap_or_else(|| panic!("3.{minor}: probe lacks {k}")) as usize;
+        let get = |k: &str| {
+            *p.get(k)
+                .unwrap_or_else(|| panic!("3.{minor}: probe lacks {k}")) as usize
+        };
         let ctx = format!("CPython 3.{minor}");
-        assert_eq!(layout.co_filename, get("code.co_filename"), "{ctx} co_filename");
+        assert_eq!(
+            layout.co_filename,
+            get("code.co_filename"),
+            "{ctx} co_filename"
+        );
         assert_eq!(layout.co_name, get("code.co_name"), "{ctx} co_name");
-        assert_eq!(layout.co_firstlineno, get("code.co_firstlineno"), "{ctx} co_firstlineno");
-        assert_eq!(layout.ascii_size, get("sizeof(PyASCIIObject)"), "{ctx} PyASCIIObject");
-        assert_eq!(layout.compact_size, get("sizeof(PyCompactUnicodeObject)"), "{ctx} compact");
+        assert_eq!(
+            layout.co_firstlineno,
+            get("code.co_firstlineno"),
+            "{ctx} co_firstlineno"
+        );
+        assert_eq!(
+            layout.ascii_size,
+            get("sizeof(PyASCIIObject)"),
+            "{ctx} PyASCIIObject"
+        );
+        assert_eq!(
+            layout.compact_size,
+            get("sizeof(PyCompactUnicodeObject)"),
+            "{ctx} compact"
+        );
         assert_eq!(get("ascii.length"), 16, "{ctx} str length");
         assert_eq!(get("ascii.state"), 32, "{ctx} str state");
         assert_eq!(get("state.kind_mask"), 0b11100, "{ctx} kind bits");
         assert_eq!(get("state.compact_mask"), 1 << 5, "{ctx} compact bit");
         assert_eq!(get("state.ascii_mask"), 1 << 6, "{ctx} ascii bit");
         if minor >= 11 {
-            assert_eq!(layout.co_qualname, Some(get("code.co_qualname")), "{ctx} co_qualname");
-            assert_eq!(layout.co_firsttraceable, Some(get("code._co_firsttraceable")), "{ctx}");
-            assert_eq!(layout.co_code_adaptive, Some(get("code.co_code_adaptive")), "{ctx}");
+            assert_eq!(
+                layout.co_qualname,
+                Some(get("code.co_qualname")),
+                "{ctx} co_qualname"
+            );
+            assert_eq!(
+                layout.co_firsttraceable,
+                Some(get("code._co_firsttraceable")),
+                "{ctx}"
+            );
+            assert_eq!(
+                layout.co_code_adaptive,
+                Some(get("code.co_code_adaptive")),
+                "{ctx}"
+            );
         }
         match layout.frames {
-            FrameModel::FrameObject { tstate_frame, f_back, f_code, f_lasti, .. } => {
+            FrameModel::FrameObject {
+                tstate_frame,
+                f_back,
+                f_code,
+                f_lasti,
+                ..
+            } => {
                 assert_eq!(tstate_frame, get("tstate.frame"), "{ctx} tstate.frame");
                 assert_eq!(f_back, get("frame.f_back"), "{ctx} f_back");
                 assert_eq!(f_code, get("frame.f_code"), "{ctx} f_code");
                 assert_eq!(f_lasti, get("frame.f_lasti"), "{ctx} f_lasti");
             }
-            FrameModel::Interpreter { tstate_cframe, current_frame, code, previous, instr, owner, .. } => {
+            FrameModel::Interpreter {
+                tstate_cframe,
+                current_frame,
+                code,
+                previous,
+                instr,
+                owner,
+                ..
+            } => {
                 if minor < 13 {
                     assert_eq!(tstate_cframe, Some(get("tstate.cframe")), "{ctx} cframe");
-                    assert_eq!(current_frame, get("cframe.current_frame"), "{ctx} current_frame");
+                    assert_eq!(
+                        current_frame,
+                        get("cframe.current_frame"),
+                        "{ctx} current_frame"
+                    );
                     assert_eq!(code, get("iframe.f_code"), "{ctx} f_code");
                     assert_eq!(instr, get("iframe.prev_instr"), "{ctx} prev_instr");
                 } else {
                     assert_eq!(tstate_cframe, None, "{ctx}");
-                    assert_eq!(current_frame, get("tstate.current_frame"), "{ctx} current_frame");
+                    assert_eq!(
+                        current_frame,
+                        get("tstate.current_frame"),
+                        "{ctx} current_frame"
+                    );
                     assert_eq!(code, get("iframe.f_executable"), "{ctx} f_executable");
                     assert_eq!(instr, get("iframe.instr_ptr"), "{ctx} instr_ptr");
                 }

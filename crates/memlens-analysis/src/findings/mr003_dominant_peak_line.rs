@@ -37,7 +37,11 @@ fn check(report: &Report) -> Vec<Finding> {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" "),
-            evidence: format!("peak {} at {:.2} s", mib(report.totals.peak_bytes), report.totals.peak_time_s),
+            evidence: format!(
+                "peak {} at {:.2} s",
+                mib(report.totals.peak_bytes),
+                report.totals.peak_time_s
+            ),
         })
         .collect()
 }

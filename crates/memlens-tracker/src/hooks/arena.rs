@@ -11,8 +11,8 @@
 //! allocator when freed.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::ffi::{self, PyObjectArenaAllocator};
 
@@ -35,7 +35,11 @@ struct Slots {
 // SAFETY: the raw context pointer inside `orig` is only passed back to CPython's allocator.
 unsafe impl Send for Slots {}
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots { next_unused: 0, free: Vec::new(), orig: None });
+static SLOTS: Mutex<Slots> = Mutex::new(Slots {
+    next_unused: 0,
+    free: Vec::new(),
+    orig: None,
+});
 
 /// True when `p` lies in an arena we handed out.
 #[inline(always)]
@@ -80,7 +84,10 @@ unsafe extern "C" fn arena_alloc(_ctx: *mut c_void, size: usize) -> *mut c_void 
     }
     match slots.orig {
         // SAFETY: CPython's own arena allocator with its own context.
-        Some(orig) => unsafe { orig.alloc.map_or(std::ptr::null_mut(), |f| f(orig.ctx, size)) },
+        Some(orig) => unsafe {
+            orig.alloc
+                .map_or(std::ptr::null_mut(), |f| f(orig.ctx, size))
+        },
         None => std::ptr::null_mut(),
     }
 }
@@ -132,7 +139,11 @@ pub(crate) fn install(pool_size: usize) -> bool {
             0,
         )
     };
-    let mut orig = PyObjectArenaAllocator { ctx: std::ptr::null_mut(), alloc: None, free: None };
+    let mut orig = PyObjectArenaAllocator {
+        ctx: std::ptr::null_mut(),
+        alloc: None,
+        free: None,
+    };
     // SAFETY: GIL held; reads the current arena allocator.
     unsafe { ffi::PyObject_GetArenaAllocator(&mut orig) };
     slots.orig = Some(orig);

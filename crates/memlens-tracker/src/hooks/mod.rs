@@ -7,6 +7,7 @@
 
 pub(crate) mod arena;
 pub(crate) mod native;
+pub(crate) mod old_pools;
 pub(crate) mod pymem;
 
 use std::cell::Cell;
@@ -26,7 +27,14 @@ thread_local! {
 #[inline]
 pub(crate) fn guarded(f: impl FnOnce()) {
     let entered = IN_RECORDER
-        .try_with(|flag| if flag.get() { false } else { flag.set(true); true })
+        .try_with(|flag| {
+            if flag.get() {
+                false
+            } else {
+                flag.set(true);
+                true
+            }
+        })
         .unwrap_or(false);
     if !entered {
         return;
@@ -47,7 +55,11 @@ pub(crate) fn new_peak(total: i64) {
     {
         // Marks are recorded at most every 1/256 of the peak (and at least 64 KiB apart in
         // sampling mode), so the peak set is at most 0.4% short of the true high-water mark.
-        let step = if rec.exact { (total / 256).max(4096) } else { (total / 256).max(64 << 10) };
+        let step = if rec.exact {
+            (total / 256).max(4096)
+        } else {
+            (total / 256).max(64 << 10)
+        };
         SHARED.next_peak_mark.store(total + step, Relaxed);
         guarded(|| rec.on_peak());
     }

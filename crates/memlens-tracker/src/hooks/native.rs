@@ -30,13 +30,13 @@ fn on_alloc(p: *mut c_void, domain: Domain, size: usize) {
     SHARED.native_allocated.fetch_add(size as u64, Relaxed);
     SHARED.native_allocations.fetch_add(1, Relaxed);
     let total = live + GIL.live.load(Relaxed);
-    if total > SHARED.peak.load(Relaxed) {
-        super::new_peak(total);
-    }
     if let Some(rec) = recorder::current()
         && (rec.exact || sampler::native_should_sample(size as u64, rec.sample_rate))
     {
         super::guarded(|| rec.on_alloc(p as usize, size as u64, domain));
+    } // After the allocation is recorded, so the peak set includes it.
+    if total > SHARED.peak.load(Relaxed) {
+        super::new_peak(total);
     }
 }
 
@@ -295,7 +295,12 @@ unsafe fn write_slot(slot: usize, value: usize) -> bool {
     // on a patched object is the price of interposing without LD_PRELOAD. An aligned 8-byte
     // slot never straddles pages.
     unsafe {
-        if libc::mprotect(page as *mut c_void, 4096, libc::PROT_READ | libc::PROT_WRITE) != 0 {
+        if libc::mprotect(
+            page as *mut c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+        ) != 0
+        {
             return false;
         }
         std::ptr::write_volatile(slot as *mut usize, value);
@@ -310,11 +315,16 @@ fn is_ours(info: &libc::dl_phdr_info) -> bool {
     let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
     phdrs.iter().any(|ph| {
         ph.p_type == libc::PT_LOAD
-            && (base + ph.p_vaddr as usize..base + (ph.p_vaddr + ph.p_memsz) as usize).contains(&probe)
+            && (base + ph.p_vaddr as usize..base + (ph.p_vaddr + ph.p_memsz) as usize)
+                .contains(&probe)
     })
 }
 
-unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+unsafe extern "C" fn visit(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut c_void,
+) -> c_int {
     // SAFETY: the loader passes a valid info and our Vec as data.
     let (info, patches) = unsafe { (&*info, &mut *(data as *mut Vec<Patch>)) };
     let name = if info.dlpi_name.is_null() {
@@ -343,23 +353,32 @@ unsafe fn patch_object(info: &libc::dl_phdr_info, patches: &mut Vec<Patch>) {
     let base = info.dlpi_addr as usize;
     // SAFETY: as in is_ours.
     let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-    let Some(dynamic) = phdrs.iter().find(|ph| ph.p_type == libc::PT_DYNAMIC) else { return };
+    let Some(dynamic) = phdrs.iter().find(|ph| ph.p_type == libc::PT_DYNAMIC) else {
+        return;
+    };
     let mut dyn_ptr = (base + dynamic.p_vaddr as usize) as *const Elf64Dyn;
-    let (mut symtab, mut strtab, mut jmprel, mut pltrelsz, mut rela, mut relasz) = (0, 0, 0, 0, 0, 0);
+    let (mut symtab, mut strtab, mut jmprel, mut pltrelsz, mut rela, mut relasz) =
+        (0, 0, 0, 0, 0, 0);
     // glibc relocates the pointers of the in-memory dynamic section on x86-64; an unrelocated
     // one (below the load base) gets the base added.
-    let fix = |p: u64| -> usize { if (p as usize) < base { base + p as usize } else { p as usize } };
+    let fix = |p: u64| -> usize {
+        if (p as usize) < base {
+            base + p as usize
+        } else {
+            p as usize
+        }
+    };
     loop {
         // SAFETY: the dynamic array is terminated by DT_NULL.
         let d = unsafe { &*dyn_ptr };
         match d.tag as u64 {
             0 => break,
-            5 => strtab = fix(d.val),     // DT_STRTAB
-            6 => symtab = fix(d.val),     // DT_SYMTAB
-            7 => rela = fix(d.val),       // DT_RELA
-            8 => relasz = d.val as usize, // DT_RELASZ
+            5 => strtab = fix(d.val),       // DT_STRTAB
+            6 => symtab = fix(d.val),       // DT_SYMTAB
+            7 => rela = fix(d.val),         // DT_RELA
+            8 => relasz = d.val as usize,   // DT_RELASZ
             2 => pltrelsz = d.val as usize, // DT_PLTRELSZ
-            23 => jmprel = fix(d.val),    // DT_JMPREL
+            23 => jmprel = fix(d.val),      // DT_JMPREL
             _ => {}
         }
         // SAFETY: still inside the array.
@@ -385,7 +404,9 @@ unsafe fn patch_object(info: &libc::dl_phdr_info, patches: &mut Vec<Patch>) {
             let sym = unsafe { &*(symtab as *const Elf64Sym).add(sym_index) };
             // SAFETY: st_name indexes the object's string table.
             let name = unsafe { CStr::from_ptr((strtab + sym.name as usize) as *const c_char) };
-            let Some(hook) = hook_for(name.to_bytes()) else { continue };
+            let Some(hook) = hook_for(name.to_bytes()) else {
+                continue;
+            };
             let slot = base + r.offset as usize;
             // SAFETY: slot is this object's GOT entry for the symbol.
             let current = unsafe { std::ptr::read_volatile(slot as *const usize) };
@@ -394,7 +415,10 @@ unsafe fn patch_object(info: &libc::dl_phdr_info, patches: &mut Vec<Patch>) {
             }
             // SAFETY: as above.
             if unsafe { write_slot(slot, hook) } {
-                patches.push(Patch { slot, original: current });
+                patches.push(Patch {
+                    slot,
+                    original: current,
+                });
             }
         }
     }
@@ -409,7 +433,10 @@ mod tests {
         let mut maps = BTreeMap::new();
         maps.insert(0x10000, 0x4000);
         assert_eq!(remove_range(&mut maps, 0x11000, 0x1000), 0x1000);
-        assert_eq!(maps.into_iter().collect::<Vec<_>>(), vec![(0x10000, 0x1000), (0x12000, 0x2000)]);
+        assert_eq!(
+            maps.into_iter().collect::<Vec<_>>(),
+            vec![(0x10000, 0x1000), (0x12000, 0x2000)]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use memlens_format::Domain;
 
-use super::arena;
+use super::{arena, old_pools};
 use crate::counters::{GIL, SHARED};
 use crate::ffi::{self, PyMemAllocatorEx};
 use crate::{recorder, sampler};
@@ -28,48 +28,99 @@ pub(crate) struct Wrapped {
 // active; read by hooks afterwards.
 unsafe impl Sync for Wrapped {}
 
-const EMPTY: PyMemAllocatorEx =
-    PyMemAllocatorEx { ctx: std::ptr::null_mut(), malloc: None, calloc: None, realloc: None, free: None };
+const EMPTY: PyMemAllocatorEx = PyMemAllocatorEx {
+    ctx: std::ptr::null_mut(),
+    malloc: None,
+    calloc: None,
+    realloc: None,
+    free: None,
+};
 
-static MEM: Wrapped = Wrapped { orig: UnsafeCell::new(EMPTY) };
-static OBJ: Wrapped = Wrapped { orig: UnsafeCell::new(EMPTY) };
+static MEM: Wrapped = Wrapped {
+    orig: UnsafeCell::new(EMPTY),
+};
+static OBJ: Wrapped = Wrapped {
+    orig: UnsafeCell::new(EMPTY),
+};
 
-/// Size of the pymalloc block at `p` (one of ours), from its pool header's size class.
+/// Size of the pymalloc block at `p`, from its pool header's size class.
 #[inline(always)]
 fn block_size(p: usize) -> i64 {
     let pool = p & !(arena::pool_size() - 1);
-    // SAFETY: p lies in one of our live arenas, so its pool header is mapped and initialised.
+    // SAFETY: p is a live pymalloc block (in one of our arenas, or a small block pymalloc just
+    // served or that we marked), so its pool header is mapped and initialised.
     let szidx = unsafe { std::ptr::read((pool + crate::python::POOL_SZIDX) as *const u32) };
     (i64::from(szidx) + 1) << 4
 }
 
 #[inline(always)]
-fn counted_alloc(p: usize, requested: usize) {
-    if !arena::contains(p) || !GIL.active.load(Relaxed) {
+fn counted_alloc(p: usize, requested: usize, may_be_old: bool) {
+    if p == 0 || !GIL.active.load(Relaxed) {
         return;
     }
-    let block = block_size(p);
+    let block = if arena::contains(p) {
+        block_size(p)
+    } else {
+        if !may_be_old {
+            return;
+        }
+        match old_block(p, requested) {
+            Some(size) => size,
+            None => return,
+        }
+    };
     let live = GIL.live.load(Relaxed) + block;
     GIL.live.store(live, Relaxed);
-    GIL.allocated.store(GIL.allocated.load(Relaxed) + requested as u64, Relaxed);
-    GIL.allocations.store(GIL.allocations.load(Relaxed) + 1, Relaxed);
+    GIL.allocated
+        .store(GIL.allocated.load(Relaxed) + requested as u64, Relaxed);
+    GIL.allocations
+        .store(GIL.allocations.load(Relaxed) + 1, Relaxed);
     let total = live + SHARED.native_live.load(Relaxed);
-    if total > SHARED.peak.load(Relaxed) {
-        super::new_peak(total);
-    }
     if let Some(rec) = recorder::current()
         && (rec.exact || sampler::gil_should_sample(&GIL.countdown, block as u64, rec.sample_rate))
     {
         super::guarded(|| rec.on_alloc(p, block as u64, Domain::Python));
+    } // After the allocation is recorded, so the peak set includes it.
+    if total > SHARED.peak.load(Relaxed) {
+        super::new_peak(total);
     }
+}
+
+/// A small request served outside our range came from an arena older than tracking: count it
+/// in the old-pool table. Larger requests went to `malloc`, where the native hooks count them.
+#[cold]
+fn old_block(p: usize, requested: usize) -> Option<i64> {
+    if !old_pools::enabled() || requested == 0 || requested > old_pools::SMALL_REQUEST_THRESHOLD {
+        return None;
+    }
+    old_pools::mark(p, arena::pool_size());
+    Some(block_size(p))
+}
+
+/// Size of a block outside our range that we counted, unmarking it; `None` for any other
+/// pointer (a large block, or one allocated before tracking started).
+#[cold]
+fn old_free(p: usize) -> Option<i64> {
+    if !old_pools::enabled() || !old_pools::unmark(p, arena::pool_size()) {
+        return None;
+    }
+    Some(block_size(p))
 }
 
 #[inline(always)]
 fn counted_free(p: usize) {
-    if !arena::contains(p) || !GIL.active.load(Relaxed) {
+    if !GIL.active.load(Relaxed) {
         return;
     }
-    GIL.live.store(GIL.live.load(Relaxed) - block_size(p), Relaxed);
+    let block = if arena::contains(p) {
+        block_size(p)
+    } else {
+        match old_free(p) {
+            Some(size) => size,
+            None => return,
+        }
+    };
+    GIL.live.store(GIL.live.load(Relaxed) - block, Relaxed);
     if let Some(rec) = recorder::current() {
         rec.on_free(p);
     }
@@ -82,7 +133,7 @@ unsafe extern "C" fn hook_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding to the wrapped allocator with its own context.
     let p = unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
-    counted_alloc(p as usize, size);
+    counted_alloc(p as usize, size, true);
     p
 }
 
@@ -93,7 +144,7 @@ unsafe extern "C" fn hook_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) 
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
     let p = unsafe { (orig.calloc.unwrap_unchecked())(orig.ctx, nelem, elsize) };
-    counted_alloc(p as usize, nelem.saturating_mul(elsize));
+    counted_alloc(p as usize, nelem.saturating_mul(elsize), true);
     p
 }
 
@@ -103,20 +154,28 @@ unsafe extern "C" fn hook_realloc(ctx: *mut c_void, ptr: *mut c_void, size: usiz
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     let old = ptr as usize;
-    // Read the old block's size before pymalloc may reuse it.
-    let old_block = if old != 0 && arena::contains(old) { block_size(old) } else { 0 };
+    // Read (and unmark) the old block's size before pymalloc may reuse it.
+    let old_block = if old == 0 || !GIL.active.load(Relaxed) {
+        0
+    } else if arena::contains(old) {
+        block_size(old)
+    } else {
+        old_free(old).unwrap_or(0)
+    };
     // SAFETY: forwarding.
     let p = unsafe { (orig.realloc.unwrap_unchecked())(orig.ctx, ptr, size) };
     if p.is_null() {
         return p;
     }
-    if old_block != 0 && GIL.active.load(Relaxed) {
+    if old_block != 0 {
         GIL.live.store(GIL.live.load(Relaxed) - old_block, Relaxed);
         if let Some(rec) = recorder::current() {
             rec.on_free(old);
         }
     }
-    counted_alloc(p as usize, size);
+    // Outside our range, a realloc result may be a raw block (pymalloc hands non-pymalloc
+    // blocks to PyMem_RawRealloc whatever the size): only a fresh allocation is known small.
+    counted_alloc(p as usize, size, old == 0);
     p
 }
 

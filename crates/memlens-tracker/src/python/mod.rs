@@ -89,9 +89,15 @@ pub const POOL_SZIDX: usize = 36;
 impl Layout {
     /// The layout for `major.minor`, if supported.
     pub fn detect(major: u8, minor: u8) -> Option<&'static Layout> {
-        [&v3_9::LAYOUT, &v3_10::LAYOUT, &v3_11::LAYOUT, &v3_12::LAYOUT, &v3_13::LAYOUT]
-            .into_iter()
-            .find(|l| l.version == (major, minor))
+        [
+            &v3_9::LAYOUT,
+            &v3_10::LAYOUT,
+            &v3_11::LAYOUT,
+            &v3_12::LAYOUT,
+            &v3_13::LAYOUT,
+        ]
+        .into_iter()
+        .find(|l| l.version == (major, minor))
     }
 }
 
@@ -123,14 +129,25 @@ impl Layout {
     /// `tstate` must be this thread's live `PyThreadState` (or null), and the thread must not
     /// be running Python code concurrently: only the owning thread mutates its frame chain, and
     /// it is inside this call.
-    pub unsafe fn walk(&self, tstate: *mut c_void, code_type: usize, out: &mut [RawFrame]) -> usize {
+    pub unsafe fn walk(
+        &self,
+        tstate: *mut c_void,
+        code_type: usize,
+        out: &mut [RawFrame],
+    ) -> usize {
         let tstate = tstate as usize;
         if tstate == 0 {
             return 0;
         }
         let mut n = 0;
         match self.frames {
-            FrameModel::FrameObject { tstate_frame, f_back, f_code, f_lasti, lasti_in_units } => {
+            FrameModel::FrameObject {
+                tstate_frame,
+                f_back,
+                f_code,
+                f_lasti,
+                lasti_in_units,
+            } => {
                 // SAFETY: tstate is live; frames in the chain are alive while they are on it.
                 let mut frame: usize = unsafe { read(tstate, tstate_frame) };
                 while frame != 0 && n < out.len() {
@@ -185,7 +202,10 @@ impl Layout {
                         let incomplete = own != 1 && ip < start + 2 * first.max(0) as usize;
                         if !incomplete {
                             let lasti = ip.wrapping_sub(start) as isize;
-                            out[n] = RawFrame { code, lasti: lasti.clamp(-1, i32::MAX as isize) as i32 };
+                            out[n] = RawFrame {
+                                code,
+                                lasti: lasti.clamp(-1, i32::MAX as isize) as i32,
+                            };
                             n += 1;
                         }
                     }
@@ -207,7 +227,12 @@ impl Layout {
             return;
         }
         // SAFETY: obj is a live str; compact strings keep their data right after the header.
-        let (len, state) = unsafe { (read::<isize>(obj, UNICODE_LENGTH), read::<u32>(obj, UNICODE_STATE)) };
+        let (len, state) = unsafe {
+            (
+                read::<isize>(obj, UNICODE_LENGTH),
+                read::<u32>(obj, UNICODE_STATE),
+            )
+        };
         let len = (len.max(0) as usize).min(max_chars);
         let kind = (state >> STATE_KIND_SHIFT) & 7;
         let data = if state & STATE_COMPACT == 0 {

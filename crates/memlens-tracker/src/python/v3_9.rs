@@ -4,7 +4,13 @@ use super::{FrameModel, Layout};
 
 pub(super) const LAYOUT: Layout = Layout {
     version: (3, 9),
-    frames: FrameModel::FrameObject { tstate_frame: 24, f_back: 24, f_code: 32, f_lasti: 104, lasti_in_units: false },
+    frames: FrameModel::FrameObject {
+        tstate_frame: 24,
+        f_back: 24,
+        f_code: 32,
+        f_lasti: 104,
+        lasti_in_units: false,
+    },
     co_filename: 104,
     co_name: 112,
     co_qualname: None,
