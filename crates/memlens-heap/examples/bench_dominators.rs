@@ -42,8 +42,9 @@ fn python_like(target: usize) -> (Vec<u8>, usize) {
     let t_tuple = b.add_type("tuple").unwrap();
     let t_type = b.add_type("type").unwrap();
     let t_func = b.add_type("function").unwrap();
-    let classes: Vec<_> =
-        (0..50).map(|i| b.add_type(&format!("app.models.Model{i}")).unwrap()).collect();
+    let classes: Vec<_> = (0..50)
+        .map(|i| b.add_type(&format!("app.models.Model{i}")).unwrap())
+        .collect();
     let attrs: Vec<_> = ["name", "value", "children", "meta", "next"]
         .iter()
         .map(|a| b.intern(a).unwrap())
@@ -60,10 +61,16 @@ fn python_like(target: usize) -> (Vec<u8>, usize) {
     let modules = 200.min(target / 100).max(1);
     let mut module_dicts = Vec::new();
     for m in 0..modules {
-        let id = b.add_object(Object::new(next_addr(72), t_module, 72)).unwrap();
-        let d = b.add_object(Object::new(next_addr(640), t_dict, 640)).unwrap();
-        b.add_edge(id, d, EdgeLabel::Internal(dict_name), EdgeKind::Strong).unwrap();
-        b.add_root(id, RootKind::Module, &format!("module `app.mod{m}`")).unwrap();
+        let id = b
+            .add_object(Object::new(next_addr(72), t_module, 72))
+            .unwrap();
+        let d = b
+            .add_object(Object::new(next_addr(640), t_dict, 640))
+            .unwrap();
+        b.add_edge(id, d, EdgeLabel::Internal(dict_name), EdgeKind::Strong)
+            .unwrap();
+        b.add_root(id, RootKind::Module, &format!("module `app.mod{m}`"))
+            .unwrap();
         module_dicts.push(d);
     }
     let mut class_objs = Vec::new();
@@ -72,7 +79,8 @@ fn python_like(target: usize) -> (Vec<u8>, usize) {
         let id = b
             .add_object(Object::new(next_addr(1064), t_type, 1064).flags(NodeFlags::CLASS))
             .unwrap();
-        b.add_key(module_dicts[i % modules], id, &format!("Model{i}")).unwrap();
+        b.add_key(module_dicts[i % modules], id, &format!("Model{i}"))
+            .unwrap();
         class_objs.push(id);
     }
     let mut instances: Vec<NodeId> = Vec::new();
@@ -80,8 +88,9 @@ fn python_like(target: usize) -> (Vec<u8>, usize) {
     while (b.object_count() as usize) < target {
         // A global container of instances (a list, sometimes a dict) in some module.
         let n_items = 50 + rng.below(2000) as usize;
-        let list =
-            b.add_object(Object::new(next_addr(56), t_list, 56 + 8 * n_items as u64)).unwrap();
+        let list = b
+            .add_object(Object::new(next_addr(56), t_list, 56 + 8 * n_items as u64))
+            .unwrap();
         let md = module_dicts[container % modules];
         b.add_key(md, list, &format!("_CACHE{container}")).unwrap();
         container += 1;
@@ -96,22 +105,37 @@ fn python_like(target: usize) -> (Vec<u8>, usize) {
                 )
                 .unwrap();
             b.add_index(list, inst, i as u64).unwrap();
-            b.add_edge(inst, class_objs[cls], EdgeLabel::Internal(class_name), EdgeKind::Strong)
+            b.add_edge(
+                inst,
+                class_objs[cls],
+                EdgeLabel::Internal(class_name),
+                EdgeKind::Strong,
+            )
+            .unwrap();
+            let d = b
+                .add_object(Object::new(next_addr(104), t_dict, 104))
                 .unwrap();
-            let d = b.add_object(Object::new(next_addr(104), t_dict, 104)).unwrap();
-            b.add_edge(inst, d, EdgeLabel::Internal(dict_name), EdgeKind::Strong).unwrap();
+            b.add_edge(inst, d, EdgeLabel::Internal(dict_name), EdgeKind::Strong)
+                .unwrap();
             // name: a str, often a duplicate value.
             let v = rng.below(1000);
             let text = format!("user-{v}");
-            let s = b.add_object(Object::new(next_addr(56), t_str, 56).preview(&text)).unwrap();
-            b.add_edge(d, s, EdgeLabel::Key(attrs[0]), EdgeKind::Strong).unwrap();
+            let s = b
+                .add_object(Object::new(next_addr(56), t_str, 56).preview(&text))
+                .unwrap();
+            b.add_edge(d, s, EdgeLabel::Key(attrs[0]), EdgeKind::Strong)
+                .unwrap();
             // value: an int.
             let x = b.add_object(Object::new(next_addr(28), t_int, 28)).unwrap();
-            b.add_edge(d, x, EdgeLabel::Key(attrs[1]), EdgeKind::Strong).unwrap();
+            b.add_edge(d, x, EdgeLabel::Key(attrs[1]), EdgeKind::Strong)
+                .unwrap();
             // children: sometimes a tuple of two more strs.
             if rng.below(4) == 0 {
-                let tup = b.add_object(Object::new(next_addr(56), t_tuple, 56)).unwrap();
-                b.add_edge(d, tup, EdgeLabel::Key(attrs[2]), EdgeKind::Strong).unwrap();
+                let tup = b
+                    .add_object(Object::new(next_addr(56), t_tuple, 56))
+                    .unwrap();
+                b.add_edge(d, tup, EdgeLabel::Key(attrs[2]), EdgeKind::Strong)
+                    .unwrap();
                 for k in 0..2 {
                     let s = b.add_object(Object::new(next_addr(64), t_str, 64)).unwrap();
                     b.add_index(tup, s, k).unwrap();
@@ -120,21 +144,25 @@ fn python_like(target: usize) -> (Vec<u8>, usize) {
             // meta: a cross reference to an earlier instance (shared ownership).
             if !instances.is_empty() && rng.below(10) == 0 {
                 let other = instances[rng.below(instances.len() as u64) as usize];
-                b.add_edge(d, other, EdgeLabel::Key(attrs[3]), EdgeKind::Strong).unwrap();
+                b.add_edge(d, other, EdgeLabel::Key(attrs[3]), EdgeKind::Strong)
+                    .unwrap();
             }
             // next: a linked chain within the container (deep dominator trees).
-            if let Some(p) = prev {
-                if rng.below(3) == 0 {
-                    b.add_edge(d, p, EdgeLabel::Key(attrs[4]), EdgeKind::Strong).unwrap();
-                }
+            if let Some(p) = prev
+                && rng.below(3) == 0
+            {
+                b.add_edge(d, p, EdgeLabel::Key(attrs[4]), EdgeKind::Strong)
+                    .unwrap();
             }
             prev = Some(inst);
             if rng.below(8) == 0 {
                 instances.push(inst);
             }
         }
-        if container % 7 == 0 {
-            let f = b.add_object(Object::new(next_addr(152), t_func, 152)).unwrap();
+        if container.is_multiple_of(7) {
+            let f = b
+                .add_object(Object::new(next_addr(152), t_func, 152))
+                .unwrap();
             b.add_key(md, f, &format!("handler{container}")).unwrap();
             b.add_index(f, list, 0).unwrap();
         }

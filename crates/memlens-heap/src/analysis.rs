@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use crate::dominators;
 use crate::escape;
 use crate::hash::{FxBuild, hash_str, mix};
-use crate::model::{EdgeLabel, NONE, NodeFlags, NodeId, Snapshot, Tag, WEAK_BIT, payload_of, tag_of};
+use crate::model::{
+    EdgeLabel, NONE, NodeFlags, NodeId, Snapshot, Tag, WEAK_BIT, payload_of, tag_of,
+};
 
 /// An analysed snapshot: immediate dominators, retained sizes and shortest retainer paths.
 ///
@@ -192,14 +194,12 @@ impl<'s> Analysis<'s> {
         let roots: Vec<u32> = snap.roots.iter().map(|r| r.node.0).collect();
         let (dom, (via, bfs)) = std::thread::scope(|scope| {
             let bfs = scope.spawn(|| bfs(snap, &roots));
-            let dom = dominators::compute(
-                n,
-                &snap.edge_start,
-                &snap.edge_to,
-                &snap.edge_label,
-                &roots,
-            );
-            (dom, bfs.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            let dom =
+                dominators::compute(n, &snap.edge_start, &snap.edge_to, &snap.edge_label, &roots);
+            (
+                dom,
+                bfs.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            )
         });
         let dominators::Dominators { idom, order } = dom;
 
@@ -286,7 +286,11 @@ impl<'s> Analysis<'s> {
 
     /// What `node` alone keeps alive, in bytes (0 when it is not strongly reachable).
     pub fn retained_size(&self, node: NodeId) -> u64 {
-        if self.idom[node.0 as usize] == NONE { 0 } else { self.retained[node.0 as usize] }
+        if self.idom[node.0 as usize] == NONE {
+            0
+        } else {
+            self.retained[node.0 as usize]
+        }
     }
 
     /// How many objects `node` alone keeps alive, itself included.
@@ -319,7 +323,10 @@ impl<'s> Analysis<'s> {
 
     /// Number of strongly reachable objects and their total shallow size.
     pub fn reachable(&self) -> (u64, u64) {
-        ((self.order.len() - 1) as u64, self.retained[self.snap.node_count()])
+        (
+            (self.order.len() - 1) as u64,
+            self.retained[self.snap.node_count()],
+        )
     }
 
     /// The shortest strong retainer path of `node`: the root index and the edges followed.
@@ -346,7 +353,10 @@ impl<'s> Analysis<'s> {
         let t = s.type_name(NodeId(v));
         if t == "module" || t == "builtins.module" {
             Owner::Module
-        } else if s.flags(NodeId(v)).contains(NodeFlags::CLASS) || t == "type" || t == "builtins.type" {
+        } else if s.flags(NodeId(v)).contains(NodeFlags::CLASS)
+            || t == "type"
+            || t == "builtins.type"
+        {
             Owner::Class
         } else {
             Owner::Instance
@@ -424,11 +434,16 @@ impl<'s> Analysis<'s> {
         out.push_str(", ");
         out.push_str(&text);
         out.push_str(" -> ");
-        out.push_str(&escape::name(self.snap.type_name(NodeId(self.snap.edge_to[e]))));
+        out.push_str(&escape::name(
+            self.snap.type_name(NodeId(self.snap.edge_to[e])),
+        ));
     }
 
     pub(crate) fn site_of(&self, v: u32) -> Option<Site> {
-        self.snap.alloc_site(NodeId(v)).map(|(f, l)| Site { file: f.to_string(), line: l })
+        self.snap.alloc_site(NodeId(v)).map(|(f, l)| Site {
+            file: f.to_string(),
+            line: l,
+        })
     }
 
     /// The types histogram, largest retained size first.
@@ -462,9 +477,13 @@ impl<'s> Analysis<'s> {
     /// pass-through objects (one dominated child holds 80% or more of what they retain, as a
     /// module holds its `__dict__`) and objects inside an object already listed.
     pub fn top_dominators(&self, k: usize) -> Vec<DominatorRow> {
-        self.top_dominator_nodes(k)
-            .into_iter()
-            .map(|v| DominatorRow {
+        self.dominator_rows(&self.top_dominator_nodes(k))
+    }
+
+    pub(crate) fn dominator_rows(&self, nodes: &[u32]) -> Vec<DominatorRow> {
+        nodes
+            .iter()
+            .map(|&v| DominatorRow {
                 node: NodeId(v),
                 address: self.snap.addr[v as usize],
                 type_name: self.snap.type_name(NodeId(v)).to_string(),
@@ -497,7 +516,9 @@ impl<'s> Analysis<'s> {
             .collect();
         drop(max_child);
         let by_size = |a: &u32, b: &u32| {
-            self.retained[*b as usize].cmp(&self.retained[*a as usize]).then(a.cmp(b))
+            self.retained[*b as usize]
+                .cmp(&self.retained[*a as usize])
+                .then(a.cmp(b))
         };
         let mut chosen: Vec<u32> = Vec::new();
         let mut pool = (k * 8 + 64).min(cands.len());
@@ -527,24 +548,33 @@ impl<'s> Analysis<'s> {
     /// Shallow bytes by type inside the dominator subtree of `v`, largest first.
     pub(crate) fn composition(&self, v: u32, k: usize) -> Vec<TypeShare> {
         let s = self.snap;
-        let mut acc: HashMap<u32, (u64, u64), FxBuild> = HashMap::default();
+        let mut acc = vec![(0u64, 0u64); s.types.len()];
         let mut stack = vec![v];
         while let Some(x) = stack.pop() {
-            let e = acc.entry(s.ty[x as usize]).or_default();
+            let e = &mut acc[s.ty[x as usize] as usize];
             e.0 += 1;
             e.1 += s.size[x as usize];
-            let (a, b) = (self.child_start[x as usize], self.child_start[x as usize + 1]);
+            let (a, b) = (
+                self.child_start[x as usize],
+                self.child_start[x as usize + 1],
+            );
             stack.extend_from_slice(&self.children[a as usize..b as usize]);
         }
         let mut rows: Vec<TypeShare> = acc
             .into_iter()
+            .enumerate()
+            .filter(|(_, (count, _))| *count > 0)
             .map(|(t, (count, bytes))| TypeShare {
                 type_name: s.strings.get(s.types[t as usize]).to_string(),
                 count,
                 bytes,
             })
             .collect();
-        rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.type_name.cmp(&b.type_name)));
+        rows.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| a.type_name.cmp(&b.type_name))
+        });
         rows.truncate(k);
         rows
     }
@@ -553,6 +583,11 @@ impl<'s> Analysis<'s> {
     /// alive, or one type whose instances together keep at least that share (with their main
     /// holder).
     pub fn suspects(&self, min_share: f64) -> Vec<Suspect> {
+        self.suspects_among(&self.top_dominator_nodes(10), min_share)
+    }
+
+    /// Suspects, given the top dominators already computed (the first ten are considered).
+    pub(crate) fn suspects_among(&self, top: &[u32], min_share: f64) -> Vec<Suspect> {
         let s = self.snap;
         let n = s.node_count();
         let total = self.retained[n];
@@ -562,9 +597,10 @@ impl<'s> Analysis<'s> {
         let threshold = ((total as f64) * min_share).ceil().max(1.0) as u64;
         let pct = |b: u64| 100.0 * b as f64 / total as f64;
         let mut out = Vec::new();
-        let holders: Vec<u32> = self
-            .top_dominator_nodes(10)
-            .into_iter()
+        let holders: Vec<u32> = top
+            .iter()
+            .take(10)
+            .copied()
             .filter(|&v| self.retained[v as usize] >= threshold)
             .collect();
         for &v in &holders {
@@ -612,24 +648,48 @@ impl<'s> Analysis<'s> {
             .filter(|&t| self.type_retained[t] >= threshold && count[t] >= 2)
             .collect();
         types.sort_by(|&a, &b| self.type_retained[b].cmp(&self.type_retained[a]));
-        for t in types.into_iter().take(5) {
-            // Instances of this type by immediate dominator (their holder).
-            let mut by_holder: HashMap<u32, (u64, u64), FxBuild> = HashMap::default();
-            let mut first = NONE;
-            let mut largest_single = 0u64;
-            for (i, &ti) in s.ty.iter().enumerate() {
-                if ti as usize != t || self.idom[i] == NONE {
-                    continue;
-                }
-                if first == NONE {
-                    first = i as u32;
-                }
-                largest_single = largest_single.max(self.retained[i]);
-                let e = by_holder.entry(self.idom[i]).or_default();
-                e.0 += 1;
-                e.1 += self.retained[i];
+        types.truncate(5);
+        // One pass over the objects for all candidate types: holders (immediate dominators),
+        // the largest single instance, and the bytes already inside a holder suspect.
+        #[derive(Default)]
+        struct Acc {
+            first: Option<u32>,
+            largest: u64,
+            inside: u64,
+            by_holder: HashMap<u32, (u64, u64), FxBuild>,
+        }
+        let mut slot = vec![usize::MAX; s.types.len()];
+        for (i, &t) in types.iter().enumerate() {
+            slot[t] = i;
+        }
+        let mut accs: Vec<Acc> = types.iter().map(|_| Acc::default()).collect();
+        for (i, &ti) in s.ty.iter().enumerate() {
+            let k = slot[ti as usize];
+            if k == usize::MAX || self.idom[i] == NONE {
+                continue;
             }
-            if first == NONE || largest_single >= threshold {
+            let a = &mut accs[k];
+            a.first.get_or_insert(i as u32);
+            a.largest = a.largest.max(self.retained[i]);
+            if holders
+                .iter()
+                .any(|&h| self.dominates(NodeId(h), NodeId(i as u32)))
+            {
+                a.inside += self.retained[i];
+            }
+            let e = a.by_holder.entry(self.idom[i]).or_default();
+            e.0 += 1;
+            e.1 += self.retained[i];
+        }
+        for (t, acc) in types.into_iter().zip(accs) {
+            let Acc {
+                first,
+                largest: largest_single,
+                inside,
+                by_holder,
+            } = acc;
+            let Some(first) = first else { continue };
+            if largest_single >= threshold {
                 continue; // a single instance: already a holder suspect
             }
             let mut hs: Vec<(u32, u64, u64)> =
@@ -641,19 +701,6 @@ impl<'s> Analysis<'s> {
                 continue; // roots themselves (modules, frames): not an accumulation
             }
             // Already explained when most of these bytes sit inside a holder suspect.
-            let inside: u64 = if holders.is_empty() {
-                0
-            } else {
-                s.ty.iter()
-                    .enumerate()
-                    .filter(|&(i, &ti)| {
-                        ti as usize == t
-                            && self.idom[i] != NONE
-                            && holders.iter().any(|&h| self.dominates(NodeId(h), NodeId(i as u32)))
-                    })
-                    .map(|(i, _)| self.retained[i])
-                    .sum()
-            };
             let all: u64 = hs.iter().map(|h| h.2).sum();
             if inside * 5 >= all * 4 {
                 continue;
@@ -661,13 +708,21 @@ impl<'s> Analysis<'s> {
             let r = self.type_retained[t];
             let ty = s.strings.get(s.types[t]).to_string();
             let holder_type = |h: u32| {
-                if h as usize == n { "(roots)".to_string() } else { s.type_name(NodeId(h)).to_string() }
+                if h as usize == n {
+                    "(roots)".to_string()
+                } else {
+                    s.type_name(NodeId(h)).to_string()
+                }
             };
             let (path, holder_text, composition) = if top_count * 2 >= instances {
                 let composition = hs
                     .iter()
                     .take(3)
-                    .map(|&(h, c, b)| TypeShare { type_name: holder_type(h), count: c, bytes: b })
+                    .map(|&(h, c, b)| TypeShare {
+                        type_name: holder_type(h),
+                        count: c,
+                        bytes: b,
+                    })
                     .collect();
                 let path = if top as usize == n {
                     "(roots)".to_string()
@@ -691,10 +746,16 @@ impl<'s> Analysis<'s> {
                 }
                 let mut composition: Vec<TypeShare> = by_type
                     .into_iter()
-                    .map(|(type_name, (count, bytes))| TypeShare { type_name, count, bytes })
+                    .map(|(type_name, (count, bytes))| TypeShare {
+                        type_name,
+                        count,
+                        bytes,
+                    })
                     .collect();
                 composition.sort_by(|a, b| {
-                    b.bytes.cmp(&a.bytes).then_with(|| a.type_name.cmp(&b.type_name))
+                    b.bytes
+                        .cmp(&a.bytes)
+                        .then_with(|| a.type_name.cmp(&b.type_name))
                 });
                 composition.truncate(3);
                 let text = format!(
@@ -733,7 +794,10 @@ impl<'s> Analysis<'s> {
             .types
             .iter()
             .map(|&t| {
-                matches!(s.strings.get(t), "str" | "bytes" | "builtins.str" | "builtins.bytes")
+                matches!(
+                    s.strings.get(t),
+                    "str" | "bytes" | "builtins.str" | "builtins.bytes"
+                )
             })
             .collect();
         let mut groups: HashMap<(u32, u32, u64), (u64, bool), FxBuild> = HashMap::default();
@@ -759,7 +823,9 @@ impl<'s> Analysis<'s> {
             })
             .collect();
         rows.sort_by(|a, b| {
-            b.wasted_bytes.cmp(&a.wasted_bytes).then_with(|| a.value.cmp(&b.value))
+            b.wasted_bytes
+                .cmp(&a.wasted_bytes)
+                .then_with(|| a.value.cmp(&b.value))
         });
         rows.truncate(k);
         rows
@@ -773,8 +839,11 @@ impl<'s> Analysis<'s> {
     pub fn why(&self, pattern: &str, k: usize) -> WhyReport {
         let s = self.snap;
         let matcher = Matcher::new(pattern);
-        let type_match: Vec<bool> =
-            s.types.iter().map(|&t| matcher.matches_type(s.strings.get(t))).collect();
+        let type_match: Vec<bool> = s
+            .types
+            .iter()
+            .map(|&t| matcher.matches_type(s.strings.get(t)))
+            .collect();
         let site_match: Vec<bool> = s
             .sites
             .iter()
@@ -811,7 +880,9 @@ impl<'s> Analysis<'s> {
             if !matched[i] || self.idom[i] == NONE {
                 continue;
             }
-            let g = groups.entry((sig[i], s.ty[i])).or_insert((i as u32, 0, 0, 0));
+            let g = groups
+                .entry((sig[i], s.ty[i]))
+                .or_insert((i as u32, 0, 0, 0));
             g.1 += 1;
             g.2 += s.size[i];
             if outer[i] {
@@ -846,7 +917,10 @@ impl<'s> Analysis<'s> {
             if here && !inside {
                 out[v as usize] = true;
             }
-            let (a, b) = (self.child_start[v as usize], self.child_start[v as usize + 1]);
+            let (a, b) = (
+                self.child_start[v as usize],
+                self.child_start[v as usize + 1],
+            );
             for &c in &self.children[a as usize..b as usize] {
                 stack.push((c, inside || here));
             }
@@ -860,7 +934,11 @@ impl<'s> Analysis<'s> {
     pub(crate) fn path_hashes(&self, generalize: bool) -> Vec<u64> {
         let s = self.snap;
         let e_count = s.edge_count();
-        let type_hash: Vec<u64> = s.types.iter().map(|&t| hash_str(s.strings.get(t))).collect();
+        let type_hash: Vec<u64> = s
+            .types
+            .iter()
+            .map(|&t| hash_str(s.strings.get(t)))
+            .collect();
         let mut str_hash: HashMap<u32, u64, FxBuild> = HashMap::default();
         let mut h = vec![0u64; s.node_count()];
         // Whether the node was reached through a `__dict__` edge (its keys are attributes).
@@ -870,7 +948,9 @@ impl<'s> Analysis<'s> {
             let tv = type_hash[s.ty[v as usize] as usize];
             if via >= e_count {
                 let d = s.roots[via - e_count].description.0;
-                let dh = *str_hash.entry(d).or_insert_with(|| hash_str(s.strings.get(d)));
+                let dh = *str_hash
+                    .entry(d)
+                    .or_insert_with(|| hash_str(s.strings.get(d)));
                 h[v as usize] = mix(dh, tv);
                 continue;
             }
@@ -886,13 +966,18 @@ impl<'s> Analysis<'s> {
                 }
                 Tag::Key if generalize && !via_dict[from as usize] => tag as u64,
                 Tag::Attr | Tag::Key | Tag::OtherKey | Tag::Cell | Tag::Local | Tag::Internal => {
-                    let sh = *str_hash.entry(p).or_insert_with(|| hash_str(s.strings.get(p)));
+                    let sh = *str_hash
+                        .entry(p)
+                        .or_insert_with(|| hash_str(s.strings.get(p)));
                     mix(tag as u64, sh)
                 }
                 Tag::IntKeyBig | Tag::IndexBig => mix(tag as u64, s.big[p as usize] as u64),
                 Tag::None | Tag::Hidden => {
                     // Unnamed: tell siblings apart by position.
-                    mix(tag as u64, (via - s.edge_start[from as usize] as usize) as u64)
+                    mix(
+                        tag as u64,
+                        (via - s.edge_start[from as usize] as usize) as u64,
+                    )
                 }
                 Tag::Index | Tag::IntKey => mix(tag as u64, u64::from(p)),
             };
@@ -965,7 +1050,10 @@ impl Matcher {
             }
             _ => None,
         };
-        Matcher { pattern: pattern.to_string(), site }
+        Matcher {
+            pattern: pattern.to_string(),
+            site,
+        }
     }
 
     fn matches_type(&self, name: &str) -> bool {
@@ -982,8 +1070,7 @@ impl Matcher {
     fn matches_site(&self, file: &str, line: u32) -> bool {
         match &self.site {
             Some((f, l)) => {
-                (file == f || file.ends_with(&format!("/{f}")))
-                    && l.is_none_or(|want| want == line)
+                (file == f || file.ends_with(&format!("/{f}"))) && l.is_none_or(|want| want == line)
             }
             None => false,
         }

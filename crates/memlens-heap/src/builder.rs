@@ -6,7 +6,9 @@ use std::io::Write;
 use crate::error::{HeapError, Result};
 use crate::file::{BLOCK_TARGET, BlockWriter, Counts, Kind, put_varint};
 use crate::hash::FxBuild;
-use crate::model::{EdgeKind, EdgeLabel, NodeId, Object, PAYLOAD_MAX, RootKind, SiteId, StrId, Tag, TypeId, zig};
+use crate::model::{
+    EdgeKind, EdgeLabel, NodeId, Object, PAYLOAD_MAX, RootKind, SiteId, StrId, Tag, TypeId, zig,
+};
 
 /// Streams a heap snapshot into a writer as the walker discovers it.
 ///
@@ -32,8 +34,15 @@ pub struct SnapshotBuilder<W: Write> {
     max_edge_node: Option<u32>,
 }
 
-const SLOTS: [Kind; 7] =
-    [Kind::Strings, Kind::Types, Kind::Sites, Kind::Nodes, Kind::Edges, Kind::Roots, Kind::Meta];
+const SLOTS: [Kind; 7] = [
+    Kind::Strings,
+    Kind::Types,
+    Kind::Sites,
+    Kind::Nodes,
+    Kind::Edges,
+    Kind::Roots,
+    Kind::Meta,
+];
 
 impl<W: Write> SnapshotBuilder<W> {
     /// Starts a snapshot on `out` (zstd level 1: the walker runs inside the profiled process).
@@ -82,7 +91,9 @@ impl<W: Write> SnapshotBuilder<W> {
         }
         let id = self.counts.strings;
         if id > u64::from(PAYLOAD_MAX) {
-            return Err(HeapError::Build(format!("more than {PAYLOAD_MAX} distinct strings")));
+            return Err(HeapError::Build(format!(
+                "more than {PAYLOAD_MAX} distinct strings"
+            )));
         }
         let buf = self.buf(Kind::Strings);
         put_varint(buf, s.len() as u64);
@@ -97,7 +108,10 @@ impl<W: Write> SnapshotBuilder<W> {
         if u64::from(id.0) < self.counts.strings {
             Ok(id.0)
         } else {
-            Err(HeapError::Build(format!("string id {} was not interned by this builder", id.0)))
+            Err(HeapError::Build(format!(
+                "string id {} was not interned by this builder",
+                id.0
+            )))
         }
     }
 
@@ -150,11 +164,17 @@ impl<W: Write> SnapshotBuilder<W> {
             return Err(HeapError::Build("too many objects for one snapshot".into()));
         }
         if u64::from(obj.type_id.0) >= self.counts.types {
-            return Err(HeapError::Build(format!("object {id}: unknown type id {}", obj.type_id.0)));
+            return Err(HeapError::Build(format!(
+                "object {id}: unknown type id {}",
+                obj.type_id.0
+            )));
         }
         let site = match obj.site {
             Some(s) if u64::from(s.0) >= self.counts.sites => {
-                return Err(HeapError::Build(format!("object {id}: unknown site id {}", s.0)));
+                return Err(HeapError::Build(format!(
+                    "object {id}: unknown site id {}",
+                    s.0
+                )));
             }
             Some(s) => u64::from(s.0) + 1,
             None => 0,
@@ -261,13 +281,13 @@ impl<W: Write> SnapshotBuilder<W> {
     ///
     /// Fails if an edge or root names an object that was never added.
     pub fn finish(mut self) -> Result<W> {
-        if let Some(m) = self.max_edge_node {
-            if u64::from(m) >= self.counts.nodes {
-                return Err(HeapError::Build(format!(
-                    "an edge or root names object {m}, but only {} objects were added",
-                    self.counts.nodes
-                )));
-            }
+        if let Some(m) = self.max_edge_node
+            && u64::from(m) >= self.counts.nodes
+        {
+            return Err(HeapError::Build(format!(
+                "an edge or root names object {m}, but only {} objects were added",
+                self.counts.nodes
+            )));
         }
         for (i, kind) in SLOTS.iter().enumerate() {
             if !self.bufs[i].is_empty() {

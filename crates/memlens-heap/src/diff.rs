@@ -110,7 +110,9 @@ pub fn diff(series: &[&Analysis<'_>], k: usize) -> Diff {
     type_rows.truncate(k);
 
     // By generalised retainer path.
-    let mut paths: HashMap<(u64, &str), (Vec<u64>, Vec<u64>, u32), FxBuild> = HashMap::default();
+    // (path hash, type) -> (counts, bytes, example node in the newest snapshot)
+    type Acc = (Vec<u64>, Vec<u64>, u32);
+    let mut paths: HashMap<(u64, &str), Acc, FxBuild> = HashMap::default();
     for (si, a) in series.iter().enumerate() {
         let s = a.snapshot();
         let sig = a.path_hashes(true);
@@ -131,7 +133,15 @@ pub fn diff(series: &[&Analysis<'_>], k: usize) -> Diff {
             *ex != NONE && b[m - 1] > b[0] && (!strict || (increasing(c) && increasing(b)))
         })
         .map(|((_, t), (counts, bytes, ex))| {
-            (ex, PathDelta { path: String::new(), type_name: t.to_string(), counts, bytes })
+            (
+                ex,
+                PathDelta {
+                    path: String::new(),
+                    type_name: t.to_string(),
+                    counts,
+                    bytes,
+                },
+            )
         })
         .collect();
     path_rows.sort_by(|a, b| {

@@ -119,7 +119,11 @@ pub(crate) fn compute(
         let wu = w as u32;
         let mut s = semi[w];
         for &v in &preds[pstart[w] as usize..pstart[w + 1] as usize] {
-            let val = if v <= wu { v } else { eval(v, wu, &mut anc, &mut label, &mut path) };
+            let val = if v <= wu {
+                v
+            } else {
+                eval(v, wu, &mut anc, &mut label, &mut path)
+            };
             if val < s {
                 s = val;
             }
@@ -222,7 +226,11 @@ mod tests {
                 if !all[v] {
                     NONE
                 } else {
-                    doms[v].iter().copied().max_by_key(|&d| doms[d as usize].len()).unwrap_or(n as u32)
+                    doms[v]
+                        .iter()
+                        .copied()
+                        .max_by_key(|&d| doms[d as usize].len())
+                        .unwrap_or(n as u32)
                 }
             })
             .collect()
@@ -239,7 +247,10 @@ mod tests {
             start[i + 1] += start[i];
         }
         let to = sorted.iter().map(|e| e.1).collect();
-        let labels = sorted.iter().map(|e| if e.2 { WEAK_BIT } else { 0 }).collect();
+        let labels = sorted
+            .iter()
+            .map(|e| if e.2 { WEAK_BIT } else { 0 })
+            .collect();
         (start, to, labels)
     }
 
@@ -274,7 +285,13 @@ mod tests {
     #[test]
     fn diamond_and_chain() {
         // 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3, 3 -> 4; root 0.
-        let edges = [(0, 1, false), (0, 2, false), (1, 3, false), (2, 3, false), (3, 4, false)];
+        let edges = [
+            (0, 1, false),
+            (0, 2, false),
+            (1, 3, false),
+            (2, 3, false),
+            (3, 4, false),
+        ];
         let (start, to, labels) = csr(5, &edges);
         let d = compute(5, &start, &to, &labels, &[0]);
         assert_eq!(d.idom, vec![5, 0, 0, 0, 3]);

@@ -14,7 +14,9 @@ pub enum HeapError {
         found: String,
     },
     /// The input was written by a newer (or unknown) format version.
-    #[error("unsupported heap snapshot version {found} at offset 8 (this build reads version {supported})")]
+    #[error(
+        "unsupported heap snapshot version {found} at offset 8 (this build reads version {supported})"
+    )]
     Version {
         /// Version found in the header.
         found: u16,

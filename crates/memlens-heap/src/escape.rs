@@ -15,7 +15,9 @@ fn push_escaped(out: &mut String, c: char, quote: char) {
             out.push('\\');
             out.push(c);
         }
-        c if c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') => {
+        c if c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') =>
+        {
             let _ = if (c as u32) < 0x100 {
                 write!(out, "\\x{:02x}", c as u32)
             } else {
@@ -81,7 +83,7 @@ pub(crate) fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -13,9 +13,7 @@
 use std::io::Write;
 
 use crate::error::{HeapError, Result};
-use crate::model::{
-    NONE, PAYLOAD_MAX, Root, RootKind, Snapshot, Tag, WEAK_BIT, pack, unzig,
-};
+use crate::model::{NONE, PAYLOAD_MAX, Root, RootKind, Snapshot, Tag, WEAK_BIT, pack, unzig};
 
 /// The 8 bytes every heap snapshot starts with.
 pub const MAGIC: [u8; 8] = *b"\x89MLHEAP\n";
@@ -89,28 +87,41 @@ impl<W: Write> BlockWriter<W> {
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(&MAGIC);
         header[8..10].copy_from_slice(&VERSION.to_le_bytes());
-        out.write_all(&header).map_err(HeapError::io("writing the heap snapshot header"))?;
+        out.write_all(&header)
+            .map_err(HeapError::io("writing the heap snapshot header"))?;
         let compressor = zstd::bulk::Compressor::new(level)
             .map_err(HeapError::io("starting the zstd compressor"))?;
-        Ok(BlockWriter { out, compressor, written: HEADER_LEN as u64 })
+        Ok(BlockWriter {
+            out,
+            compressor,
+            written: HEADER_LEN as u64,
+        })
     }
 
     pub(crate) fn block(&mut self, kind: Kind, raw: &[u8]) -> Result<()> {
-        let stored =
-            self.compressor.compress(raw).map_err(HeapError::io("compressing a heap block"))?;
+        let stored = self
+            .compressor
+            .compress(raw)
+            .map_err(HeapError::io("compressing a heap block"))?;
         let mut head = [0u8; BLOCK_HEADER_LEN];
         head[0] = kind as u8;
         head[1..5].copy_from_slice(&(raw.len() as u32).to_le_bytes());
         head[5..9].copy_from_slice(&(stored.len() as u32).to_le_bytes());
         head[9..13].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
-        self.out.write_all(&head).map_err(HeapError::io("writing a heap snapshot block"))?;
-        self.out.write_all(&stored).map_err(HeapError::io("writing a heap snapshot block"))?;
+        self.out
+            .write_all(&head)
+            .map_err(HeapError::io("writing a heap snapshot block"))?;
+        self.out
+            .write_all(&stored)
+            .map_err(HeapError::io("writing a heap snapshot block"))?;
         self.written += (BLOCK_HEADER_LEN + stored.len()) as u64;
         Ok(())
     }
 
     pub(crate) fn finish(mut self) -> Result<W> {
-        self.out.flush().map_err(HeapError::io("flushing the heap snapshot"))?;
+        self.out
+            .flush()
+            .map_err(HeapError::io("flushing the heap snapshot"))?;
         Ok(self.out)
     }
 }
@@ -127,7 +138,11 @@ impl Cursor<'_> {
     fn fail(&self, what: &str) -> HeapError {
         HeapError::Corrupt {
             offset: self.block_offset,
-            what: format!("{} block, payload byte {}: {what}", self.kind.name(), self.pos),
+            what: format!(
+                "{} block, payload byte {}: {what}",
+                self.kind.name(),
+                self.pos
+            ),
         }
     }
 
@@ -136,7 +151,10 @@ impl Cursor<'_> {
     }
 
     fn byte(&mut self) -> Result<u8> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| self.fail("record runs past the block"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.fail("record runs past the block"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -189,9 +207,15 @@ pub(crate) struct Counts {
 
 impl Counts {
     pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
-        for v in
-            [self.strings, self.types, self.sites, self.nodes, self.edges, self.roots, self.meta]
-        {
+        for v in [
+            self.strings,
+            self.types,
+            self.sites,
+            self.nodes,
+            self.edges,
+            self.roots,
+            self.meta,
+        ] {
             put_varint(buf, v);
         }
     }
@@ -199,11 +223,57 @@ impl Counts {
 
 fn hex_prefix(bytes: &[u8]) -> String {
     let shown: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    if shown.is_empty() { "an empty input".to_string() } else { format!("0x{shown}") }
+    if shown.is_empty() {
+        "an empty input".to_string()
+    } else {
+        format!("0x{shown}")
+    }
 }
 
-/// Reads a snapshot from its bytes (a whole file, or one chunk of a capture file).
-pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
+/// One block located by the structural scan.
+struct BlockRef<'a> {
+    kind: Kind,
+    offset: u64,
+    raw_len: u32,
+    crc: u32,
+    stored: &'a [u8],
+}
+
+impl BlockRef<'_> {
+    /// Checks the checksum and decompresses into `raw`.
+    fn open(&self, dec: &mut zstd::bulk::Decompressor<'_>, raw: &mut Vec<u8>) -> Result<()> {
+        let (offset, kind) = (self.offset, self.kind);
+        if crc32fast::hash(self.stored) != self.crc {
+            return Err(HeapError::Corrupt {
+                offset,
+                what: format!("checksum mismatch in the {} block", kind.name()),
+            });
+        }
+        raw.clear();
+        raw.reserve(self.raw_len as usize);
+        let n = dec
+            .decompress_to_buffer(self.stored, raw)
+            .map_err(|e| HeapError::Corrupt {
+                offset,
+                what: format!("cannot decompress the {} block: {e}", kind.name()),
+            })?;
+        if n != self.raw_len as usize {
+            return Err(HeapError::Corrupt {
+                offset,
+                what: format!(
+                    "the {} block holds {n} bytes, not {}",
+                    kind.name(),
+                    self.raw_len
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks the header and walks the block headers (no decompression): truncation, unknown
+/// kinds, absurd lengths and trailing bytes are found here, before any work.
+fn scan(data: &[u8]) -> Result<Vec<BlockRef<'_>>> {
     if data.len() < HEADER_LEN {
         let n = data.len().min(8);
         if n > 0 && data[..n] == MAGIC[..n] {
@@ -212,22 +282,25 @@ pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
                 what: "the file ends inside the header".into(),
             });
         }
-        return Err(HeapError::Magic { found: hex_prefix(data) });
+        return Err(HeapError::Magic {
+            found: hex_prefix(data),
+        });
     }
     if data[..8] != MAGIC {
-        return Err(HeapError::Magic { found: hex_prefix(data) });
+        return Err(HeapError::Magic {
+            found: hex_prefix(data),
+        });
     }
     let version = u16::from_le_bytes([data[8], data[9]]);
     if version != VERSION {
-        return Err(HeapError::Version { found: version, supported: VERSION });
+        return Err(HeapError::Version {
+            found: version,
+            supported: VERSION,
+        });
     }
-
-    let mut st = ReadState::default();
+    let mut blocks = Vec::new();
     let mut pos = HEADER_LEN;
-    let mut decompressor =
-        zstd::bulk::Decompressor::new().map_err(HeapError::io("starting the zstd decompressor"))?;
-    let mut raw = Vec::new();
-    let counts = loop {
+    loop {
         let offset = pos as u64;
         if data.len() - pos < BLOCK_HEADER_LEN {
             let what = if data.len() == pos {
@@ -235,7 +308,10 @@ pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
             } else {
                 "the file ends inside a block header".to_string()
             };
-            return Err(HeapError::Truncated { offset: data.len() as u64, what });
+            return Err(HeapError::Truncated {
+                offset: data.len() as u64,
+                what,
+            });
         }
         let head = &data[pos..pos + BLOCK_HEADER_LEN];
         let kind = Kind::from_u8(head[0]).ok_or_else(|| HeapError::Corrupt {
@@ -262,63 +338,212 @@ pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
                 ),
             });
         }
-        let stored = &data[pos..pos + stored_len];
-        if crc32fast::hash(stored) != crc {
-            return Err(HeapError::Corrupt {
-                offset,
-                what: format!("checksum mismatch in the {} block", kind.name()),
-            });
-        }
+        blocks.push(BlockRef {
+            kind,
+            offset,
+            raw_len,
+            crc,
+            stored: &data[pos..pos + stored_len],
+        });
         pos += stored_len;
-        raw.clear();
-        raw.reserve(raw_len as usize);
-        let n = decompressor.decompress_to_buffer(stored, &mut raw).map_err(|e| {
-            HeapError::Corrupt {
-                offset,
-                what: format!("cannot decompress the {} block: {e}", kind.name()),
-            }
-        })?;
-        if n != raw_len as usize {
-            return Err(HeapError::Corrupt {
-                offset,
-                what: format!("the {} block holds {n} bytes, not {raw_len}", kind.name()),
-            });
-        }
-        let mut cur = Cursor { buf: &raw, pos: 0, block_offset: offset, kind };
         if kind == Kind::End {
-            let mut c = Counts::default();
-            for slot in [
-                &mut c.strings,
-                &mut c.types,
-                &mut c.sites,
-                &mut c.nodes,
-                &mut c.edges,
-                &mut c.roots,
-                &mut c.meta,
-            ] {
-                *slot = cur.varint()?;
-            }
             if pos != data.len() {
                 return Err(HeapError::Corrupt {
                     offset: pos as u64,
                     what: format!("{} unexpected bytes after the end block", data.len() - pos),
                 });
             }
-            break (c, offset);
+            return Ok(blocks);
         }
-        st.decode(&mut cur)?;
+    }
+}
+
+fn decompressor() -> Result<zstd::bulk::Decompressor<'static>> {
+    zstd::bulk::Decompressor::new().map_err(HeapError::io("starting the zstd decompressor"))
+}
+
+/// Reads a snapshot from its bytes (a whole file, or one chunk of a capture file).
+///
+/// A structural scan first finds every block and the end block's counts (so arrays are sized
+/// once); then edge blocks are decoded on a second thread while the others are decoded here.
+pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
+    let blocks = scan(data)?;
+    let end = &blocks[blocks.len() - 1];
+    let mut dec = decompressor()?;
+    let mut raw = Vec::new();
+    end.open(&mut dec, &mut raw)?;
+    let mut cur = Cursor {
+        buf: &raw,
+        pos: 0,
+        block_offset: end.offset,
+        kind: Kind::End,
     };
-    st.finish(counts.0, counts.1)
+    let mut counts = Counts::default();
+    for slot in [
+        &mut counts.strings,
+        &mut counts.types,
+        &mut counts.sites,
+        &mut counts.nodes,
+        &mut counts.edges,
+        &mut counts.roots,
+        &mut counts.meta,
+    ] {
+        *slot = cur.varint()?;
+    }
+    // Capacities are hints bounded by the input size (a corrupt count must not allocate much).
+    let cap = |n: u64| (n as usize).min(data.len());
+    let mut st = ReadState::default();
+    st.snap.addr.reserve(cap(counts.nodes));
+    st.snap.ty.reserve(cap(counts.nodes));
+    st.snap.size.reserve(cap(counts.nodes));
+    st.snap.site.reserve(cap(counts.nodes));
+    st.snap.flags.reserve(cap(counts.nodes));
+    st.snap.preview.reserve(cap(counts.nodes));
+    st.snap.strings.ends.reserve(cap(counts.strings));
+    let body = &blocks[..blocks.len() - 1];
+    let edge_cap = cap(counts.edges);
+    let (edges, rest) = std::thread::scope(|scope| {
+        let edges = scope.spawn(move || -> Result<EdgeState> {
+            let mut es = EdgeState {
+                from: Vec::with_capacity(edge_cap),
+                to: Vec::with_capacity(edge_cap),
+                label: Vec::with_capacity(edge_cap),
+                ..EdgeState::default()
+            };
+            let mut dec = decompressor()?;
+            let mut raw = Vec::new();
+            for b in body.iter().filter(|b| b.kind == Kind::Edges) {
+                b.open(&mut dec, &mut raw)?;
+                es.decode(&mut Cursor {
+                    buf: &raw,
+                    pos: 0,
+                    block_offset: b.offset,
+                    kind: b.kind,
+                })?;
+            }
+            Ok(es)
+        });
+        let mut rest = Ok(());
+        for b in body.iter().filter(|b| b.kind != Kind::Edges) {
+            if b.kind == Kind::End {
+                rest = Err(HeapError::Corrupt {
+                    offset: b.offset,
+                    what: "an end block before the end".into(),
+                });
+                break;
+            }
+            let r = b.open(&mut dec, &mut raw).and_then(|()| {
+                st.decode(&mut Cursor {
+                    buf: &raw,
+                    pos: 0,
+                    block_offset: b.offset,
+                    kind: b.kind,
+                })
+            });
+            if r.is_err() {
+                rest = r;
+                break;
+            }
+        }
+        (
+            edges
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            rest,
+        )
+    });
+    // Of two errors, report the one earlier in the file.
+    match (edges, rest) {
+        (Ok(es), Ok(())) => st.finish(es, counts, end.offset),
+        (Err(a), Err(b)) => Err(if error_offset(&a) <= error_offset(&b) {
+            a
+        } else {
+            b
+        }),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+fn error_offset(e: &HeapError) -> u64 {
+    match e {
+        HeapError::Corrupt { offset, .. } | HeapError::Truncated { offset, .. } => *offset,
+        _ => 0,
+    }
+}
+
+/// Edge records, decoded on their own thread.
+#[derive(Default)]
+struct EdgeState {
+    last_from: u64,
+    from: Vec<u32>,
+    to: Vec<u32>,
+    label: Vec<u32>,
+    big: Vec<i64>,
+}
+
+impl EdgeState {
+    fn decode(&mut self, cur: &mut Cursor<'_>) -> Result<()> {
+        while !cur.at_end() {
+            let from = self.last_from as i64 + unzig(cur.varint()?);
+            let to = from + unzig(cur.varint()?);
+            if !(0..=i64::from(u32::MAX - 1)).contains(&from)
+                || !(0..=i64::from(u32::MAX - 1)).contains(&to)
+            {
+                return Err(cur.fail("edge endpoint out of range"));
+            }
+            self.last_from = from as u64;
+            let lab = cur.byte()?;
+            let weak = lab & 0x80 != 0;
+            let tag = Tag::from_u8(lab & 0x7F).ok_or_else(|| cur.fail("bad edge label"))?;
+            let packed = match tag {
+                Tag::None | Tag::Hidden => pack(tag, 0, crate::EdgeKind::Strong),
+                Tag::Attr | Tag::Key | Tag::OtherKey | Tag::Cell | Tag::Local | Tag::Internal => {
+                    let id = cur.u32("label string")?;
+                    if id > PAYLOAD_MAX {
+                        return Err(cur.fail("label string id out of range"));
+                    }
+                    pack(tag, id, crate::EdgeKind::Strong)
+                }
+                Tag::IntKey | Tag::IntKeyBig => {
+                    let z = cur.varint()?;
+                    if z <= u64::from(PAYLOAD_MAX) {
+                        pack(Tag::IntKey, z as u32, crate::EdgeKind::Strong)
+                    } else {
+                        self.big.push(unzig(z));
+                        pack(
+                            Tag::IntKeyBig,
+                            big_index(cur, &self.big)?,
+                            crate::EdgeKind::Strong,
+                        )
+                    }
+                }
+                Tag::Index | Tag::IndexBig => {
+                    let i = cur.varint()?;
+                    if i <= u64::from(PAYLOAD_MAX) {
+                        pack(Tag::Index, i as u32, crate::EdgeKind::Strong)
+                    } else {
+                        self.big.push(i as i64);
+                        pack(
+                            Tag::IndexBig,
+                            big_index(cur, &self.big)?,
+                            crate::EdgeKind::Strong,
+                        )
+                    }
+                }
+            };
+            self.from.push(from as u32);
+            self.to.push(to as u32);
+            self.label
+                .push(if weak { packed | WEAK_BIT } else { packed });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
 struct ReadState {
     snap: Snapshot,
     last_addr: u64,
-    last_from: u64,
-    from: Vec<u32>,
-    to: Vec<u32>,
-    label: Vec<u32>,
 }
 
 impl ReadState {
@@ -361,54 +586,8 @@ impl ReadState {
                     s.flags.push(cur.byte()?);
                     s.preview.push(cur.u32("preview")?.wrapping_sub(1));
                 }
-                Kind::Edges => {
-                    let from = self.last_from as i64 + unzig(cur.varint()?);
-                    let to = from + unzig(cur.varint()?);
-                    if !(0..=i64::from(u32::MAX - 1)).contains(&from)
-                        || !(0..=i64::from(u32::MAX - 1)).contains(&to)
-                    {
-                        return Err(cur.fail("edge endpoint out of range"));
-                    }
-                    self.last_from = from as u64;
-                    let lab = cur.byte()?;
-                    let weak = lab & 0x80 != 0;
-                    let tag = Tag::from_u8(lab & 0x7F).ok_or_else(|| cur.fail("bad edge label"))?;
-                    let packed = match tag {
-                        Tag::None | Tag::Hidden => pack(tag, 0, crate::EdgeKind::Strong),
-                        Tag::Attr
-                        | Tag::Key
-                        | Tag::OtherKey
-                        | Tag::Cell
-                        | Tag::Local
-                        | Tag::Internal => {
-                            let id = cur.u32("label string")?;
-                            if id > PAYLOAD_MAX {
-                                return Err(cur.fail("label string id out of range"));
-                            }
-                            pack(tag, id, crate::EdgeKind::Strong)
-                        }
-                        Tag::IntKey | Tag::IntKeyBig => {
-                            let z = cur.varint()?;
-                            if z <= u64::from(PAYLOAD_MAX) {
-                                pack(Tag::IntKey, z as u32, crate::EdgeKind::Strong)
-                            } else {
-                                s.big.push(unzig(z));
-                                pack(Tag::IntKeyBig, big_index(cur, &s.big)?, crate::EdgeKind::Strong)
-                            }
-                        }
-                        Tag::Index | Tag::IndexBig => {
-                            let i = cur.varint()?;
-                            if i <= u64::from(PAYLOAD_MAX) {
-                                pack(Tag::Index, i as u32, crate::EdgeKind::Strong)
-                            } else {
-                                s.big.push(i as i64);
-                                pack(Tag::IndexBig, big_index(cur, &s.big)?, crate::EdgeKind::Strong)
-                            }
-                        }
-                    };
-                    self.from.push(from as u32);
-                    self.to.push(to as u32);
-                    self.label.push(if weak { packed | WEAK_BIT } else { packed });
+                Kind::Edges | Kind::End => {
+                    unreachable!("edge and end blocks are decoded elsewhere")
                 }
                 Kind::Roots => {
                     let node = cur.u32("root node")?;
@@ -421,15 +600,25 @@ impl ReadState {
                         description: crate::StrId(description),
                     });
                 }
-                Kind::End => unreachable!("the end block is handled by the caller"),
             }
         }
         Ok(())
     }
 
-    fn finish(self, counts: Counts, end_offset: u64) -> Result<Snapshot> {
-        let ReadState { mut snap, from, to, label, .. } = self;
-        let corrupt = |what: String| HeapError::Corrupt { offset: end_offset, what };
+    fn finish(self, edges: EdgeState, counts: Counts, end_offset: u64) -> Result<Snapshot> {
+        let ReadState { mut snap, .. } = self;
+        let EdgeState {
+            from,
+            to,
+            label,
+            big,
+            ..
+        } = edges;
+        snap.big = big;
+        let corrupt = |what: String| HeapError::Corrupt {
+            offset: end_offset,
+            what,
+        };
         let found = Counts {
             strings: snap.strings.len() as u64,
             types: snap.types.len() as u64,
@@ -450,7 +639,11 @@ impl ReadState {
         }
         let ns = snap.strings.len() as u32;
         let check_str = |id: u32, what: &str| {
-            if id < ns { Ok(()) } else { Err(corrupt(format!("{what} names string {id} of {ns}"))) }
+            if id < ns {
+                Ok(())
+            } else {
+                Err(corrupt(format!("{what} names string {id} of {ns}")))
+            }
         };
         for &t in &snap.types {
             check_str(t, "a type")?;
@@ -465,10 +658,16 @@ impl ReadState {
         let (nt, nsite) = (snap.types.len() as u32, snap.sites.len() as u32);
         for i in 0..n {
             if snap.ty[i] >= nt {
-                return Err(corrupt(format!("object {i} has type {} of {nt}", snap.ty[i])));
+                return Err(corrupt(format!(
+                    "object {i} has type {} of {nt}",
+                    snap.ty[i]
+                )));
             }
             if snap.site[i] != NONE && snap.site[i] >= nsite {
-                return Err(corrupt(format!("object {i} has site {} of {nsite}", snap.site[i])));
+                return Err(corrupt(format!(
+                    "object {i} has site {} of {nsite}",
+                    snap.site[i]
+                )));
             }
             if snap.preview[i] != NONE {
                 check_str(snap.preview[i], "a preview")?;
@@ -484,7 +683,9 @@ impl ReadState {
         let mut start = vec![0u32; n + 1];
         for (i, (&f, &t)) in from.iter().zip(&to).enumerate() {
             if f as usize >= n || t as usize >= n {
-                return Err(corrupt(format!("edge {i} joins objects {f} and {t} of {n}")));
+                return Err(corrupt(format!(
+                    "edge {i} joins objects {f} and {t} of {n}"
+                )));
             }
             let tag = crate::model::tag_of(label[i]);
             if matches!(
@@ -530,5 +731,3 @@ fn big_index(cur: &Cursor<'_>, big: &[i64]) -> Result<u32> {
     }
     Ok(i as u32)
 }
-
-

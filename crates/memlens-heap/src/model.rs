@@ -244,7 +244,14 @@ pub struct Object<'a> {
 impl<'a> Object<'a> {
     /// An object with the given address, type and shallow size, and nothing else.
     pub fn new(address: u64, type_id: TypeId, size: u64) -> Object<'a> {
-        Object { address, type_id, size, site: None, flags: NodeFlags::EMPTY, preview: None }
+        Object {
+            address,
+            type_id,
+            size,
+            site: None,
+            flags: NodeFlags::EMPTY,
+            preview: None,
+        }
     }
 
     /// Sets the allocation site.
@@ -420,7 +427,9 @@ impl Snapshot {
 
     /// Free-form metadata recorded by the walker (`python`, `pid`, `time`, ...).
     pub fn meta(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.meta.iter().map(|&(k, v)| (self.strings.get(k), self.strings.get(v)))
+        self.meta
+            .iter()
+            .map(|&(k, v)| (self.strings.get(k), self.strings.get(v)))
     }
 
     /// The outgoing references of an object, in the order they were added.
@@ -431,7 +440,11 @@ impl Snapshot {
             Edge {
                 to: NodeId(self.edge_to[e]),
                 label: self.unpack_label(packed),
-                kind: if packed & WEAK_BIT != 0 { EdgeKind::Weak } else { EdgeKind::Strong },
+                kind: if packed & WEAK_BIT != 0 {
+                    EdgeKind::Weak
+                } else {
+                    EdgeKind::Strong
+                },
             }
         })
     }

@@ -19,7 +19,11 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        ReportOptions { top: 20, why: None, suspect_share: 0.1 }
+        ReportOptions {
+            top: 20,
+            why: None,
+            suspect_share: 0.1,
+        }
     }
 }
 
@@ -126,6 +130,7 @@ impl HeapReport {
         let s = a.snapshot();
         let (reachable_objects, reachable_bytes) = a.reachable();
         let k = options.top;
+        let top = a.top_dominator_nodes(k.max(10));
         let mut report = HeapReport {
             objects: s.node_count() as u64,
             bytes: s.total_size(),
@@ -133,10 +138,13 @@ impl HeapReport {
             reachable_bytes,
             edges: s.edge_count() as u64,
             roots: s.roots().len() as u64,
-            meta: s.meta().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            meta: s
+                .meta()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             types: a.types(),
-            dominators: a.top_dominators(k),
-            suspects: a.suspects(options.suspect_share),
+            dominators: a.dominator_rows(&top[..top.len().min(k)]),
+            suspects: a.suspects_among(&top, options.suspect_share),
             duplicates: a.duplicate_strings(k),
             why: options.why.as_deref().map(|p| a.why(p, k)),
             diff: (series.len() >= 2).then(|| diff(series, k)),

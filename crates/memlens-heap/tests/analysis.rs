@@ -13,12 +13,18 @@ fn retained_sizes_follow_dominators() {
     assert_eq!(a.retained_size(app.results), results_retained(100));
     // 1 list + 100 x (record, dict, str, bytes)
     assert_eq!(a.retained_objects(app.results), 401);
-    assert_eq!(a.retained_size(app.records[3]), RECORD + INSTANCE_DICT + str_size("user3") + PAYLOAD);
+    assert_eq!(
+        a.retained_size(app.records[3]),
+        RECORD + INSTANCE_DICT + str_size("user3") + PAYLOAD
+    );
     assert_eq!(a.retained_size(app.listener), 48 + INSTANCE_DICT + BUFFER);
     // The weakly held record is not kept alive by anything.
     assert_eq!(a.retained_size(app.weak_only), 0);
     assert_eq!(a.immediate_dominator(app.weak_only), None);
-    assert_eq!(a.immediate_dominator(app.records[0]), Some(Some(app.results)));
+    assert_eq!(
+        a.immediate_dominator(app.records[0]),
+        Some(Some(app.results))
+    );
     assert!(a.dominates(app.results, app.record_names[7]));
     assert!(!a.dominates(app.records[0], app.records[1]));
     let (objects, bytes) = a.reachable();
@@ -31,7 +37,10 @@ fn retainer_paths_read_like_python() {
     let app = app(100, 5, 0x1000);
     let snap = Snapshot::read_from(&app.bytes).unwrap();
     let a = Analysis::new(&snap);
-    assert_eq!(a.render_path(app.results, false), "module `app.cache`, global `_RESULTS` -> list");
+    assert_eq!(
+        a.render_path(app.results, false),
+        "module `app.cache`, global `_RESULTS` -> list"
+    );
     assert_eq!(
         a.render_path(app.record_names[42], false),
         "module `app.cache`, global `_RESULTS` -> list, index 42 -> app.models.Record, \
@@ -78,13 +87,24 @@ fn histogram_dominators_and_suspects() {
     let a = Analysis::new(&snap);
     let report = HeapReport::new(&[&a], &ReportOptions::new().top(5));
 
-    let rec = report.types.iter().find(|t| t.type_name == "app.models.Record").unwrap();
+    let rec = report
+        .types
+        .iter()
+        .find(|t| t.type_name == "app.models.Record")
+        .unwrap();
     assert_eq!(rec.count, 101);
     assert_eq!(rec.shallow_bytes, 101 * RECORD);
     assert_eq!(rec.retained_bytes, results_retained(100) - (56 + 800));
-    let bytes = report.types.iter().find(|t| t.type_name == "bytes").unwrap();
+    let bytes = report
+        .types
+        .iter()
+        .find(|t| t.type_name == "bytes")
+        .unwrap();
     assert_eq!(bytes.count, 100 + 1 + 3);
-    assert_eq!(bytes.retained_bytes, 100 * PAYLOAD + CLOSURE_BYTES + 3 * TB_BYTES);
+    assert_eq!(
+        bytes.retained_bytes,
+        100 * PAYLOAD + CLOSURE_BYTES + 3 * TB_BYTES
+    );
 
     let d = &report.dominators;
     assert_eq!(d[0].type_name, "bytes");
@@ -93,7 +113,10 @@ fn histogram_dominators_and_suspects() {
     assert_eq!(d[1].retained_bytes, BUFFER);
     assert_eq!(d[2].type_name, "list");
     assert_eq!(d[2].retained_bytes, results_retained(100));
-    assert_eq!(d[2].alloc_site.as_ref().map(|s| (s.file.as_str(), s.line)), Some(("app/cache.py", 12)));
+    assert_eq!(
+        d[2].alloc_site.as_ref().map(|s| (s.file.as_str(), s.line)),
+        Some(("app/cache.py", 12))
+    );
     // Disjoint: no record (inside `_RESULTS`) is listed.
     assert!(d.iter().all(|row| row.type_name != "app.models.Record"));
 
@@ -105,15 +128,35 @@ fn histogram_dominators_and_suspects() {
         .collect();
     assert_eq!(
         holders,
-        vec![("bytes", CLOSURE_BYTES), ("bytearray", BUFFER), ("list", results_retained(100))]
+        vec![
+            ("bytes", CLOSURE_BYTES),
+            ("bytearray", BUFFER),
+            ("list", results_retained(100))
+        ]
     );
     let list = &report.suspects[2];
     assert_eq!(list.composition[0].type_name, "bytes");
     assert_eq!(list.composition[0].count, 100);
-    assert!(list.message.contains("one `list` keeps"), "{}", list.message);
+    assert!(
+        list.message.contains("one `list` keeps"),
+        "{}",
+        list.message
+    );
     // Records accumulate in `_RESULTS`, which is already a suspect: no second suspect for them.
-    assert!(report.suspects.iter().all(|s| s.kind == SuspectKind::Holder));
-    assert_eq!(report.findings.iter().filter(|f| f.rule == "heap-leak-suspect").count(), 3);
+    assert!(
+        report
+            .suspects
+            .iter()
+            .all(|s| s.kind == SuspectKind::Holder)
+    );
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule == "heap-leak-suspect")
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -128,14 +171,18 @@ fn accumulation_without_a_single_holder_is_a_suspect() {
     b.add_root(big, RootKind::Other, "interned bytes").unwrap();
     for i in 0..50u64 {
         let m = b.add_object(Object::new(100 + i, module, 100)).unwrap();
-        b.add_root(m, RootKind::Module, &format!("module `m{i}`")).unwrap();
+        b.add_root(m, RootKind::Module, &format!("module `m{i}`"))
+            .unwrap();
         let r = b.add_object(Object::new(1000 + i, rec, 1000)).unwrap();
         b.add_attr(m, r, "session").unwrap();
     }
     let snap = Snapshot::read_from(&b.finish().unwrap()).unwrap();
     let a = Analysis::new(&snap);
     let s = a.suspects(0.1);
-    let acc: Vec<_> = s.iter().filter(|s| s.kind == SuspectKind::Accumulation).collect();
+    let acc: Vec<_> = s
+        .iter()
+        .filter(|s| s.kind == SuspectKind::Accumulation)
+        .collect();
     assert_eq!(acc.len(), 1, "{s:?}");
     assert_eq!(acc[0].type_name, "app.Session");
     assert_eq!(acc[0].objects, 50);
@@ -143,7 +190,13 @@ fn accumulation_without_a_single_holder_is_a_suspect() {
     assert_eq!(acc[0].composition[0].type_name, "module");
     assert_eq!(acc[0].composition[0].count, 50);
     assert_eq!(acc[0].path, "module `m0`, global `session` -> app.Session");
-    assert!(acc[0].message.contains("spread over 50 holders, mostly `module`"), "{}", acc[0].message);
+    assert!(
+        acc[0]
+            .message
+            .contains("spread over 50 holders, mostly `module`"),
+        "{}",
+        acc[0].message
+    );
 }
 
 #[test]
@@ -156,7 +209,10 @@ fn why_groups_paths_by_shape() {
     assert_eq!(w.unreachable, 1);
     assert_eq!(w.groups.len(), 1);
     assert_eq!(w.groups[0].count, 100);
-    assert_eq!(w.groups[0].retained_bytes, results_retained(100) - (56 + 800));
+    assert_eq!(
+        w.groups[0].retained_bytes,
+        results_retained(100) - (56 + 800)
+    );
     assert_eq!(
         w.groups[0].path,
         "module `app.cache`, global `_RESULTS` -> list, index * -> app.models.Record"
@@ -173,7 +229,11 @@ fn why_groups_paths_by_shape() {
     assert_eq!(a.why("NoSuchType", 10).matched, 0);
     // Strings: one group per holder shape; "name" values all hang off record dicts.
     let strs = a.why("str", 10);
-    let names = strs.groups.iter().find(|g| g.path.ends_with("attribute `name` -> str")).unwrap();
+    let names = strs
+        .groups
+        .iter()
+        .find(|g| g.path.ends_with("attribute `name` -> str"))
+        .unwrap();
     assert_eq!(names.count, 100);
 }
 
@@ -203,12 +263,33 @@ fn growth_across_three_snapshots_matches_by_path() {
     let h = &d.holders[0];
     assert_eq!(h.path, "module `app.cache`, global `_RESULTS` -> list");
     assert_eq!(h.references, vec![10, 20, 30]);
-    assert_eq!(h.retained, vec![results_retained(10), results_retained(20), results_retained(30)]);
-    let rec = d.types.iter().find(|t| t.type_name == "app.models.Record").unwrap();
+    assert_eq!(
+        h.retained,
+        vec![
+            results_retained(10),
+            results_retained(20),
+            results_retained(30)
+        ]
+    );
+    let rec = d
+        .types
+        .iter()
+        .find(|t| t.type_name == "app.models.Record")
+        .unwrap();
     assert_eq!(rec.counts, vec![10, 20, 30]); // reachable instances only
-    assert!(d.types.iter().all(|t| t.type_name != "int"), "noise did not grow every time");
-    let p = d.paths.iter().find(|p| p.type_name == "app.models.Record").unwrap();
-    assert_eq!(p.path, "module `app.cache`, global `_RESULTS` -> list, index * -> app.models.Record");
+    assert!(
+        d.types.iter().all(|t| t.type_name != "int"),
+        "noise did not grow every time"
+    );
+    let p = d
+        .paths
+        .iter()
+        .find(|p| p.type_name == "app.models.Record")
+        .unwrap();
+    assert_eq!(
+        p.path,
+        "module `app.cache`, global `_RESULTS` -> list, index * -> app.models.Record"
+    );
     assert_eq!(p.counts, vec![10, 20, 30]);
 
     // Two snapshots (first and last): the noise list grew from 5 to 7 and shows up.
@@ -235,8 +316,14 @@ fn report_renders_text_and_json() {
     report.write(memlens_heap::Format::Text, &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("Leak suspects"), "{text}");
-    assert!(text.contains("Why `Record` is alive: 101 objects"), "{text}");
-    assert!(text.contains("     path: module `app.cache`, global `_RESULTS` -> list"), "{text}");
+    assert!(
+        text.contains("Why `Record` is alive: 101 objects"),
+        "{text}"
+    );
+    assert!(
+        text.contains("     path: module `app.cache`, global `_RESULTS` -> list"),
+        "{text}"
+    );
     let mut json = Vec::new();
     report.write(memlens_heap::Format::Json, &mut json).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -245,12 +332,21 @@ fn report_renders_text_and_json() {
     assert_eq!(v["objects"], snap.node_count() as u64);
     assert_eq!(v["bytes"], snap.total_size());
     assert_eq!(v["dominators"][2]["retained_bytes"], results_retained(100));
-    assert_eq!(v["dominators"][2]["path"], "module `app.cache`, global `_RESULTS` -> list");
+    assert_eq!(
+        v["dominators"][2]["path"],
+        "module `app.cache`, global `_RESULTS` -> list"
+    );
     assert_eq!(v["dominators"][2]["alloc_site"]["file"], "app/cache.py");
     assert_eq!(v["dominators"][2]["alloc_site"]["line"], 12);
     assert_eq!(v["dominators"][0]["alloc_site"], serde_json::Value::Null);
     assert_eq!(v["why"]["matched"], 101);
-    assert!(v["types"].as_array().unwrap().iter().any(|t| t["type"] == "app.models.Record" && t["count"] == 101));
+    assert!(
+        v["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["type"] == "app.models.Record" && t["count"] == 101)
+    );
 }
 
 #[test]
@@ -273,7 +369,10 @@ fn hostile_names_are_escaped_in_paths_and_text() {
     let mut text = Vec::new();
     report.write(Format::Text, &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
-    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -286,5 +385,9 @@ fn empty_snapshot() {
     assert!(r.dominators.is_empty() && r.suspects.is_empty() && r.types.is_empty());
     let mut text = Vec::new();
     r.write(memlens_heap::Format::Text, &mut text).unwrap();
-    assert!(String::from_utf8(text).unwrap().starts_with("Heap snapshot: 0 objects, 0 B"));
+    assert!(
+        String::from_utf8(text)
+            .unwrap()
+            .starts_with("Heap snapshot: 0 objects, 0 B")
+    );
 }

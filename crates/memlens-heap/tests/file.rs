@@ -7,10 +7,15 @@ use memlens_heap::{
 };
 use proptest::prelude::*;
 
+/// address, type index, size, site, flags, preview
+type NodePlan = (u64, usize, u64, Option<(String, u32)>, u8, Option<String>);
+/// Outgoing edges per node: (target, label, kind).
+type Adjacency = Vec<Vec<(usize, EdgeLabel, EdgeKind)>>;
+
 #[derive(Debug, Clone)]
 struct Plan {
     types: Vec<String>,
-    nodes: Vec<(u64, usize, u64, Option<(String, u32)>, u8, Option<String>)>,
+    nodes: Vec<NodePlan>,
     edges: Vec<(usize, usize, u8, i64, String, bool)>,
     roots: Vec<(usize, u8, String)>,
 }
@@ -25,7 +30,14 @@ fn plan() -> impl Strategy<Value = Plan> {
             any::<u8>(),
             proptest::option::of("\\PC{0,12}"),
         );
-        let edge = (0..n, 0..n, 0u8..10, any::<i64>(), "\\PC{0,6}", any::<bool>());
+        let edge = (
+            0..n,
+            0..n,
+            0u8..10,
+            any::<i64>(),
+            "\\PC{0,6}",
+            any::<bool>(),
+        );
         let root = (0..n, 0u8..9, "\\PC{0,20}");
         (
             prop::collection::vec("[A-Za-z_.]{1,12}", nt..=nt),
@@ -33,7 +45,12 @@ fn plan() -> impl Strategy<Value = Plan> {
             prop::collection::vec(edge, 0..n * 3),
             prop::collection::vec(root, 0..4),
         )
-            .prop_map(|(types, nodes, edges, roots)| Plan { types, nodes, edges, roots })
+            .prop_map(|(types, nodes, edges, roots)| Plan {
+                types,
+                nodes,
+                edges,
+                roots,
+            })
     })
 }
 
@@ -66,7 +83,7 @@ fn label(b: &mut SnapshotBuilder<Vec<u8>>, tag: u8, int: i64, s: &str) -> EdgeLa
     }
 }
 
-fn build(p: &Plan) -> (Vec<u8>, Vec<Vec<(usize, EdgeLabel, EdgeKind)>>) {
+fn build(p: &Plan) -> (Vec<u8>, Adjacency) {
     let mut b = SnapshotBuilder::new(Vec::new()).unwrap();
     b.set_meta("pid", "42").unwrap();
     let types: Vec<_> = p.types.iter().map(|t| b.add_type(t).unwrap()).collect();
@@ -83,12 +100,18 @@ fn build(p: &Plan) -> (Vec<u8>, Vec<Vec<(usize, EdgeLabel, EdgeKind)>>) {
     let mut want = vec![Vec::new(); p.nodes.len()];
     for (from, to, tag, int, s, weak) in &p.edges {
         let l = label(&mut b, *tag, *int, s);
-        let kind = if *weak { EdgeKind::Weak } else { EdgeKind::Strong };
-        b.add_edge(NodeId(*from as u32), NodeId(*to as u32), l, kind).unwrap();
+        let kind = if *weak {
+            EdgeKind::Weak
+        } else {
+            EdgeKind::Strong
+        };
+        b.add_edge(NodeId(*from as u32), NodeId(*to as u32), l, kind)
+            .unwrap();
         want[*from].push((*to, l, kind));
     }
     for (node, kind, desc) in &p.roots {
-        b.add_root(NodeId(*node as u32), root_kind(*kind), desc).unwrap();
+        b.add_root(NodeId(*node as u32), root_kind(*kind), desc)
+            .unwrap();
     }
     (b.finish().unwrap(), want)
 }
@@ -174,12 +197,20 @@ fn random_damage_never_panics() {
 
 #[test]
 fn foreign_and_newer_input_is_named() {
-    let err = Snapshot::read_from(b"{\"snapshot\": {}}").unwrap_err().to_string();
-    assert_eq!(err, "not a memlens heap snapshot: bad magic at offset 0 (found 0x7b22736e61707368)");
+    let err = Snapshot::read_from(b"{\"snapshot\": {}}")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "not a memlens heap snapshot: bad magic at offset 0 (found 0x7b22736e61707368)"
+    );
     let mut newer = common::app(1, 0, 0).bytes;
     newer[8] = 9;
     let err = Snapshot::read_from(&newer).unwrap_err().to_string();
-    assert_eq!(err, "unsupported heap snapshot version 9 at offset 8 (this build reads version 1)");
+    assert_eq!(
+        err,
+        "unsupported heap snapshot version 9 at offset 8 (this build reads version 1)"
+    );
     let mut bad = common::app(1, 0, 0).bytes;
     let last = bad.len() - 1;
     bad[last] ^= 0xFF;
@@ -189,7 +220,10 @@ fn foreign_and_newer_input_is_named() {
     let mut trailing = common::app(1, 0, 0).bytes;
     trailing.push(0);
     let err = Snapshot::read_from(&trailing).unwrap_err().to_string();
-    assert!(err.ends_with("1 unexpected bytes after the end block"), "{err}");
+    assert!(
+        err.ends_with("1 unexpected bytes after the end block"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -199,9 +233,15 @@ fn builder_rejects_dangling_references() {
     let a = b.add_object(Object::new(1, t, 10)).unwrap();
     b.add_index(a, NodeId(5), 0).unwrap();
     let err = b.finish().unwrap_err().to_string();
-    assert_eq!(err, "heap snapshot builder: an edge or root names object 5, but only 1 objects were added");
+    assert_eq!(
+        err,
+        "heap snapshot builder: an edge or root names object 5, but only 1 objects were added"
+    );
     let mut b = SnapshotBuilder::new(Vec::new()).unwrap();
-    let err = b.add_object(Object::new(1, memlens_heap::TypeId(3), 10)).unwrap_err().to_string();
+    let err = b
+        .add_object(Object::new(1, memlens_heap::TypeId(3), 10))
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "heap snapshot builder: object 0: unknown type id 3");
     // Forward references are fine: edges may name objects added later.
     let mut b = SnapshotBuilder::new(Vec::new()).unwrap();

@@ -14,13 +14,19 @@ fn str_size(s: &str) -> u64 {
 }
 
 fn record_name(i: usize) -> String {
-    if i % 3 == 0 { "alice".into() } else { format!("user{i}") }
+    if i.is_multiple_of(3) {
+        "alice".into()
+    } else {
+        format!("user{i}")
+    }
 }
 
 /// Retained size of `_RESULTS` holding `n` records.
 fn results_retained(n: usize) -> u64 {
     56 + 8 * n as u64
-        + (0..n).map(|i| RECORD + RECORD_DICT + str_size(&record_name(i)) + PAYLOAD).sum::<u64>()
+        + (0..n)
+            .map(|i| RECORD + RECORD_DICT + str_size(&record_name(i)) + PAYLOAD)
+            .sum::<u64>()
 }
 
 /// Writes a Python-shaped snapshot: modules, dicts, lists, instances, a closure, a bound method
@@ -28,8 +34,13 @@ fn results_retained(n: usize) -> u64 {
 fn write_app(dir: &Path, file: &str, n: usize, base: u64) -> PathBuf {
     let mut b = SnapshotBuilder::new(Vec::new()).unwrap();
     let ty = |b: &mut SnapshotBuilder<Vec<u8>>, name: &str| b.add_type(name).unwrap();
-    let (module, dict, list, str_, bytes) =
-        (ty(&mut b, "module"), ty(&mut b, "dict"), ty(&mut b, "list"), ty(&mut b, "str"), ty(&mut b, "bytes"));
+    let (module, dict, list, str_, bytes) = (
+        ty(&mut b, "module"),
+        ty(&mut b, "dict"),
+        ty(&mut b, "list"),
+        ty(&mut b, "str"),
+        ty(&mut b, "bytes"),
+    );
     let (record, class, function, tuple, cell) = (
         ty(&mut b, "app.models.Record"),
         ty(&mut b, "type"),
@@ -44,18 +55,27 @@ fn write_app(dir: &Path, file: &str, n: usize, base: u64) -> PathBuf {
         ty(&mut b, "app.models.Entry"),
         ty(&mut b, "app.jobs.Row"),
     );
-    let (exc_t, tb_t, frame_t) = (ty(&mut b, "ValueError"), ty(&mut b, "traceback"), ty(&mut b, "frame"));
+    let (exc_t, tb_t, frame_t) = (
+        ty(&mut b, "ValueError"),
+        ty(&mut b, "traceback"),
+        ty(&mut b, "frame"),
+    );
     let site = b.add_site("app/cache.py", 12).unwrap();
     let addr = std::cell::Cell::new(base);
     let add = |b: &mut SnapshotBuilder<Vec<u8>>, o: Object<'_>| {
         addr.set(addr.get() + 0x30);
-        b.add_object(Object { address: addr.get(), ..o }).unwrap()
+        b.add_object(Object {
+            address: addr.get(),
+            ..o
+        })
+        .unwrap()
     };
     let module_of = |b: &mut SnapshotBuilder<Vec<u8>>, name: &str| {
         let m = add(b, Object::new(0, module, 72));
         let d = add(b, Object::new(0, dict, 640));
         b.add_internal(m, d, "__dict__").unwrap();
-        b.add_root(m, RootKind::Module, &format!("module `{name}`")).unwrap();
+        b.add_root(m, RootKind::Module, &format!("module `{name}`"))
+            .unwrap();
         d
     };
     let models = module_of(&mut b, "app.models");
@@ -87,7 +107,8 @@ fn write_app(dir: &Path, file: &str, n: usize, base: u64) -> PathBuf {
     b.add_internal(f, closure, "__closure__").unwrap();
     let c = add(&mut b, Object::new(0, cell, 32));
     let seen = b.intern("seen").unwrap();
-    b.add_edge(closure, c, EdgeLabel::Cell(seen), EdgeKind::Strong).unwrap();
+    b.add_edge(closure, c, EdgeLabel::Cell(seen), EdgeKind::Strong)
+        .unwrap();
     let payload = add(&mut b, Object::new(0, payload_t, 300_000));
     b.add_internal(c, payload, "cell_contents").unwrap();
     // A bound method in a list.
@@ -116,8 +137,14 @@ fn write_app(dir: &Path, file: &str, n: usize, base: u64) -> PathBuf {
     b.add_internal(tb, frame, "tb_frame").unwrap();
     let r = add(&mut b, Object::new(0, row, 7_000));
     let batch = b.intern("batch").unwrap();
-    b.add_edge(frame, r, EdgeLabel::Local(batch), EdgeKind::Strong).unwrap();
-    b.add_root(exc, RootKind::Exception, "thread \"MainThread\" handled exception").unwrap();
+    b.add_edge(frame, r, EdgeLabel::Local(batch), EdgeKind::Strong)
+        .unwrap();
+    b.add_root(
+        exc,
+        RootKind::Exception,
+        "thread \"MainThread\" handled exception",
+    )
+    .unwrap();
     let _ = NodeId(0);
 
     let path = dir.join(file);
@@ -126,12 +153,21 @@ fn write_app(dir: &Path, file: &str, n: usize, base: u64) -> PathBuf {
 }
 
 fn memlens(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memlens")).arg("heap").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_memlens"))
+        .arg("heap")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok_stdout(args: &[&std::ffi::OsStr]) -> String {
     let out = memlens(args);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -161,7 +197,10 @@ fn text_names_holders_paths_and_sizes() {
     );
     assert!(text.contains("     allocated at app/cache.py:12"), "{text}");
     // Duplicate strings: 100 copies of 'alice'.
-    assert!(text.contains("       100        54 B     5.2 KiB  'alice'"), "{text}");
+    assert!(
+        text.contains("       100        54 B     5.2 KiB  'alice'"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -169,13 +208,38 @@ fn json_follows_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let snap = write_app(dir.path(), "app.mlheap", 300, 0x1000);
     let out = dir.path().join("heap.json");
-    let _ = ok_stdout(&[snap.as_os_str(), os("--format"), os("json"), os("-o"), out.as_os_str()]);
+    let _ = ok_stdout(&[
+        snap.as_os_str(),
+        os("--format"),
+        os("json"),
+        os("-o"),
+        out.as_os_str(),
+    ]);
     let json = std::fs::read_to_string(&out).unwrap();
-    assert!(json.starts_with("{\n  \"format\": \"memlens-heap\",\n  \"version\": 1,\n  \"objects\": 1227,"), "{json}");
-    assert!(json.contains(&format!("\"retained_bytes\": {}", results_retained(300))), "{json}");
-    assert!(json.contains("\"path\": \"module `app.cache`, global `_RESULTS` -> list\""), "{json}");
-    assert!(json.contains("\"alloc_site\": {\n        \"file\": \"app/cache.py\",\n        \"line\": 12\n      }"), "{json}");
-    assert!(json.contains("\"type\": \"app.models.Record\",\n      \"count\": 300,"), "{json}");
+    assert!(
+        json.starts_with(
+            "{\n  \"format\": \"memlens-heap\",\n  \"version\": 1,\n  \"objects\": 1227,"
+        ),
+        "{json}"
+    );
+    assert!(
+        json.contains(&format!("\"retained_bytes\": {}", results_retained(300))),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"path\": \"module `app.cache`, global `_RESULTS` -> list\""),
+        "{json}"
+    );
+    assert!(
+        json.contains(
+            "\"alloc_site\": {\n        \"file\": \"app/cache.py\",\n        \"line\": 12\n      }"
+        ),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"type\": \"app.models.Record\",\n      \"count\": 300,"),
+        "{json}"
+    );
     assert!(json.contains("\"rule\": \"heap-leak-suspect\""), "{json}");
 }
 
@@ -193,20 +257,33 @@ fn why_explains_closures_methods_tracebacks_and_class_attributes() {
     assert!(t.contains(
         "module `app.events`, global `_LISTENERS` -> list, index * -> method, `__self__` -> app.events.Listener"
     ), "{t}");
-    assert!(t.contains("      e.g. module `app.events`, global `_LISTENERS` -> list, index 0 -> method"), "{t}");
+    assert!(
+        t.contains(
+            "      e.g. module `app.events`, global `_LISTENERS` -> list, index 0 -> method"
+        ),
+        "{t}"
+    );
     let t = why("Row");
     assert!(t.contains(
         "thread \"MainThread\" handled exception, `__traceback__` -> traceback, `tb_frame` -> frame, \
          local `batch` -> app.jobs.Row"
     ), "{t}");
     let t = why("app.models.Entry");
-    assert!(t.contains("Why `app.models.Entry` is alive: 3 objects, 14.6 KiB shallow, 14.6 KiB retained"), "{t}");
+    assert!(
+        t.contains(
+            "Why `app.models.Entry` is alive: 3 objects, 14.6 KiB shallow, 14.6 KiB retained"
+        ),
+        "{t}"
+    );
     assert!(t.contains(
         "  3 x `app.models.Entry`, 14.6 KiB retained: module `app.models`, global `Registry` -> type, \
          class attribute `entries` -> list, index * -> app.models.Entry"
     ), "{t}");
     let t = why("app/cache.py:12");
-    assert!(t.contains("Why `app/cache.py:12` is alive: 1 objects"), "{t}");
+    assert!(
+        t.contains("Why `app/cache.py:12` is alive: 1 objects"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -215,8 +292,17 @@ fn growth_across_three_snapshots_keeps_what_grew_every_time() {
     let s1 = write_app(dir.path(), "1.mlheap", 100, 0x1000);
     let s2 = write_app(dir.path(), "2.mlheap", 200, 0x5_0000_0000);
     let s3 = write_app(dir.path(), "3.mlheap", 300, 0x9000);
-    let text = ok_stdout(&[s3.as_os_str(), os("--diff"), s1.as_os_str(), os("--diff"), s2.as_os_str()]);
-    assert!(text.contains("Growth over 3 snapshots (oldest first): 427 -> 827 -> 1,227 objects"), "{text}");
+    let text = ok_stdout(&[
+        s3.as_os_str(),
+        os("--diff"),
+        s1.as_os_str(),
+        os("--diff"),
+        s2.as_os_str(),
+    ]);
+    assert!(
+        text.contains("Growth over 3 snapshots (oldest first): 427 -> 827 -> 1,227 objects"),
+        "{text}"
+    );
     let holders = text
         .lines()
         .skip_while(|l| !l.starts_with("  Holders that grew every time"))
@@ -225,12 +311,17 @@ fn growth_across_three_snapshots_keeps_what_grew_every_time() {
         .collect::<Vec<_>>();
     assert_eq!(
         holders,
-        vec!["    121.9 KiB -> 243.8 KiB -> 365.7 KiB (100 -> 200 -> 300 refs) `list`: module `app.cache`, global `_RESULTS` -> list"],
+        vec![
+            "    121.9 KiB -> 243.8 KiB -> 365.7 KiB (100 -> 200 -> 300 refs) `list`: module `app.cache`, global `_RESULTS` -> list"
+        ],
         "{text}"
     );
     // 200 more records of 48 bytes each on one generalised path.
     assert!(text.contains("      +9.4 KiB          +200 objects  module `app.cache`, global `_RESULTS` -> list, index * -> app.models.Record\n"), "{text}");
-    assert!(text.contains("[heap-growth] a `list` grew in every snapshot"), "{text}");
+    assert!(
+        text.contains("[heap-growth] a `list` grew in every snapshot"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -238,7 +329,13 @@ fn heapsnapshot_export_is_v8_json() {
     let dir = tempfile::tempdir().unwrap();
     let snap = write_app(dir.path(), "app.mlheap", 5, 0x1000);
     let out = dir.path().join("app.heapsnapshot");
-    let _ = ok_stdout(&[snap.as_os_str(), os("--format"), os("heapsnapshot"), os("-o"), out.as_os_str()]);
+    let _ = ok_stdout(&[
+        snap.as_os_str(),
+        os("--format"),
+        os("heapsnapshot"),
+        os("-o"),
+        out.as_os_str(),
+    ]);
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("{\"snapshot\":{\"meta\":{\"node_fields\":[\"type\",\"name\",\"id\",\"self_size\",\"edge_count\",\"trace_node_id\",\"detachedness\"]"), "{text}");
     let graph = memlens_heap::Snapshot::read_from(&std::fs::read(&snap).unwrap()).unwrap();
@@ -266,18 +363,42 @@ fn bad_input_is_one_line_and_status_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with(&format!("memlens: error: cannot read {}: truncated heap snapshot at offset {}", cut.display(), bytes.len() - 7)), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "memlens: error: cannot read {}: truncated heap snapshot at offset {}",
+            cut.display(),
+            bytes.len() - 7
+        )),
+        "{err}"
+    );
 
     let capture = dir.path().join("run.mlens");
     std::fs::write(&capture, b"MLENS\0\r\n\x01\x00rest").unwrap();
     let err = String::from_utf8(memlens(&[capture.as_os_str()]).stderr).unwrap();
-    assert!(err.contains("is a capture file; this build reads heap snapshot files only"), "{err}");
+    assert!(
+        err.contains("is a capture file; this build reads heap snapshot files only"),
+        "{err}"
+    );
 
-    let out = memlens(&[snap.as_os_str(), os("--format"), os("heapsnapshot"), os("--diff"), snap.as_os_str()]);
+    let out = memlens(&[
+        snap.as_os_str(),
+        os("--format"),
+        os("heapsnapshot"),
+        os("--diff"),
+        snap.as_os_str(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("--diff and --why do not apply"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--diff and --why do not apply")
+    );
 
     let out = memlens(&[dir.path().join("missing.mlheap").as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot read"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot read")
+    );
 }

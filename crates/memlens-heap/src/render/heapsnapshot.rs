@@ -39,14 +39,14 @@ impl<'a> Strings<'a> {
         if let Some(&i) = self.map.get(s) {
             return i;
         }
-        let i = (self.list.len() + self.owned.len()) as u32;
+        let i = self.list.len() as u32;
         self.map.insert(s, i);
         self.list.push(s);
         i
     }
 
     fn owned(&mut self, s: String) -> u32 {
-        let i = (self.list.len() + self.owned.len()) as u32;
+        let i = self.list.len() as u32;
         // Owned strings are rare (numeric keys too large for an element index).
         self.list.push("");
         self.owned.push((i, s));
@@ -84,7 +84,11 @@ fn node_type(snap: &Snapshot, n: NodeId) -> u32 {
 /// Writes `snap` as a V8 `.heapsnapshot`.
 pub(crate) fn write<'a>(snap: &'a Snapshot, out: &mut dyn Write) -> io::Result<()> {
     let n = snap.node_count();
-    let mut strings = Strings { map: HashMap::default(), list: Vec::new(), owned: Vec::new() };
+    let mut strings = Strings {
+        map: HashMap::default(),
+        list: Vec::new(),
+        owned: Vec::new(),
+    };
     let root_name = strings.id("(Python roots)");
     let edge_total = snap.edge_count() + snap.roots.len();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
@@ -108,7 +112,19 @@ pub(crate) fn write<'a>(snap: &'a Snapshot, out: &mut dyn Write) -> io::Result<(
         }
         buf.push(b'\n');
     };
-    row(&mut buf, [u64::from(N_SYNTHETIC), u64::from(root_name), 1, 0, snap.roots.len() as u64, 0, 0], true);
+    row(
+        &mut buf,
+        [
+            u64::from(N_SYNTHETIC),
+            u64::from(root_name),
+            1,
+            0,
+            snap.roots.len() as u64,
+            0,
+            0,
+        ],
+        true,
+    );
     for i in 0..n {
         let id = NodeId(i as u32);
         let t = node_type(snap, id);
@@ -117,7 +133,19 @@ pub(crate) fn write<'a>(snap: &'a Snapshot, out: &mut dyn Write) -> io::Result<(
             _ => strings.id(snap.type_name(id)),
         };
         let edges = snap.edge_range(i as u32).len() as u64;
-        row(&mut buf, [u64::from(t), u64::from(name), 2 * i as u64 + 3, snap.size[i], edges, 0, 0], false);
+        row(
+            &mut buf,
+            [
+                u64::from(t),
+                u64::from(name),
+                2 * i as u64 + 3,
+                snap.size[i],
+                edges,
+                0,
+                0,
+            ],
+            false,
+        );
         if buf.len() >= 1 << 16 {
             out.write_all(&buf)?;
             buf.clear();

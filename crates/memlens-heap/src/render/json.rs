@@ -175,7 +175,12 @@ fn value(r: &HeapReport) -> J {
             })
             .collect(),
     );
-    let meta = J::A(r.meta.iter().map(|(k, v)| obj! {"key": k, "value": v}).collect());
+    let meta = J::A(
+        r.meta
+            .iter()
+            .map(|(k, v)| obj! {"key": k, "value": v})
+            .collect(),
+    );
     let mut top = vec![
         ("format", J::from("memlens-heap")),
         ("version", J::U(1)),

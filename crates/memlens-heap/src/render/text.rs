@@ -8,7 +8,11 @@ use crate::report::HeapReport;
 const TYPE_ROWS: usize = 25;
 
 fn series(values: &[u64], f: impl Fn(u64) -> String) -> String {
-    values.iter().map(|&v| f(v)).collect::<Vec<_>>().join(" -> ")
+    values
+        .iter()
+        .map(|&v| f(v))
+        .collect::<Vec<_>>()
+        .join(" -> ")
 }
 
 /// Writes the report as text.
@@ -51,7 +55,11 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
 
     if !r.dominators.is_empty() {
         writeln!(out, "\nTop dominators (what each object alone keeps alive)")?;
-        writeln!(out, "  {:>10}  {:>10}  {:<24}  PATH", "RETAINED", "OBJECTS", "TYPE")?;
+        writeln!(
+            out,
+            "  {:>10}  {:>10}  {:<24}  PATH",
+            "RETAINED", "OBJECTS", "TYPE"
+        )?;
         for d in &r.dominators {
             writeln!(
                 out,
@@ -70,7 +78,11 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
 
     if !r.types.is_empty() {
         writeln!(out, "\nTypes (by retained size)")?;
-        writeln!(out, "  {:>10}  {:>10}  {:>10}  TYPE", "COUNT", "SHALLOW", "RETAINED")?;
+        writeln!(
+            out,
+            "  {:>10}  {:>10}  {:>10}  TYPE",
+            "COUNT", "SHALLOW", "RETAINED"
+        )?;
         for t in r.types.iter().take(TYPE_ROWS) {
             writeln!(
                 out,
@@ -82,13 +94,21 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
             )?;
         }
         if r.types.len() > TYPE_ROWS {
-            writeln!(out, "  ... {} more types (--format json lists all)", r.types.len() - TYPE_ROWS)?;
+            writeln!(
+                out,
+                "  ... {} more types (--format json lists all)",
+                r.types.len() - TYPE_ROWS
+            )?;
         }
     }
 
     if !r.duplicates.is_empty() {
         writeln!(out, "\nDuplicate strings")?;
-        writeln!(out, "  {:>8}  {:>10}  {:>10}  VALUE", "COPIES", "EACH", "WASTED")?;
+        writeln!(
+            out,
+            "  {:>8}  {:>10}  {:>10}  VALUE",
+            "COPIES", "EACH", "WASTED"
+        )?;
         for d in &r.duplicates {
             writeln!(
                 out,
@@ -96,9 +116,17 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
                 count(d.count),
                 human_bytes(d.size),
                 human_bytes(d.wasted_bytes),
-                if d.type_name.ends_with("bytes") { "b" } else { "" },
+                if d.type_name.ends_with("bytes") {
+                    "b"
+                } else {
+                    ""
+                },
                 d.value,
-                if d.truncated { " (preview cut; probably equal)" } else { "" }
+                if d.truncated {
+                    " (preview cut; probably equal)"
+                } else {
+                    ""
+                }
             )?;
         }
     }
@@ -113,7 +141,10 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
             human_bytes(w.retained_bytes)
         )?;
         if w.matched == 0 {
-            writeln!(out, "  no object matches (a type name, a glob such as `app.*`, or file.py:LINE)")?;
+            writeln!(
+                out,
+                "  no object matches (a type name, a glob such as `app.*`, or file.py:LINE)"
+            )?;
         }
         if w.unreachable > 0 {
             writeln!(
@@ -146,7 +177,10 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
             series(&d.bytes, human_bytes)
         )?;
         let every = if m >= 3 { " every time" } else { "" };
-        writeln!(out, "  Holders that grew{every} (matched by retainer path; what each alone keeps)")?;
+        writeln!(
+            out,
+            "  Holders that grew{every} (matched by retainer path; what each alone keeps)"
+        )?;
         if d.holders.is_empty() {
             writeln!(out, "    none")?;
         }

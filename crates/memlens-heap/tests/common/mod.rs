@@ -19,7 +19,11 @@ pub fn str_size(s: &str) -> u64 {
 }
 
 pub fn record_name(i: usize) -> String {
-    if i % 2 == 0 { "alice".to_string() } else { format!("user{i}") }
+    if i.is_multiple_of(2) {
+        "alice".to_string()
+    } else {
+        format!("user{i}")
+    }
 }
 
 /// Retained size of the `_RESULTS` list holding `n` records.
@@ -105,15 +109,22 @@ pub fn app(n: usize, noise: usize, base: u64) -> App {
         b.add_internal(m, d, "__dict__").unwrap();
         let nm = obj(b, Object::new(0, t.str_, str_size(name)).preview(name));
         b.add_key(d, nm, "__name__").unwrap();
-        b.add_root(m, RootKind::Module, &format!("module `{name}`")).unwrap();
+        b.add_root(m, RootKind::Module, &format!("module `{name}`"))
+            .unwrap();
         (m, d)
     };
 
     // app.models: class Registry with a class attribute `instances`, and class Record.
     let (_, models) = module(&mut b, &mut obj, "app.models");
-    let record_class = obj(&mut b, Object::new(0, t.type_, 1064).flags(NodeFlags::CLASS));
+    let record_class = obj(
+        &mut b,
+        Object::new(0, t.type_, 1064).flags(NodeFlags::CLASS),
+    );
     b.add_key(models, record_class, "Record").unwrap();
-    let registry = obj(&mut b, Object::new(0, t.type_, 1064).flags(NodeFlags::CLASS));
+    let registry = obj(
+        &mut b,
+        Object::new(0, t.type_, 1064).flags(NodeFlags::CLASS),
+    );
     b.add_key(models, registry, "Registry").unwrap();
     let reg_dict = obj(&mut b, Object::new(0, t.dict, 272));
     b.add_internal(registry, reg_dict, "__dict__").unwrap();
@@ -131,13 +142,19 @@ pub fn app(n: usize, noise: usize, base: u64) -> App {
     let mut records = Vec::new();
     let mut record_names = Vec::new();
     for i in 0..n {
-        let r = obj(&mut b, Object::new(0, t.record, RECORD).flags(NodeFlags::GC_TRACKED));
+        let r = obj(
+            &mut b,
+            Object::new(0, t.record, RECORD).flags(NodeFlags::GC_TRACKED),
+        );
         b.add_index(results, r, i as u64).unwrap();
         b.add_internal(r, record_class, "__class__").unwrap();
         let d = obj(&mut b, Object::new(0, t.dict, INSTANCE_DICT));
         b.add_internal(r, d, "__dict__").unwrap();
         let name = record_name(i);
-        let s = obj(&mut b, Object::new(0, t.str_, str_size(&name)).preview(&name));
+        let s = obj(
+            &mut b,
+            Object::new(0, t.str_, str_size(&name)).preview(&name),
+        );
         b.add_key(d, s, "name").unwrap();
         let p = obj(&mut b, Object::new(0, t.bytes, PAYLOAD));
         b.add_key(d, p, "payload").unwrap();
@@ -145,10 +162,14 @@ pub fn app(n: usize, noise: usize, base: u64) -> App {
         records.push(r);
         record_names.push(s);
     }
-    let weakref = obj(&mut b, Object::new(0, t.weakref, 80).flags(NodeFlags::WEAKREF));
+    let weakref = obj(
+        &mut b,
+        Object::new(0, t.weakref, 80).flags(NodeFlags::WEAKREF),
+    );
     b.add_key(cache, weakref, "_WEAK").unwrap();
     let weak_only = obj(&mut b, Object::new(0, t.record, RECORD));
-    b.add_edge(weakref, weak_only, EdgeLabel::None, EdgeKind::Weak).unwrap();
+    b.add_edge(weakref, weak_only, EdgeLabel::None, EdgeKind::Weak)
+        .unwrap();
     let noise_list = obj(&mut b, Object::new(0, t.list, 56 + 8 * noise as u64));
     b.add_key(cache, noise_list, "_NOISE").unwrap();
     for i in 0..noise {
@@ -164,9 +185,16 @@ pub fn app(n: usize, noise: usize, base: u64) -> App {
     b.add_internal(func, closure, "__closure__").unwrap();
     let cell = obj(&mut b, Object::new(0, t.cell, 32));
     let payload_name = b.intern("payload").unwrap();
-    b.add_edge(closure, cell, EdgeLabel::Cell(payload_name), EdgeKind::Strong).unwrap();
+    b.add_edge(
+        closure,
+        cell,
+        EdgeLabel::Cell(payload_name),
+        EdgeKind::Strong,
+    )
+    .unwrap();
     let closure_bytes = obj(&mut b, Object::new(0, t.bytes, CLOSURE_BYTES));
-    b.add_internal(cell, closure_bytes, "cell_contents").unwrap();
+    b.add_internal(cell, closure_bytes, "cell_contents")
+        .unwrap();
 
     // app.events: a bound method kept in a list of listeners.
     let (_, events) = module(&mut b, &mut obj, "app.events");
@@ -192,14 +220,20 @@ pub fn app(n: usize, noise: usize, base: u64) -> App {
     b.add_internal(tb, frame, "tb_frame").unwrap();
     let rows = obj(&mut b, Object::new(0, t.list, 80));
     let rows_name = b.intern("rows").unwrap();
-    b.add_edge(frame, rows, EdgeLabel::Local(rows_name), EdgeKind::Strong).unwrap();
+    b.add_edge(frame, rows, EdgeLabel::Local(rows_name), EdgeKind::Strong)
+        .unwrap();
     let mut tb_bytes = Vec::new();
     for i in 0..3 {
         let x = obj(&mut b, Object::new(0, t.bytes, TB_BYTES));
         b.add_index(rows, x, i).unwrap();
         tb_bytes.push(x);
     }
-    b.add_root(exc, RootKind::Exception, "thread \"MainThread\" handled exception").unwrap();
+    b.add_root(
+        exc,
+        RootKind::Exception,
+        "thread \"MainThread\" handled exception",
+    )
+    .unwrap();
 
     let bytes = b.finish().unwrap();
     App {
