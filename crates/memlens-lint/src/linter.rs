@@ -379,8 +379,17 @@ fn syntax_problem(tree: &Tree, path: &Path, text: &str, lines: &LineIndex) -> Op
 }
 
 fn first_error(node: Node<'_>) -> Option<Node<'_>> {
-    if node.is_error() || node.is_missing() {
+    if node.is_missing() {
         return Some(node);
+    }
+    if node.is_error() {
+        // Point at the innermost error inside a large ERROR node when there is one.
+        let mut cursor = node.walk();
+        let inner = node
+            .children(&mut cursor)
+            .filter(|c| c.has_error() || c.is_missing())
+            .find_map(first_error);
+        return Some(inner.unwrap_or(node));
     }
     let mut cursor = node.walk();
     for child in node.children(&mut cursor) {
@@ -393,13 +402,23 @@ fn first_error(node: Node<'_>) -> Option<Node<'_>> {
     None
 }
 
+fn has_chevron(node: Node<'_>) -> bool {
+    let mut cursor = node.walk();
+    let found = node
+        .named_children(&mut cursor)
+        .any(|c| c.kind() == "chevron");
+    found
+}
+
 /// Finds a `print` or `exec` statement (Python 2) near the top of the tree.
 fn find_python2(root: Node<'_>) -> Option<Node<'_>> {
     let mut cursor = root.walk();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
         match node.kind() {
-            "print_statement" | "exec_statement" => return Some(node),
+            // `print >> f` is also a valid Python 3 expression: only plain `print x` counts.
+            "print_statement" if !has_chevron(node) => return Some(node),
+            "exec_statement" => return Some(node),
             "string" | "comment" | "expression_statement" | "call" => continue,
             _ => {}
         }

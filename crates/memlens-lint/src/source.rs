@@ -53,9 +53,27 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
             Ok(text) if text.is_ascii() => Ok(Cow::Borrowed(text)),
             _ => Err(DecodeError::NotUtf8 { line: 1 }),
         },
-        Some(_) => Err(DecodeError::UnsupportedEncoding {
-            encoding: encoding.unwrap_or_default(),
-        }),
+        Some(other) => {
+            // Python's codec names mostly match the WHATWG labels (cp1252 -> windows-1252,
+            // koi8-r, shift_jis, euc-jp, gb2312, ...); a few need the `windows-` spelling.
+            let label = other.to_ascii_lowercase().replace('_', "-");
+            let label = match label.strip_prefix("cp") {
+                Some(num) if num.len() == 4 && num.starts_with("12") => format!("windows-{num}"),
+                _ => label,
+            };
+            let Some(enc) = encoding_rs::Encoding::for_label(label.as_bytes()) else {
+                return Err(DecodeError::UnsupportedEncoding {
+                    encoding: encoding.unwrap_or_default(),
+                });
+            };
+            let (text, had_errors) = enc.decode_without_bom_handling(body);
+            if had_errors {
+                return Err(DecodeError::UnsupportedEncoding {
+                    encoding: format!("{} (undecodable bytes)", encoding.unwrap_or_default()),
+                });
+            }
+            Ok(Cow::Owned(text.into_owned()))
+        }
     }
 }
 
@@ -167,11 +185,20 @@ mod tests {
     }
 
     #[test]
-    fn other_cookies_are_refused() {
+    fn other_cookies_decode_through_encoding_rs() {
+        let text =
+            decode(b"#!/usr/bin/python\n# vim: set fileencoding=koi8-r :\ns = '\xc1'\n").unwrap();
+        assert_eq!(text.lines().nth(2), Some("s = '\u{430}'"));
+        let text = decode(b"# coding: cp1252\ns = '\x80'\n").unwrap();
+        assert_eq!(text.lines().nth(1), Some("s = '\u{20ac}'"));
+    }
+
+    #[test]
+    fn unknown_cookies_are_refused() {
         assert_eq!(
-            decode(b"#!/usr/bin/python\n# vim: set fileencoding=koi8-r :\n"),
+            decode(b"# -*- coding: uft-8 -*-\n"),
             Err(DecodeError::UnsupportedEncoding {
-                encoding: "koi8-r".into()
+                encoding: "uft-8".into()
             })
         );
     }

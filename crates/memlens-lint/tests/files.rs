@@ -1,0 +1,231 @@
+//! Integration tests of `Linter::check_paths`: discovery, .gitignore, configuration,
+//! suppression comments and bad input, each in a fresh temporary directory.
+
+use std::fs;
+use std::path::Path;
+
+use memlens_lint::{Config, Linter, ProblemKind, Report, Rule};
+
+fn write(dir: &Path, rel: &str, content: impl AsRef<[u8]>) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+const QUEUE: &str = "queue = []\nwhile queue:\n    item = queue.pop(0)\n";
+
+fn lint(dir: &Path) -> Report {
+    let config = Config::discover(dir)
+        .unwrap()
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    Linter::builder()
+        .config(config)
+        .build()
+        .unwrap()
+        .check_paths(&[dir])
+}
+
+fn found(report: &Report, dir: &Path) -> Vec<(String, Rule, usize, usize)> {
+    report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let rel = d
+                .path
+                .strip_prefix(dir)
+                .unwrap_or(&d.path)
+                .to_string_lossy()
+                .into_owned();
+            (rel, d.rule, d.line, d.column)
+        })
+        .collect()
+}
+
+#[test]
+fn walks_directories_and_skips_gitignored_hidden_and_virtualenvs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "pkg/a.py", QUEUE);
+    write(d, "pkg/b.txt", QUEUE);
+    write(d, "generated/c.py", QUEUE);
+    write(d, ".gitignore", "generated/\n");
+    write(d, ".venv/lib/d.py", QUEUE);
+    write(d, "venv/e.py", QUEUE);
+    write(d, "build/f.py", QUEUE);
+    write(d, ".hidden/g.py", QUEUE);
+    let report = lint(d);
+    assert_eq!(
+        found(&report, d),
+        vec![("pkg/a.py".to_owned(), Rule::ListAsQueue, 3, 12)]
+    );
+    assert_eq!(report.files_checked, 1);
+    assert!(report.problems.is_empty());
+}
+
+#[test]
+fn explicit_files_are_checked_whatever_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "script", QUEUE);
+    let report = Linter::builder()
+        .build()
+        .unwrap()
+        .check_paths(&[d.join("script")]);
+    assert_eq!(report.diagnostics.len(), 1);
+    assert_eq!(report.diagnostics[0].path, d.join("script"));
+}
+
+#[test]
+fn suppression_comments_silence_one_line_or_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "a.py",
+        "queue = []\nwhile queue:\n    queue.pop(0)  # memlens: ignore[ML101]\n    queue.insert(0, 1)  # memlens: ignore[ML105]\n    queue.pop(0)  # memlens: ignore\n",
+    );
+    write(d, "b.py", format!("# memlens: ignore-file[ML1]\n{QUEUE}"));
+    let report = lint(d);
+    assert_eq!(
+        found(&report, d),
+        vec![("a.py".to_owned(), Rule::ListAsQueue, 4, 5)]
+    );
+}
+
+#[test]
+fn pyproject_select_ignore_and_per_file_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let both = format!("{QUEUE}s = ''\nfor x in range(3):\n    s += str(x)\n");
+    write(d, "src/app.py", &both);
+    write(d, "tests/test_app.py", &both);
+    write(d, "legacy/old.py", &both);
+    write(
+        d,
+        "pyproject.toml",
+        "[project]\nname = 'demo'\n\n[tool.memlens.lint]\nignore = ['string-concat-in-loop']\nexclude = ['legacy']\n\n[tool.memlens.lint.per-file-ignores]\n'tests/**' = ['ML101']\n",
+    );
+    let report = lint(d);
+    assert_eq!(
+        found(&report, d),
+        vec![("src/app.py".to_owned(), Rule::ListAsQueue, 3, 12)]
+    );
+
+    // The command line's --select overrides the configuration's ignore.
+    let config = Config::discover(d).unwrap().unwrap().1;
+    let report = Linter::builder()
+        .config(config)
+        .select(["ML108"])
+        .build()
+        .unwrap()
+        .check_paths(&[d]);
+    assert_eq!(
+        found(&report, d),
+        vec![
+            ("src/app.py".to_owned(), Rule::StringConcatInLoop, 6, 5),
+            (
+                "tests/test_app.py".to_owned(),
+                Rule::StringConcatInLoop,
+                6,
+                5
+            ),
+        ]
+    );
+}
+
+#[test]
+fn bad_input_is_reported_once_each_and_the_rest_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "good.py", QUEUE);
+    write(d, "syntax.py", "def f(:\n    pass\n");
+    write(d, "py2.py", "print 'hello'\n");
+    write(d, "latin.py", b"x = '\xe9'\n".as_slice());
+    write(d, "binary.py", b"\x7fELF\x00\x01\x02".as_slice());
+    write(
+        d,
+        "latin1_ok.py",
+        b"# -*- coding: latin-1 -*-\ns = '\xe9'\nqueue = []\nwhile queue:\n    queue.pop(0)\n"
+            .as_slice(),
+    );
+    let report = lint(d);
+    assert_eq!(
+        found(&report, d),
+        vec![
+            ("good.py".to_owned(), Rule::ListAsQueue, 3, 12),
+            ("latin1_ok.py".to_owned(), Rule::ListAsQueue, 5, 5),
+        ]
+    );
+    let problems: Vec<(String, ProblemKind, Option<usize>)> = report
+        .problems
+        .iter()
+        .map(|p| {
+            (
+                p.path.file_name().unwrap().to_string_lossy().into_owned(),
+                p.kind,
+                p.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        vec![
+            ("binary.py".to_owned(), ProblemKind::Binary, None),
+            ("latin.py".to_owned(), ProblemKind::Encoding, Some(1)),
+            ("py2.py".to_owned(), ProblemKind::Python2, Some(1)),
+            ("syntax.py".to_owned(), ProblemKind::Syntax, Some(1)),
+        ]
+    );
+}
+
+#[test]
+fn missing_paths_are_problems_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a.py", QUEUE);
+    let missing = d.join("nope.py");
+    let report = Linter::builder()
+        .build()
+        .unwrap()
+        .check_paths(&[d.join("a.py"), missing.clone()]);
+    assert_eq!(report.diagnostics.len(), 1);
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].path, missing);
+    assert_eq!(report.problems[0].kind, ProblemKind::Io);
+    assert!(
+        report.problems[0].message.contains("no such file"),
+        "{}",
+        report.problems[0].message
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_files_are_problems() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "secret.py", QUEUE);
+    write(d, "ok.py", QUEUE);
+    fs::set_permissions(d.join("secret.py"), fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(d.join("secret.py")).is_ok() {
+        return; // Running as root: permissions do not apply.
+    }
+    let report = lint(d);
+    assert_eq!(report.diagnostics.len(), 1);
+    assert_eq!(report.problems[0].kind, ProblemKind::Io);
+}
+
+#[test]
+fn python3_print_shift_is_not_python2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "a.py",
+        "try:\n    print >> 42\nexcept TypeError:\n    pass\n",
+    );
+    let report = lint(d);
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
