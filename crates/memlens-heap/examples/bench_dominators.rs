@@ -185,6 +185,24 @@ fn full(target: usize) {
     let t = Instant::now();
     let a = Analysis::new(&snap);
     let analyse = secs(t);
+    if std::env::var_os("BENCH_DETAIL").is_some() {
+        let t = Instant::now();
+        let types = a.types().len();
+        let t_types = secs(t);
+        let t = Instant::now();
+        let doms = a.top_dominators(20).len();
+        let t_doms = secs(t);
+        let t = Instant::now();
+        let sus = a.suspects(0.1).len();
+        let t_sus = secs(t);
+        let t = Instant::now();
+        let dups = a.duplicate_strings(20).len();
+        let t_dups = secs(t);
+        println!(
+            "  types {t_types:.2} s ({types})  top dominators {t_doms:.2} s ({doms})  \
+             suspects {t_sus:.2} s ({sus})  duplicates {t_dups:.2} s ({dups})"
+        );
+    }
     let t = Instant::now();
     let report = HeapReport::new(&[&a], &ReportOptions::new());
     let mut json = Vec::new();

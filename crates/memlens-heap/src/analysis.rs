@@ -649,59 +649,62 @@ impl<'s> Analysis<'s> {
             .collect();
         types.sort_by(|&a, &b| self.type_retained[b].cmp(&self.type_retained[a]));
         types.truncate(5);
-        // One pass over the objects for all candidate types: holders (immediate dominators),
-        // the largest single instance, and the bytes already inside a holder suspect.
-        #[derive(Default)]
-        struct Acc {
-            first: Option<u32>,
-            largest: u64,
-            inside: u64,
-            by_holder: HashMap<u32, (u64, u64), FxBuild>,
-        }
-        let mut slot = vec![usize::MAX; s.types.len()];
-        for (i, &t) in types.iter().enumerate() {
-            slot[t] = i;
-        }
-        let mut accs: Vec<Acc> = types.iter().map(|_| Acc::default()).collect();
-        for (i, &ti) in s.ty.iter().enumerate() {
-            let k = slot[ti as usize];
-            if k == usize::MAX || self.idom[i] == NONE {
-                continue;
+        // Per candidate type: holders (immediate dominators) counted in dense arrays, the
+        // largest single instance, and the bytes already inside a holder suspect.
+        let mut h_count = vec![0u64; n + 1];
+        let mut h_bytes = vec![0u64; n + 1];
+        let mut touched: Vec<u32> = Vec::new();
+        for t in types {
+            let (mut first, mut largest_single, mut inside) = (None, 0u64, 0u64);
+            for (i, &ti) in s.ty.iter().enumerate() {
+                if ti as usize != t || self.idom[i] == NONE {
+                    continue;
+                }
+                first.get_or_insert(i as u32);
+                largest_single = largest_single.max(self.retained[i]);
+                if holders
+                    .iter()
+                    .any(|&h| self.dominates(NodeId(h), NodeId(i as u32)))
+                {
+                    inside += self.retained[i];
+                }
+                let h = self.idom[i] as usize;
+                if h_count[h] == 0 {
+                    touched.push(h as u32);
+                }
+                h_count[h] += 1;
+                h_bytes[h] += self.retained[i];
             }
-            let a = &mut accs[k];
-            a.first.get_or_insert(i as u32);
-            a.largest = a.largest.max(self.retained[i]);
-            if holders
-                .iter()
-                .any(|&h| self.dominates(NodeId(h), NodeId(i as u32)))
-            {
-                a.inside += self.retained[i];
-            }
-            let e = a.by_holder.entry(self.idom[i]).or_default();
-            e.0 += 1;
-            e.1 += self.retained[i];
-        }
-        for (t, acc) in types.into_iter().zip(accs) {
-            let Acc {
-                first,
-                largest: largest_single,
-                inside,
-                by_holder,
-            } = acc;
+            let by_holder: Vec<(u32, (u64, u64))> = touched
+                .drain(..)
+                .map(|h| {
+                    let v = (h, (h_count[h as usize], h_bytes[h as usize]));
+                    h_count[h as usize] = 0;
+                    h_bytes[h as usize] = 0;
+                    v
+                })
+                .collect();
             let Some(first) = first else { continue };
             if largest_single >= threshold {
                 continue; // a single instance: already a holder suspect
             }
             let mut hs: Vec<(u32, u64, u64)> =
                 by_holder.into_iter().map(|(h, (c, b))| (h, c, b)).collect();
-            hs.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
             let instances: u64 = hs.iter().map(|h| h.1).sum();
+            let all: u64 = hs.iter().map(|h| h.2).sum();
+            // Only the three largest holders are shown: select, then sort those.
+            let by_bytes =
+                |a: &(u32, u64, u64), b: &(u32, u64, u64)| b.2.cmp(&a.2).then(a.0.cmp(&b.0));
+            if hs.len() > 3 {
+                hs.select_nth_unstable_by(2, by_bytes);
+            }
+            let head = hs.len().min(3);
+            hs[..head].sort_by(by_bytes);
             let (top, top_count, top_bytes) = hs[0];
             if top as usize == n && top_count * 5 >= instances * 4 {
                 continue; // roots themselves (modules, frames): not an accumulation
             }
             // Already explained when most of these bytes sit inside a holder suspect.
-            let all: u64 = hs.iter().map(|h| h.2).sum();
             if inside * 5 >= all * 4 {
                 continue;
             }
@@ -709,17 +712,16 @@ impl<'s> Analysis<'s> {
             let ty = s.strings.get(s.types[t]).to_string();
             let holder_type = |h: u32| {
                 if h as usize == n {
-                    "(roots)".to_string()
+                    "(roots)"
                 } else {
-                    s.type_name(NodeId(h)).to_string()
+                    s.type_name(NodeId(h))
                 }
             };
             let (path, holder_text, composition) = if top_count * 2 >= instances {
-                let composition = hs
+                let composition = hs[..head]
                     .iter()
-                    .take(3)
                     .map(|&(h, c, b)| TypeShare {
-                        type_name: holder_type(h),
+                        type_name: holder_type(h).to_string(),
                         count: c,
                         bytes: b,
                     })
@@ -733,21 +735,32 @@ impl<'s> Analysis<'s> {
                     "{} of them ({}) are held by one `{}`",
                     escape::count(top_count),
                     escape::human_bytes(top_bytes),
-                    escape::name(&holder_type(top))
+                    escape::name(holder_type(top))
                 );
                 (path, text, composition)
             } else {
-                // No single holder: group the holders by type.
-                let mut by_type: HashMap<String, (u64, u64), FxBuild> = HashMap::default();
+                // No single holder: group the holders by their type (index `types.len()`: roots).
+                let nt = s.types.len();
+                let mut by_type = vec![(0u64, 0u64); nt + 1];
                 for &(h, c, b) in &hs {
-                    let e = by_type.entry(holder_type(h)).or_default();
-                    e.0 += c;
-                    e.1 += b;
+                    let k = if h as usize == n {
+                        nt
+                    } else {
+                        s.ty[h as usize] as usize
+                    };
+                    by_type[k].0 += c;
+                    by_type[k].1 += b;
                 }
                 let mut composition: Vec<TypeShare> = by_type
                     .into_iter()
-                    .map(|(type_name, (count, bytes))| TypeShare {
-                        type_name,
+                    .enumerate()
+                    .filter(|(_, (count, _))| *count > 0)
+                    .map(|(k, (count, bytes))| TypeShare {
+                        type_name: if k == nt {
+                            "(roots)".to_string()
+                        } else {
+                            s.strings.get(s.types[k]).to_string()
+                        },
                         count,
                         bytes,
                     })
