@@ -163,7 +163,8 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     // PYTHONMALLOC=malloc (or malloc_debug) bypasses pymalloc: small blocks are then malloc's.
     let pymalloc =
         std::env::var("PYTHONMALLOC").map_or(true, |v| v.is_empty() || v.starts_with("pymalloc"));
-    hooks::old_pools::reset(pymalloc);
+    // SAFETY: the caller holds the GIL (documented on `start`).
+    unsafe { hooks::old_pools::reset(pymalloc) };
     let start = Instant::now();
     let writer = writer::WriterHandle::spawn(rec, writer, start);
     counters::GIL.active.store(true, SeqCst);

@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use memlens_format::{Domain, Record};
@@ -19,8 +19,11 @@ use crate::python::{CodeKey, Layout, RawFrame};
 
 /// Deepest stack recorded; deeper stacks keep their innermost frames.
 const MAX_DEPTH: usize = 128;
-/// Size of the sampled-address filter (one byte per slot).
-const FILTER_SLOTS: usize = 1 << 20;
+/// Bits in the sampled-address filter: 16 KiB, small enough to stay in cache on the free path.
+const FILTER_BITS: usize = 1 << 17;
+/// The filter is rebuilt from the sampled set after this many sampled frees, clearing the bits
+/// of blocks that are gone.
+const FILTER_REBUILD: u32 = 4096;
 
 /// One queued event; `seq` orders events across threads.
 #[derive(Debug, Clone, Copy)]
@@ -167,9 +170,12 @@ pub(crate) struct Recorder {
     pub interner: Mutex<Interner>,
     /// Native thread id -> name, set from Python; the writer emits Thread records.
     pub thread_names: Mutex<Vec<(u32, u64, String)>>,
-    /// Sampling mode: addresses of sampled blocks still live (exact mode records every free).
-    sampled: Mutex<HashMap<u64, ()>>,
-    filter: Box<[AtomicU8]>,
+    /// Sampling mode: addresses of sampled blocks still live (exact mode records every free),
+    /// and the count of removals since the filter was last rebuilt.
+    sampled: Mutex<(HashMap<u64, ()>, u32)>,
+    /// One bit per address hash: clear means "certainly not sampled". Bits are set and the
+    /// filter rebuilt only under the `sampled` lock; the free path reads it without a lock.
+    filter: Box<[AtomicU64]>,
     /// Set once a panic was caught in a hook: recording stops, the program goes on.
     pub poisoned: AtomicBool,
 }
@@ -191,9 +197,7 @@ pub(crate) fn install(
     layout: &'static Layout,
     code_type: usize,
 ) -> &'static Recorder {
-    let filter = (0..if exact { 1 } else { FILTER_SLOTS })
-        .map(|_| AtomicU8::new(0))
-        .collect();
+    let filter = (0..FILTER_BITS / 64).map(|_| AtomicU64::new(0)).collect();
     let rec = Box::leak(Box::new(Recorder {
         exact,
         sample_rate: sample_rate.max(1),
@@ -204,7 +208,7 @@ pub(crate) fn install(
         next_thread: AtomicU32::new(0),
         interner: Mutex::new(Interner::default()),
         thread_names: Mutex::new(Vec::new()),
-        sampled: Mutex::new(HashMap::new()),
+        sampled: Mutex::new((HashMap::new(), 0)),
         filter,
         poisoned: AtomicBool::new(false),
     }));
@@ -250,9 +254,11 @@ pub(crate) fn native_thread_id() -> u64 {
     })
 }
 
-fn filter_slot(addr: u64) -> usize {
-    // Fibonacci hashing of the 16-byte granule.
-    ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44) as usize & (FILTER_SLOTS - 1)
+/// (word, mask) of `addr` in the filter: Fibonacci hashing of its 16-byte granule.
+#[inline(always)]
+fn filter_bit(addr: u64) -> (usize, u64) {
+    let bit = ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 47) as usize & (FILTER_BITS - 1);
+    (bit / 64, 1 << (bit % 64))
 }
 
 impl Recorder {
@@ -272,13 +278,11 @@ impl Recorder {
     /// thread's own buffer lock (so the writer never sees a gap it has to wait for).
     fn push(&'static self, kind: EventKind, local: &mut LocalState) {
         let me = self as *const Recorder as usize;
-        let buffer = match &local.buffer {
-            Some((owner, b)) if *owner == me => b.clone(),
-            _ => {
-                let b = self.register_thread();
-                local.buffer = Some((me, b.clone()));
-                b
-            }
+        if !matches!(&local.buffer, Some((owner, _)) if *owner == me) {
+            local.buffer = Some((me, self.register_thread()));
+        }
+        let Some((_, buffer)) = &local.buffer else {
+            return;
         };
         let mut events = lock(&buffer.events);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -323,9 +327,10 @@ impl Recorder {
             };
             let stack = self.capture_stack(&mut local);
             if !self.exact {
-                let slot = filter_slot(addr as u64);
-                self.filter[slot].fetch_add(1, Ordering::Relaxed);
-                lock(&self.sampled).insert(addr as u64, ());
+                let mut sampled = lock(&self.sampled);
+                sampled.0.insert(addr as u64, ());
+                let (word, mask) = filter_bit(addr as u64);
+                self.filter[word].fetch_or(mask, Ordering::Relaxed);
             }
             self.push(
                 EventKind::Alloc {
@@ -343,15 +348,41 @@ impl Recorder {
     #[inline]
     pub(crate) fn on_free(&'static self, addr: usize) {
         if !self.exact {
-            let slot = filter_slot(addr as u64);
-            if self.filter[slot].load(Ordering::Relaxed) == 0 {
+            let (word, mask) = filter_bit(addr as u64);
+            if self.filter[word].load(Ordering::Relaxed) & mask == 0 {
                 return;
             }
-            if lock(&self.sampled).remove(&(addr as u64)).is_none() {
-                return;
-            }
-            self.filter[slot].fetch_sub(1, Ordering::Relaxed);
+            self.remove_sampled(addr as u64);
+            return;
         }
+        self.push_free(addr);
+    }
+
+    #[cold]
+    fn remove_sampled(&'static self, addr: u64) {
+        let mut sampled = lock(&self.sampled);
+        if sampled.0.remove(&addr).is_none() {
+            return;
+        }
+        sampled.1 += 1;
+        if sampled.1 >= FILTER_REBUILD {
+            // Each word is replaced whole, so a reader sees the old word (a superset) or the
+            // new one; inserts cannot interleave, they take the same lock.
+            sampled.1 = 0;
+            let mut fresh = vec![0u64; FILTER_BITS / 64];
+            for &a in sampled.0.keys() {
+                let (w, m) = filter_bit(a);
+                fresh[w] |= m;
+            }
+            for (word, value) in self.filter.iter().zip(fresh) {
+                word.store(value, Ordering::Relaxed);
+            }
+        }
+        drop(sampled);
+        self.push_free(addr as usize);
+    }
+
+    fn push_free(&'static self, addr: usize) {
         let _ = LOCAL.try_with(|cell| {
             if let Ok(mut local) = cell.try_borrow_mut() {
                 self.push(EventKind::Free { addr: addr as u64 }, &mut local);

@@ -4,81 +4,151 @@
 //! that served a block while tracking, a bitmap of the blocks we counted (16-byte granules).
 //! Frees of pointers outside our range check the table; a block allocated before tracking
 //! started was never marked and is ignored, so the totals never go below where they began.
-//! Only allocations that land in old pools, and frees of pointers outside our range, pay for
-//! the lookup; both become rare once the old arenas' free space is used up.
+//!
+//! pymalloc prefers pools it already uses, so a loop that churns objects can stay in old pools
+//! for the whole run: this is a hot path. It is touched only from the Python-domain hooks, which
+//! run with the GIL held, so it needs no lock; a one-entry cache of the last pool makes the
+//! common case a compare and a bit operation.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Mutex;
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// Largest request pymalloc serves itself (`SMALL_REQUEST_THRESHOLD`, 512 in 3.9-3.13).
 pub(crate) const SMALL_REQUEST_THRESHOLD: usize = 512;
 const MAX_GRANULES: usize = 16384 / 16;
+const WORDS: usize = MAX_GRANULES / 64;
+/// Open-addressing table capacity: old pools are bounded by the arenas that existed at start.
+const SLOTS: usize = 1 << 14;
 
-#[derive(Default)]
-struct PoolHasher(u64);
-
-impl Hasher for PoolHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("pool addresses are hashed as u64")
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.0 = (v as u64 >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
+struct Table {
+    /// Pool address per slot (0 = empty).
+    keys: Vec<usize>,
+    /// Bitmap index per slot.
+    values: Vec<u32>,
+    bitmaps: Vec<[u64; WORDS]>,
+    last_pool: usize,
+    last_bitmap: usize,
 }
 
-type Bitmap = [u64; MAX_GRANULES / 64];
+struct Shared(UnsafeCell<Option<Table>>);
 
-static POOLS: Mutex<Option<HashMap<usize, Box<Bitmap>, BuildHasherDefault<PoolHasher>>>> =
-    Mutex::new(None);
+// SAFETY: accessed only from the Python-domain allocator hooks and from `reset` (start of
+// tracking), all of which run with the GIL held, so never from two threads at once.
+unsafe impl Sync for Shared {}
+
+static TABLE: Shared = Shared(UnsafeCell::new(None));
+
 /// False when pymalloc is not the object allocator (PYTHONMALLOC=malloc), so small requests
 /// outside our range are malloc blocks that the native hooks count.
 pub(crate) static ENABLED: AtomicBool = AtomicBool::new(false);
 
-fn locate(p: usize, pool_size: usize) -> (usize, usize) {
-    let pool = p & !(pool_size - 1);
-    (pool, (p - pool) / 16)
+/// # Safety
+/// The caller holds the GIL (see [`Shared`]).
+#[allow(clippy::mut_from_ref)]
+unsafe fn table() -> &'static mut Option<Table> {
+    // SAFETY: exclusive by the GIL.
+    unsafe { &mut *TABLE.0.get() }
 }
 
-/// Marks `p` (a small block outside our range) as counted.
-pub(crate) fn mark(p: usize, pool_size: usize) {
-    let (pool, granule) = locate(p, pool_size);
-    if granule >= MAX_GRANULES {
-        return;
+fn slot_of(pool: usize) -> usize {
+    ((pool as u64 >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 50) as usize & (SLOTS - 1)
+}
+
+impl Table {
+    fn new() -> Self {
+        Table {
+            keys: vec![0; SLOTS],
+            values: vec![0; SLOTS],
+            bitmaps: Vec::new(),
+            last_pool: 0,
+            last_bitmap: 0,
+        }
     }
-    let mut pools = crate::recorder::lock(&POOLS);
-    let map = pools.get_or_insert_with(HashMap::default);
-    let bits = map
-        .entry(pool)
-        .or_insert_with(|| Box::new([0; MAX_GRANULES / 64]));
-    bits[granule / 64] |= 1 << (granule % 64);
+
+    /// The bitmap of `pool`, created when `create` is set (None when the table is full).
+    fn bitmap(&mut self, pool: usize, create: bool) -> Option<&mut [u64; WORDS]> {
+        if pool == self.last_pool && pool != 0 {
+            return Some(&mut self.bitmaps[self.last_bitmap]);
+        }
+        let mut slot = slot_of(pool);
+        for _ in 0..SLOTS {
+            let key = self.keys[slot];
+            if key == pool {
+                let index = self.values[slot] as usize;
+                self.last_pool = pool;
+                self.last_bitmap = index;
+                return Some(&mut self.bitmaps[index]);
+            }
+            if key == 0 {
+                if !create || self.bitmaps.len() >= SLOTS * 3 / 4 {
+                    return None;
+                }
+                self.keys[slot] = pool;
+                self.values[slot] = self.bitmaps.len() as u32;
+                self.bitmaps.push([0; WORDS]);
+                self.last_pool = pool;
+                self.last_bitmap = self.bitmaps.len() - 1;
+                return Some(&mut self.bitmaps[self.last_bitmap]);
+            }
+            slot = (slot + 1) & (SLOTS - 1);
+        }
+        None
+    }
+}
+
+/// Marks `p` (a small block outside our range) as counted; false if the table is full.
+///
+/// # Safety
+/// The caller holds the GIL.
+pub(crate) unsafe fn mark(p: usize, pool_size: usize) -> bool {
+    let pool = p & !(pool_size - 1);
+    let granule = (p - pool) / 16;
+    // SAFETY: GIL held by the caller.
+    let Some(table) = (unsafe { table() }).as_mut() else {
+        return false;
+    };
+    if granule >= MAX_GRANULES {
+        return false;
+    }
+    match table.bitmap(pool, true) {
+        Some(bits) => {
+            bits[granule / 64] |= 1 << (granule % 64);
+            true
+        }
+        None => false,
+    }
 }
 
 /// If `p` was marked, unmarks it and returns true.
-pub(crate) fn unmark(p: usize, pool_size: usize) -> bool {
-    let (pool, granule) = locate(p, pool_size);
+///
+/// # Safety
+/// The caller holds the GIL.
+pub(crate) unsafe fn unmark(p: usize, pool_size: usize) -> bool {
+    let pool = p & !(pool_size - 1);
+    let granule = (p - pool) / 16;
+    // SAFETY: GIL held by the caller.
+    let Some(table) = (unsafe { table() }).as_mut() else {
+        return false;
+    };
     if granule >= MAX_GRANULES {
         return false;
     }
-    let mut pools = crate::recorder::lock(&POOLS);
-    let Some(bits) = pools.as_mut().and_then(|m| m.get_mut(&pool)) else {
+    let Some(bits) = table.bitmap(pool, false) else {
         return false;
     };
     let mask = 1u64 << (granule % 64);
-    if bits[granule / 64] & mask == 0 {
-        return false;
-    }
+    let hit = bits[granule / 64] & mask != 0;
     bits[granule / 64] &= !mask;
-    true
+    hit
 }
 
-/// Forgets everything (a new tracking session starts from zero).
-pub(crate) fn reset(pymalloc_in_use: bool) {
-    *crate::recorder::lock(&POOLS) = None;
+/// Starts afresh for a new tracking session.
+///
+/// # Safety
+/// The caller holds the GIL.
+pub(crate) unsafe fn reset(pymalloc_in_use: bool) {
+    // SAFETY: GIL held by the caller.
+    unsafe { *table() = Some(Table::new()) };
     ENABLED.store(pymalloc_in_use, Relaxed);
 }
 

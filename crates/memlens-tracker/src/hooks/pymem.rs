@@ -88,20 +88,24 @@ fn counted_alloc(p: usize, requested: usize, may_be_old: bool) {
 
 /// A small request served outside our range came from an arena older than tracking: count it
 /// in the old-pool table. Larger requests went to `malloc`, where the native hooks count them.
-#[cold]
+#[inline]
 fn old_block(p: usize, requested: usize) -> Option<i64> {
     if !old_pools::enabled() || requested == 0 || requested > old_pools::SMALL_REQUEST_THRESHOLD {
         return None;
     }
-    old_pools::mark(p, arena::pool_size());
+    // SAFETY: Python-domain hooks run with the GIL held.
+    if !unsafe { old_pools::mark(p, arena::pool_size()) } {
+        return None;
+    }
     Some(block_size(p))
 }
 
 /// Size of a block outside our range that we counted, unmarking it; `None` for any other
 /// pointer (a large block, or one allocated before tracking started).
-#[cold]
+#[inline]
 fn old_free(p: usize) -> Option<i64> {
-    if !old_pools::enabled() || !old_pools::unmark(p, arena::pool_size()) {
+    // SAFETY: Python-domain hooks run with the GIL held.
+    if !old_pools::enabled() || !unsafe { old_pools::unmark(p, arena::pool_size()) } {
         return None;
     }
     Some(block_size(p))
