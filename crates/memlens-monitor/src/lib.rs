@@ -2,7 +2,8 @@
 //!
 //! - [`sample_process`] reads RSS, PSS, USS and swap of one process (from `smaps_rollup`, falling
 //!   back to `status` and `statm`) into a [`ProcessMemory`]. It keeps no state and starts no
-//!   thread, so the tracker can call it in-process; [`sample_process_rss`] is the one-read variant.
+//!   thread, so the tracker can call it in-process; [`sample_process_fast`] (RSS, swap, high-water
+//!   mark) and [`sample_process_rss`] are the constant-cost variants.
 //! - [`Monitor`] (built with [`Monitor::builder`]) launches a command or attaches to a pid, follows
 //!   the descendants that come and go, and samples the tree at a fixed interval into a
 //!   [`Recording`] until the tree exits, a duration elapses or a stop signal arrives.
@@ -34,7 +35,7 @@ mod sys;
 mod tree;
 
 pub use error::{Error, Result};
-pub use probe::{ProcessMemory, Source, sample_process, sample_process_rss};
+pub use probe::{ProcessMemory, Source, sample_process, sample_process_fast, sample_process_rss};
 pub use record::{
     CommandExit, Peaks, ProcessRecord, ProcessSample, Recording, Sample, StopReason,
     ThresholdReport,

@@ -9,7 +9,9 @@ pub struct Sample {
     pub t: f64,
     /// Sum of the RSS of every process in the tree (shared pages counted once per process).
     pub rss: u64,
-    /// Sum of PSS: the tree's fair share of RAM. `None` if any process's PSS was unreadable.
+    /// Sum of PSS: the tree's fair share of RAM. `None` on samples where PSS was not read (see
+    /// [`MonitorBuilder::pss_interval`](crate::MonitorBuilder::pss_interval)) or was unreadable
+    /// for some process.
     pub pss: Option<u64>,
     /// Sum of USS: memory private to the tree's processes. `None` as for `pss`.
     pub uss: Option<u64>,
@@ -81,6 +83,9 @@ pub struct ProcessRecord {
     pub source: Option<Source>,
     /// Highest values seen.
     pub peak: Peaks,
+    /// The kernel's high-water mark of its RSS (`VmHWM`) when last measured: exact, whatever the
+    /// sampling interval.
+    pub kernel_peak_rss: Option<u64>,
     /// Its measurements, one per sample it was alive for.
     pub samples: Vec<ProcessSample>,
 }

@@ -8,13 +8,16 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::probe::{Source, sample_in};
+use crate::probe::{Source, StatusFile, sample_in};
 use crate::record::{
     CommandExit, Peaks, ProcessRecord, ProcessSample, Recording, Sample, StopReason,
     ThresholdReport,
 };
 use crate::sys::{self, StopSignals};
 use crate::tree::{TreeScanner, read_cmdline, read_stat};
+
+/// The share of one core that `smaps_rollup` walks may take when PSS is read adaptively.
+const PSS_BUDGET: f64 = 0.003;
 
 /// What to monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +104,7 @@ pub struct MonitorBuilder {
     duration: Option<Duration>,
     threshold: Option<u64>,
     grace: Duration,
+    pss_interval: Option<Duration>,
     adopt_orphans: bool,
     proc_root: PathBuf,
 }
@@ -112,6 +116,7 @@ impl Default for MonitorBuilder {
             duration: None,
             threshold: None,
             grace: Duration::from_secs(2),
+            pss_interval: None,
             adopt_orphans: false,
             proc_root: PathBuf::from("/proc"),
         }
@@ -140,6 +145,16 @@ impl MonitorBuilder {
     /// After a stop signal, how long to keep sampling while the command exits (default 2 s).
     pub fn grace(&mut self, grace: Duration) -> &mut Self {
         self.grace = grace;
+        self
+    }
+
+    /// How often to read PSS and USS. They come from `smaps_rollup`, whose cost grows with the
+    /// size of each process (the kernel walks its page tables), while RSS and swap are read at
+    /// every sample at constant cost. `None` (the default) adapts: PSS and USS are read as often as
+    /// keeps those walks under 0.3% of one core (at every sample for small trees), and at least
+    /// once a minute. `Some(Duration::ZERO)` reads them at every sample, whatever the cost.
+    pub fn pss_interval(&mut self, every: Option<Duration>) -> &mut Self {
+        self.pss_interval = every;
         self
     }
 
@@ -221,7 +236,8 @@ impl RunningCommand {
                 sys::send_signal(self.pid, sys::SIGKILL);
                 killed = true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // SIGCHLD or a stop signal ends the sleep early.
+            sys::sleep_interruptible(Duration::from_millis(500));
         }
     }
 }
@@ -263,7 +279,10 @@ fn poll_root(root: u32, adopt: bool) -> Result<Option<CommandExit>> {
 
 struct Member {
     index: usize,
-    prefer: Source,
+    /// The process's `status`, kept open (`None` if it could not be opened: fall back to paths).
+    status: Option<StatusFile>,
+    /// False once `smaps_rollup` was refused: PSS and USS are not tried again.
+    rollup: bool,
     age: u32,
 }
 
@@ -275,7 +294,8 @@ impl Monitor {
 
     /// Monitors `target` until its tree exits, the duration elapses or a stop signal arrives,
     /// telling `observer` about each sample. Stop signals (SIGINT, SIGTERM, SIGHUP) are caught
-    /// for the duration of the call and of [`RunningCommand::wait`].
+    /// for the duration of the call and of [`RunningCommand::wait`] (signal dispositions are
+    /// process-wide: run one monitor at a time).
     pub fn run(&self, target: &Target, observer: &mut dyn Observer) -> Outcome {
         let opts = &self.options;
         let start = Instant::now();
@@ -313,7 +333,7 @@ impl Monitor {
         let (root, child) = match target {
             Target::Pid(pid) => {
                 rec.pid = Some(*pid);
-                match sample_in(&opts.proc_root, *pid, Source::SmapsRollup) {
+                match sample_in(&opts.proc_root, *pid, Source::Status) {
                     Ok(_) | Err(Error::PermissionDenied { .. }) => {}
                     Err(err) => return fail(rec, err, None),
                 }
@@ -366,7 +386,8 @@ impl Monitor {
             root,
             Member {
                 index: 0,
-                prefer: Source::SmapsRollup,
+                status: StatusFile::open(&opts.proc_root, root).ok(),
+                rollup: true,
                 age: 0,
             },
         );
@@ -376,6 +397,7 @@ impl Monitor {
         let mut stop_deadline: Option<Instant> = None;
         let mut handled_signals = 0u32;
         let mut tick: u64 = 0;
+        let mut next_full = start;
         let mut error: Option<Error> = None;
         let stop = loop {
             let t = round_ms(start.elapsed().as_secs_f64());
@@ -390,7 +412,8 @@ impl Monitor {
                     joined.pid,
                     Member {
                         index,
-                        prefer: Source::SmapsRollup,
+                        status: StatusFile::open(&opts.proc_root, joined.pid).ok(),
+                        rollup: true,
                         age: 0,
                     },
                 );
@@ -399,36 +422,66 @@ impl Monitor {
             let mut total = Sample {
                 t,
                 rss: 0,
-                pss: Some(0),
-                uss: Some(0),
+                pss: None,
+                uss: None,
                 swap: Some(0),
                 processes: 0,
             };
             let mut gone = Vec::new();
             let mut pids: Vec<u32> = member_set.iter().copied().collect();
             pids.sort_unstable();
+            // RSS and swap come from `status` at every sample (constant cost); PSS and USS need
+            // `smaps_rollup`, a page-table walk whose cost grows with the process, so they are read
+            // on "full" samples only, spaced to keep the walks within a CPU budget.
+            let full = Instant::now() >= next_full;
+            let mut walk = Duration::ZERO;
+            if full {
+                total.pss = Some(0);
+                total.uss = Some(0);
+            }
             for pid in pids {
                 let Some(member) = members.get_mut(&pid) else {
                     continue;
                 };
                 let record = &mut rec.processes[member.index];
-                match sample_in(&opts.proc_root, pid, member.prefer) {
-                    Ok(m) => {
-                        if m.source != member.prefer {
-                            if member.prefer == Source::SmapsRollup {
-                                observer.on_event(&Event::Limited {
-                                    pid,
-                                    source: m.source,
-                                });
-                                rec.warnings.push(format!(
-                                    "process {pid}: smaps_rollup is not readable; PSS and USS are unknown, RSS and swap come from {}",
-                                    m.source.file_name()
-                                ));
+                let fast = match &member.status {
+                    Some(status) => status.sample(),
+                    None => sample_in(&opts.proc_root, pid, Source::Status),
+                };
+                match fast {
+                    Ok(mut m) => {
+                        let (mut pss, mut uss) = (None, None);
+                        if full && member.rollup {
+                            let began = Instant::now();
+                            let detail = sample_in(&opts.proc_root, pid, Source::SmapsRollup);
+                            walk += began.elapsed();
+                            match detail {
+                                Ok(d) if d.source == Source::SmapsRollup => {
+                                    (pss, uss) = (d.pss, d.uss);
+                                    record.source = Some(Source::SmapsRollup);
+                                }
+                                Ok(_) | Err(Error::PermissionDenied { .. }) => {
+                                    member.rollup = false;
+                                    observer.on_event(&Event::Limited {
+                                        pid,
+                                        source: m.source,
+                                    });
+                                    rec.warnings.push(format!(
+                                        "process {pid}: smaps_rollup is not readable; PSS and USS are unknown, RSS and swap come from {}",
+                                        m.source.file_name()
+                                    ));
+                                }
+                                // Exited in between: the next sample will tell.
+                                Err(_) => {}
                             }
-                            member.prefer = m.source;
                         }
-                        record.source = Some(m.source);
+                        m.pss = pss;
+                        m.uss = uss;
+                        if record.source.is_none() || !member.rollup {
+                            record.source = Some(m.source);
+                        }
                         record.last_seen = t;
+                        record.kernel_peak_rss = record.kernel_peak_rss.max(m.peak_rss);
                         record.peak.update(m.rss, m.pss, m.uss, m.swap);
                         record.samples.push(ProcessSample {
                             t,
@@ -469,6 +522,15 @@ impl Monitor {
             for pid in gone {
                 members.remove(&pid);
                 member_set.remove(&pid);
+            }
+            if full {
+                let now = Instant::now();
+                next_full = match opts.pss_interval {
+                    Some(every) => now + every.saturating_sub(opts.interval / 2),
+                    // Space the walks so they cost at most PSS_BUDGET of one core, and happen at
+                    // least once a minute.
+                    None => now + walk.div_f64(PSS_BUDGET).min(Duration::from_secs(60)),
+                };
             }
             if total.processes > 0 {
                 if let Some(th) = rec.threshold.as_mut()
@@ -541,9 +603,9 @@ impl Monitor {
                 observer.on_event(&Event::Stopping { signal: sig.signal });
             }
 
-            // Sleep until the next tick, in short steps so that a signal, the command's exit or the
-            // end of the duration is noticed at once. Ticks stay on the interval grid; ticks missed
-            // on a slow machine are skipped rather than bunched.
+            // Sleep until the next tick; a stop signal or SIGCHLD cuts the sleep short, so the
+            // command's exit and Ctrl-C are noticed at once. Ticks stay on the interval grid;
+            // ticks missed on a slow machine are skipped rather than bunched.
             tick =
                 tick.max((start.elapsed().as_secs_f64() / opts.interval.as_secs_f64()) as u64) + 1;
             let next = start + opts.interval.mul_f64(tick as f64);
@@ -575,7 +637,8 @@ impl Monitor {
                     // One more look: the command may have left descendants behind.
                     break;
                 }
-                std::thread::sleep((next - now).min(Duration::from_millis(20)));
+                let until = end.map_or(next, |end| end.min(next));
+                sys::sleep_interruptible(until - now);
             }
         };
 
@@ -633,10 +696,80 @@ fn new_record(pid: u32, ppid: u32, command: Vec<String>, t: f64) -> ProcessRecor
         exited: false,
         source: None,
         peak: Peaks::default(),
+        kernel_peak_rss: None,
         samples: Vec::new(),
     }
 }
 
 fn round_ms(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Count {
+        samples: usize,
+        events: Vec<Event>,
+    }
+
+    impl Observer for Count {
+        fn on_sample(&mut self, _: &Recording) {
+            self.samples += 1;
+        }
+        fn on_event(&mut self, event: &Event) {
+            self.events.push(event.clone());
+        }
+    }
+
+    #[test]
+    fn follows_a_command_and_its_child_to_the_end() {
+        let monitor = Monitor::builder()
+            .interval(Duration::from_millis(20))
+            .threshold(Some(1))
+            .build()
+            .unwrap();
+        let argv = ["sh", "-c", "sleep 0.3; exit 3"]
+            .map(OsString::from)
+            .to_vec();
+        let mut count = Count::default();
+        let outcome = monitor.run(&Target::Command(argv), &mut count);
+        let rec = &outcome.recording;
+        assert!(outcome.error.is_none() && outcome.running.is_none());
+        assert_eq!(rec.stop, StopReason::Exited);
+        assert_eq!(rec.exit.map(|e| e.status()), Some(3));
+        assert_eq!(count.samples, rec.samples.len());
+        assert!(rec.samples.len() >= 3, "{}", rec.samples.len());
+        assert!(
+            rec.processes
+                .iter()
+                .any(|p| p.command[0].ends_with("sleep") && p.exited)
+        );
+        assert!(matches!(
+            count.events[0],
+            Event::ThresholdCrossed { threshold: 1, .. }
+        ));
+        // Samples are on the interval grid (to the millisecond), in order.
+        assert!(rec.samples.windows(2).all(|w| w[0].t < w[1].t));
+    }
+
+    #[test]
+    fn rejects_bad_options_and_missing_processes() {
+        assert!(Monitor::builder().interval(Duration::ZERO).build().is_err());
+        assert!(
+            Monitor::builder()
+                .duration(Some(Duration::ZERO))
+                .build()
+                .is_err()
+        );
+        let monitor = Monitor::builder().build().unwrap();
+        let outcome = monitor.run(&Target::Pid(u32::MAX - 1), &mut ());
+        assert!(matches!(outcome.error, Some(Error::NoSuchProcess { .. })));
+        assert_eq!(outcome.recording.stop, StopReason::Failed);
+        assert!(outcome.recording.samples.is_empty());
+        let outcome = monitor.run(&Target::Command(Vec::new()), &mut ());
+        assert!(matches!(outcome.error, Some(Error::InvalidOption(_))));
+    }
 }

@@ -41,6 +41,10 @@ extern "C" fn on_stop_signal(
     STOP_COUNT.fetch_add(1, Ordering::SeqCst);
 }
 
+extern "C" fn on_child_signal(_: libc::c_int) {
+    // Nothing to do: arriving is enough to cut `sleep_interruptible` short.
+}
+
 /// A stop signal (SIGINT, SIGTERM or SIGHUP) that reached the monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StopSignal {
@@ -52,13 +56,15 @@ pub(crate) struct StopSignal {
     pub(crate) from_terminal: bool,
 }
 
-/// Catches SIGINT, SIGTERM and SIGHUP while alive and restores the previous handlers on drop
-/// (the CLI may run inside a Python interpreter that has its own SIGINT handler).
+/// Catches SIGINT, SIGTERM and SIGHUP (counted) and SIGCHLD (which only wakes the monitor) while
+/// alive, and restores the previous handlers on drop (the CLI may run inside a Python interpreter
+/// that has its own SIGINT handler).
 pub(crate) struct StopSignals {
     previous: Vec<(libc::c_int, libc::sigaction)>,
 }
 
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+const CAUGHT_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD];
 
 impl std::fmt::Debug for StopSignals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,14 +77,25 @@ impl StopSignals {
         STOP_SIGNAL.store(0, Ordering::SeqCst);
         STOP_COUNT.store(0, Ordering::SeqCst);
         let mut previous = Vec::new();
-        for signal in STOP_SIGNALS {
+        for signal in CAUGHT_SIGNALS {
+            let (handler, flags) = if STOP_SIGNALS.contains(&signal) {
+                (
+                    on_stop_signal as *const () as usize,
+                    libc::SA_SIGINFO | libc::SA_RESTART,
+                )
+            } else {
+                (
+                    on_child_signal as *const () as usize,
+                    libc::SA_RESTART | libc::SA_NOCLDSTOP,
+                )
+            };
             #[allow(unsafe_code)]
-            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only
-            // stores to atomics, which is async-signal-safe; `old` is a valid out-pointer.
+            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handlers only
+            // store to atomics, which is async-signal-safe; `old` is a valid out-pointer.
             let result = unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_stop_signal as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+                action.sa_sigaction = handler;
+                action.sa_flags = flags;
                 libc::sigemptyset(&mut action.sa_mask);
                 let mut old: libc::sigaction = std::mem::zeroed();
                 if libc::sigaction(signal, &action, &mut old) == 0 {
@@ -112,6 +129,21 @@ impl Drop for StopSignals {
                 libc::sigaction(*signal, old, std::ptr::null_mut());
             }
         }
+    }
+}
+
+/// Sleeps for `duration` or until a caught signal arrives (a stop signal, or SIGCHLD when a child
+/// of ours ends), whichever is first: one wake-up per sample instead of polling.
+pub(crate) fn sleep_interruptible(duration: std::time::Duration) {
+    let request = libc::timespec {
+        tv_sec: duration.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(duration.subsec_nanos() as i32),
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `request` is a valid timespec; a null remainder pointer is allowed. EINTR (a signal
+    // arrived) is the early return we want, so the result is not checked.
+    unsafe {
+        libc::nanosleep(&request, std::ptr::null_mut());
     }
 }
 

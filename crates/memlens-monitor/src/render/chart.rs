@@ -35,17 +35,29 @@ pub(crate) fn total_series(rec: &Recording) -> Vec<Series> {
         points: rec.samples.iter().map(|s| (s.t, Some(s.rss))).collect(),
     }];
     if rec.has_pss() {
+        // PSS and USS may be read on some samples only (see `MonitorBuilder::pss_interval`): the
+        // line joins the samples that have them.
         series.push(Series {
             name: "PSS".to_owned(),
             color: PALETTE[1],
             dashed: false,
-            points: rec.samples.iter().map(|s| (s.t, s.pss)).collect(),
+            points: rec
+                .samples
+                .iter()
+                .filter(|s| s.pss.is_some())
+                .map(|s| (s.t, s.pss))
+                .collect(),
         });
         series.push(Series {
             name: "USS".to_owned(),
             color: PALETTE[2],
             dashed: false,
-            points: rec.samples.iter().map(|s| (s.t, s.uss)).collect(),
+            points: rec
+                .samples
+                .iter()
+                .filter(|s| s.uss.is_some())
+                .map(|s| (s.t, s.uss))
+                .collect(),
         });
     }
     if rec.samples.iter().any(|s| s.swap.unwrap_or(0) > 0) {

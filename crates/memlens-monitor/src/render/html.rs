@@ -158,7 +158,7 @@ pub fn write_html(recording: &Recording, mut out: impl Write) -> io::Result<()> 
     s.push_str(
         "<h2>Processes</h2>\n<table class=\"procs\">\n<thead><tr><th>pid</th><th>ppid</th>\
          <th>command</th><th>seen (s)</th><th>peak RSS</th><th>peak PSS</th><th>peak USS</th>\
-         <th>peak swap</th></tr></thead>\n<tbody>\n",
+         <th>peak swap</th><th>kernel peak RSS</th></tr></thead>\n<tbody>\n",
     );
     for &i in order.iter().take(MAX_ROWS) {
         let p = &r.processes[i];
@@ -173,7 +173,7 @@ pub fn write_html(recording: &Recording, mut out: impl Write) -> io::Result<()> 
         let _ = writeln!(
             s,
             "<tr><td>{}</td><td>{}</td><td class=\"c\"><code>{}</code></td><td>{:.1} – {:.1}{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             p.pid,
             p.ppid,
             escape(&p.command.join(" ")),
@@ -183,13 +183,14 @@ pub fn write_html(recording: &Recording, mut out: impl Write) -> io::Result<()> 
             format_size(p.peak.rss),
             opt(p.peak.pss),
             opt(p.peak.uss),
-            format_size(p.peak.swap)
+            format_size(p.peak.swap),
+            p.kernel_peak_rss.map_or("–".to_owned(), format_size)
         );
     }
     if r.processes.len() > MAX_ROWS {
         let _ = writeln!(
             s,
-            "<tr><td colspan=\"8\">… and {} smaller processes (all are in the JSON output)</td></tr>",
+            "<tr><td colspan=\"9\">… and {} smaller processes (all are in the JSON output)</td></tr>",
             r.processes.len() - MAX_ROWS
         );
     }

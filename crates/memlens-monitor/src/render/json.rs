@@ -105,7 +105,7 @@ pub fn write_json(recording: &Recording, mut out: impl Write) -> io::Result<()> 
         push_str_array(&mut s, &p.command);
         let _ = write!(
             s,
-            ",\"first_seen\":{},\"last_seen\":{},\"exited\":{},\"source\":{},\"peak_rss\":{},\"peak_pss\":{},\"peak_uss\":{},\"peak_swap\":{},\"samples\":[",
+            ",\"first_seen\":{},\"last_seen\":{},\"exited\":{},\"source\":{},\"peak_rss\":{},\"peak_pss\":{},\"peak_uss\":{},\"peak_swap\":{},\"kernel_peak_rss\":{},\"samples\":[",
             num(p.first_seen),
             num(p.last_seen),
             p.exited,
@@ -114,7 +114,8 @@ pub fn write_json(recording: &Recording, mut out: impl Write) -> io::Result<()> 
             p.peak.rss,
             opt_peak(p.peak.pss, &p.samples, |x| x.pss),
             opt_peak(p.peak.uss, &p.samples, |x| x.uss),
-            p.peak.swap
+            p.peak.swap,
+            opt(p.kernel_peak_rss)
         );
         for (j, x) in p.samples.iter().enumerate() {
             if j > 0 {

@@ -58,7 +58,7 @@ pub(crate) fn status_line(recording: &Recording, width: usize) -> Option<String>
     let last = recording.samples.last()?;
     let peak = recording.peak_sample().map_or(0, |p| p.rss);
     let mut line = format!("rss {}  peak {}", format_size(last.rss), format_size(peak));
-    if let Some(pss) = last.pss {
+    if let Some(pss) = recording.samples.iter().rev().find_map(|s| s.pss) {
         line.push_str(&format!("  pss {}", format_size(pss)));
     }
     line.push_str(&format!(
@@ -141,7 +141,7 @@ mod tests {
     fn status_line_shows_current_and_peak() {
         let line = status_line(&fixture(), 8).unwrap();
         assert!(
-            line.starts_with("rss 2.0 MiB  peak 3.0 MiB  2 procs  0.3 s  "),
+            line.starts_with("rss 2.0 MiB  peak 3.0 MiB  pss 2.0 MiB  2 procs  0.3 s  "),
             "{line}"
         );
     }

@@ -117,6 +117,7 @@ pub(crate) mod tests {
             exited: true,
             source: Some(Source::SmapsRollup),
             peak: Peaks::default(),
+            kernel_peak_rss: Some(1_100_000),
             samples: Vec::new(),
         };
         let mut child = ProcessRecord {
