@@ -152,6 +152,13 @@ open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_max
         "{from_wait4} vs {kernel}"
     );
 
+    // Per process, the kernel's own high-water mark (VmHWM) is kept as well.
+    let hwm = json_u64(
+        &json_path,
+        "max(p['kernel_peak_rss'] or 0 for p in d['processes'])",
+    ) as f64;
+    assert!((hwm - kernel).abs() / kernel < 0.05, "{hwm} vs {kernel}");
+
     // The CSV agrees, and the drop after `del` shows: a later sample at least 250 MiB lower.
     let rows = read_csv(&dir.path().join("m.csv"));
     let top = rows.iter().max_by_key(|r| r.rss).unwrap();
@@ -659,6 +666,29 @@ fn html_and_plot_are_self_contained_and_escape_the_command() {
         .status()
         .unwrap();
     assert!(ok.success(), "the SVG is not well-formed XML");
+}
+
+#[test]
+fn pss_is_read_at_every_sample_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(memlens().current_dir(dir.path()).args([
+        "monitor",
+        "--pss-interval",
+        "0",
+        "-o",
+        "p.csv",
+        "--",
+        "sleep",
+        "0.5",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_csv(&dir.path().join("p.csv"));
+    assert!(rows.len() >= 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.pss.is_some_and(|p| p > 0 && p <= r.rss)),
+        "{rows:?}"
+    );
 }
 
 #[test]
