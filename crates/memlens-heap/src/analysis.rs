@@ -565,7 +565,7 @@ impl<'s> Analysis<'s> {
             .enumerate()
             .filter(|(_, (count, _))| *count > 0)
             .map(|(t, (count, bytes))| TypeShare {
-                type_name: s.strings.get(s.types[t as usize]).to_string(),
+                type_name: s.strings.get(s.types[t]).to_string(),
                 count,
                 bytes,
             })
