@@ -131,7 +131,7 @@ impl Chart<'_> {
         let _ = writeln!(
             s,
             "<text x=\"{LEFT}\" y=\"20\" font-size=\"14\" font-weight=\"600\">{}</text>",
-            escape(&truncate(&one_line(self.title), 110))
+            escape(&truncate(&one_line(self.title), 90))
         );
 
         // Axes and grid.
