@@ -10,6 +10,7 @@ The machines are noisy: only ratios measured in the same run mean anything.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -63,7 +64,11 @@ def main() -> None:
             row += f"{best[name]:>24.3f} s {best[name] / base:>6.2f}x"
         print(row, flush=True)
         size = os.path.getsize(os.path.join(tmp, "b.mlens"))
-        print(f"{'':<20}exact capture of {w}: {size} bytes")
+        report = subprocess.run([py, "-m", "memlens", "report", "b.mlens", "--format", "json"],
+                                cwd=tmp, capture_output=True, text=True, check=True).stdout
+        events = json.loads(report)["meta"]["events"]
+        print(f"{'':<20}exact capture: {size} bytes for {events} events: "
+              f"{size / max(events, 1):.3f} bytes/event")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

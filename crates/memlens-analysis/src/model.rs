@@ -76,6 +76,8 @@ pub struct Meta {
     pub sample_rate: u64,
     /// Seconds from start to the last record.
     pub duration_s: f64,
+    /// Allocation and free events recorded (every one in exact mode, the sampled ones else).
+    pub events: u64,
     /// Set when the capture ends early (a killed process): what the reader saw.
     pub warning: Option<String>,
 }

@@ -157,6 +157,7 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
     let mut last_time_ns = 0u64;
     let mut warning = None;
     let mut ended = false;
+    let mut events = 0u64;
 
     for record in reader.records() {
         let record = match record {
@@ -184,6 +185,7 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
                 adjust(&mut stacks, stack, bytes, epoch);
             }
             Record::Free { addr } => {
+                events += 1;
                 if let Some(old) = live.remove(&addr) {
                     adjust(&mut stacks, old.stack, -old.bytes, epoch);
                 }
@@ -239,6 +241,7 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
         mode: header.mode.name().to_owned(),
         sample_rate: header.sample_rate,
         duration_s: last_time_ns as f64 / 1e9,
+        events,
         warning,
     };
     let mut report = Report {

@@ -29,6 +29,7 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "mode": m.mode,
             "sample_rate": m.sample_rate,
             "duration_s": m.duration_s,
+            "events": m.events,
             "warning": m.warning,
         },
         "totals": {

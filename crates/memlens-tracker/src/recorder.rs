@@ -9,7 +9,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use memlens_format::{Domain, Record};
@@ -19,11 +20,10 @@ use crate::python::{CodeKey, Layout, RawFrame};
 
 /// Deepest stack recorded; deeper stacks keep their innermost frames.
 const MAX_DEPTH: usize = 128;
-/// Bits in the sampled-address filter: 16 KiB, small enough to stay in cache on the free path.
-const FILTER_BITS: usize = 1 << 17;
-/// The filter is rebuilt from the sampled set after this many sampled frees, clearing the bits
-/// of blocks that are gone.
-const FILTER_REBUILD: u32 = 4096;
+/// Counters in the sampled-address filter: 16 KiB, small enough to stay in cache on the free
+/// path. Counting (not a Bloom bit) matters: pymalloc hands a freed address straight back, so
+/// a stale mark on a hot address would send every later free of it to the slow path.
+const FILTER_SLOTS: usize = 1 << 14;
 
 /// One queued event; `seq` orders events across threads.
 #[derive(Debug, Clone, Copy)]
@@ -170,12 +170,11 @@ pub(crate) struct Recorder {
     pub interner: Mutex<Interner>,
     /// Native thread id -> name, set from Python; the writer emits Thread records.
     pub thread_names: Mutex<Vec<(u32, u64, String)>>,
-    /// Sampling mode: addresses of sampled blocks still live (exact mode records every free),
-    /// and the count of removals since the filter was last rebuilt.
-    sampled: Mutex<(HashMap<u64, ()>, u32)>,
-    /// One bit per address hash: clear means "certainly not sampled". Bits are set and the
-    /// filter rebuilt only under the `sampled` lock; the free path reads it without a lock.
-    filter: Box<[AtomicU64]>,
+    /// Sampling mode: addresses of sampled blocks still live (exact mode records every free).
+    sampled: Mutex<HashMap<u64, (), BuildHasherDefault<AddrHasher>>>,
+    /// How many sampled live blocks hash to each slot: zero means "certainly not sampled".
+    /// Changed only under the `sampled` lock; the free path reads it without a lock.
+    filter: Box<[AtomicU8]>,
     /// Set once a panic was caught in a hook: recording stops, the program goes on.
     pub poisoned: AtomicBool,
 }
@@ -197,7 +196,7 @@ pub(crate) fn install(
     layout: &'static Layout,
     code_type: usize,
 ) -> &'static Recorder {
-    let filter = (0..FILTER_BITS / 64).map(|_| AtomicU64::new(0)).collect();
+    let filter = (0..FILTER_SLOTS).map(|_| AtomicU8::new(0)).collect();
     let rec = Box::leak(Box::new(Recorder {
         exact,
         sample_rate: sample_rate.max(1),
@@ -208,7 +207,7 @@ pub(crate) fn install(
         next_thread: AtomicU32::new(0),
         interner: Mutex::new(Interner::default()),
         thread_names: Mutex::new(Vec::new()),
-        sampled: Mutex::new((HashMap::new(), 0)),
+        sampled: Mutex::new(HashMap::default()),
         filter,
         poisoned: AtomicBool::new(false),
     }));
@@ -254,11 +253,28 @@ pub(crate) fn native_thread_id() -> u64 {
     })
 }
 
-/// (word, mask) of `addr` in the filter: Fibonacci hashing of its 16-byte granule.
+/// The filter slot of `addr`: Fibonacci hashing of its 16-byte granule.
 #[inline(always)]
-fn filter_bit(addr: u64) -> (usize, u64) {
-    let bit = ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 47) as usize & (FILTER_BITS - 1);
-    (bit / 64, 1 << (bit % 64))
+fn filter_slot(addr: u64) -> usize {
+    ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 50) as usize & (FILTER_SLOTS - 1)
+}
+
+/// One multiply: addresses are already well spread (SipHash here cost more than the hook).
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl Recorder {
@@ -328,9 +344,14 @@ impl Recorder {
             let stack = self.capture_stack(&mut local);
             if !self.exact {
                 let mut sampled = lock(&self.sampled);
-                sampled.0.insert(addr as u64, ());
-                let (word, mask) = filter_bit(addr as u64);
-                self.filter[word].fetch_or(mask, Ordering::Relaxed);
+                if sampled.insert(addr as u64, ()).is_none() {
+                    let slot = &self.filter[filter_slot(addr as u64)];
+                    // Saturates: a full counter stays set (a false positive, never a miss).
+                    let n = slot.load(Ordering::Relaxed);
+                    if n < u8::MAX {
+                        slot.store(n + 1, Ordering::Relaxed);
+                    }
+                }
             }
             self.push(
                 EventKind::Alloc {
@@ -348,8 +369,7 @@ impl Recorder {
     #[inline]
     pub(crate) fn on_free(&'static self, addr: usize) {
         if !self.exact {
-            let (word, mask) = filter_bit(addr as u64);
-            if self.filter[word].load(Ordering::Relaxed) & mask == 0 {
+            if self.filter[filter_slot(addr as u64)].load(Ordering::Relaxed) == 0 {
                 return;
             }
             self.remove_sampled(addr as u64);
@@ -361,22 +381,13 @@ impl Recorder {
     #[cold]
     fn remove_sampled(&'static self, addr: u64) {
         let mut sampled = lock(&self.sampled);
-        if sampled.0.remove(&addr).is_none() {
+        if sampled.remove(&addr).is_none() {
             return;
         }
-        sampled.1 += 1;
-        if sampled.1 >= FILTER_REBUILD {
-            // Each word is replaced whole, so a reader sees the old word (a superset) or the
-            // new one; inserts cannot interleave, they take the same lock.
-            sampled.1 = 0;
-            let mut fresh = vec![0u64; FILTER_BITS / 64];
-            for &a in sampled.0.keys() {
-                let (w, m) = filter_bit(a);
-                fresh[w] |= m;
-            }
-            for (word, value) in self.filter.iter().zip(fresh) {
-                word.store(value, Ordering::Relaxed);
-            }
+        let slot = &self.filter[filter_slot(addr)];
+        let n = slot.load(Ordering::Relaxed);
+        if n < u8::MAX {
+            slot.store(n.saturating_sub(1), Ordering::Relaxed);
         }
         drop(sampled);
         self.push_free(addr as usize);

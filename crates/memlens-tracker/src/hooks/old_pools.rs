@@ -20,14 +20,17 @@ const WORDS: usize = MAX_GRANULES / 64;
 /// Open-addressing table capacity: old pools are bounded by the arenas that existed at start.
 const SLOTS: usize = 1 << 14;
 
+/// Recently used pools, direct-mapped by pool address: churn cycles through a few size
+/// classes, so a one-entry cache would thrash.
+const CACHE: usize = 64;
+
 struct Table {
-    /// Pool address per slot (0 = empty).
-    keys: Vec<usize>,
-    /// Bitmap index per slot.
-    values: Vec<u32>,
-    bitmaps: Vec<[u64; WORDS]>,
-    last_pool: usize,
-    last_bitmap: usize,
+    /// (pool address, bitmap index) per slot; address 0 = empty.
+    slots: Vec<(usize, u32)>,
+    /// Boxed so that the cache can hold stable pointers to them.
+    bitmaps: Vec<Box<[u64; WORDS]>>,
+    /// (pool address, its bitmap) for recently used pools.
+    cache: [(usize, *mut [u64; WORDS]); CACHE],
 }
 
 struct Shared(UnsafeCell<Option<Table>>);
@@ -57,38 +60,45 @@ fn slot_of(pool: usize) -> usize {
 impl Table {
     fn new() -> Self {
         Table {
-            keys: vec![0; SLOTS],
-            values: vec![0; SLOTS],
+            slots: vec![(0, 0); SLOTS],
             bitmaps: Vec::new(),
-            last_pool: 0,
-            last_bitmap: 0,
+            cache: [(0, std::ptr::null_mut()); CACHE],
         }
     }
 
     /// The bitmap of `pool`, created when `create` is set (None when the table is full).
+    #[inline(always)]
     fn bitmap(&mut self, pool: usize, create: bool) -> Option<&mut [u64; WORDS]> {
-        if pool == self.last_pool && pool != 0 {
-            return Some(&mut self.bitmaps[self.last_bitmap]);
+        let line = ((pool >> 12) ^ (pool >> 18)) % CACHE;
+        let (cached, bits) = self.cache[line];
+        if cached == pool && !bits.is_null() {
+            // SAFETY: cached pointers point into boxes owned by `bitmaps`, never freed or moved
+            // while the table lives; `&mut self` makes this the only reference.
+            return Some(unsafe { &mut *bits });
         }
+        let index = self.find(pool, create)?;
+        let bits: *mut [u64; WORDS] = &mut *self.bitmaps[index as usize];
+        self.cache[line] = (pool, bits);
+        // SAFETY: as above.
+        Some(unsafe { &mut *bits })
+    }
+
+    #[cold]
+    fn find(&mut self, pool: usize, create: bool) -> Option<u32> {
         let mut slot = slot_of(pool);
         for _ in 0..SLOTS {
-            let key = self.keys[slot];
+            let (key, index) = self.slots[slot];
             if key == pool {
-                let index = self.values[slot] as usize;
-                self.last_pool = pool;
-                self.last_bitmap = index;
-                return Some(&mut self.bitmaps[index]);
+                return Some(index);
             }
             if key == 0 {
                 if !create || self.bitmaps.len() >= SLOTS * 3 / 4 {
                     return None;
                 }
-                self.keys[slot] = pool;
-                self.values[slot] = self.bitmaps.len() as u32;
-                self.bitmaps.push([0; WORDS]);
-                self.last_pool = pool;
-                self.last_bitmap = self.bitmaps.len() - 1;
-                return Some(&mut self.bitmaps[self.last_bitmap]);
+                let index = self.bitmaps.len() as u32;
+                self.slots[slot] = (pool, index);
+                self.bitmaps.push(Box::new([0; WORDS]));
+                return Some(index);
             }
             slot = (slot + 1) & (SLOTS - 1);
         }
