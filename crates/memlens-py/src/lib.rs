@@ -118,8 +118,11 @@ impl ProgramRunner for PyRunner {
             };
             kwargs.set_item("kind", kind)?;
             kwargs.set_item("target", target)?;
-            let args: Vec<String> =
-                options.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            let args: Vec<String> = options
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
             kwargs.set_item("args", args)?;
             kwargs.set_item("output", &options.output)?;
             kwargs.set_item("exact", options.exact)?;
