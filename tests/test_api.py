@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
-from conftest import site_bytes, line_of
+from conftest import line_of, site_bytes
 
 
 def run_python(runner, source: str) -> subprocess.CompletedProcess:

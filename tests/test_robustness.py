@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import site_bytes, line_of
+from conftest import line_of, site_bytes
 
 
 def run_ok(runner, name, source, *extra):

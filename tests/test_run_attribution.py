@@ -4,12 +4,9 @@ across threads, in forked children, and in a killed process."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
-
-from conftest import site_bytes, line_of
+from conftest import line_of, site_bytes
 
 pytest.importorskip("numpy")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import site_bytes, line_of
+from conftest import site_bytes
 
 
 def test_exit_status_passes_through(runner):

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from . import _native
 
-__all__ = ["track", "current", "checkpoint", "snapshot", "Tracker", "DEFAULT_SAMPLE_RATE"]
+__all__ = ["DEFAULT_SAMPLE_RATE", "Tracker", "checkpoint", "current", "snapshot", "track"]
 __version__ = _native.__version__
 
 #: Mean bytes between samples in the default (sampling) mode.
@@ -149,7 +149,7 @@ class Tracker:
         self.follow_fork = follow_fork
         self.summary: Optional[dict] = None
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         _start(self.path, self.exact, self.sample_rate, self.native, self.follow_fork)
         return self
 

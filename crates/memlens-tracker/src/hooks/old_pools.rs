@@ -27,7 +27,8 @@ const CACHE: usize = 64;
 struct Table {
     /// (pool address, bitmap index) per slot; address 0 = empty.
     slots: Vec<(usize, u32)>,
-    /// Boxed so that the cache can hold stable pointers to them.
+    /// Boxed so that the cache can hold stable pointers to them while the Vec grows.
+    #[allow(clippy::vec_box)]
     bitmaps: Vec<Box<[u64; WORDS]>>,
     /// (pool address, its bitmap) for recently used pools.
     cache: [(usize, *mut [u64; WORDS]); CACHE],
