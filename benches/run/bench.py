@@ -19,7 +19,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = ["churn", "json_mix", "calls", "retained_graph", "numpy_temporaries"]
+WORKLOADS = ["empty", "churn", "json_mix", "calls", "retained_graph", "numpy_temporaries"]
 
 
 def timed(cmd: list, cwd: str) -> float:

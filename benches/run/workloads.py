@@ -1,5 +1,6 @@
-"""Benchmark workloads for `memlens run` overhead. Each runs for about a second under plain
-Python; pick one with the first argument."""
+"""Benchmark workloads for `memlens run` overhead. Each runs for 1-3 seconds under plain
+Python (long enough that start-up costs do not dominate; `empty` measures those alone); pick
+one with the first argument."""
 
 import json
 import sys
@@ -7,7 +8,7 @@ import sys
 
 def churn():
     # Short-lived dicts, strings and lists: all allocation, nothing kept.
-    for i in range(1_500_000):
+    for i in range(4_000_000):
         d = {"a": i, "b": str(i)}
         lst = [d, i, "x"]
         del d, lst
@@ -16,7 +17,7 @@ def churn():
 def json_mix():
     doc = {"users": [{"id": i, "name": f"user{i}", "tags": ["a", "b", str(i)], "score": i * 0.5}
                      for i in range(2000)]}
-    for _ in range(25):
+    for _ in range(100):
         text = json.dumps(doc)
         doc = json.loads(text)
 
@@ -26,7 +27,7 @@ def calls():
     def fib(n):
         return n if n < 2 else fib(n - 1) + fib(n - 2)
 
-    fib(29)
+    fib(31)
 
 
 class Node:
@@ -45,12 +46,18 @@ def numpy_temporaries():
     import numpy as np
 
     a = np.random.default_rng(0).random(2_000_000)
-    for _ in range(60):
+    for _ in range(200):
         b = a * 2.0 + 1.0  # two temporaries per pass
         a = np.sqrt(b) - 0.5
 
 
-WORKLOADS = {f.__name__: f for f in (churn, json_mix, calls, retained_graph, numpy_temporaries)}
+def empty():
+    pass
+
+
+WORKLOADS = {
+    f.__name__: f for f in (empty, churn, json_mix, calls, retained_graph, numpy_temporaries)
+}
 
 if __name__ == "__main__":
     WORKLOADS[sys.argv[1]]()
