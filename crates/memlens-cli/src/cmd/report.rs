@@ -64,12 +64,14 @@ impl From<FormatArg> for Format {
 
 /// Reads and analyses a capture; every failure is one line naming the file.
 pub fn load(path: &Path) -> anyhow::Result<Report> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // A plain read rather than a map: a capture may still be growing (or be truncated) while
     // we read it, which a map would turn into SIGBUS.
     let bytes = {
         let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut &file, &mut v).with_context(|| format!("cannot read {}", path.display()))?;
+        std::io::Read::read_to_end(&mut &file, &mut v)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         v
     };
     memlens_analysis::analyze(&bytes, &memlens_analysis::Options::default())
@@ -79,15 +81,26 @@ pub fn load(path: &Path) -> anyhow::Result<Report> {
 /// Runs `memlens report`.
 pub fn exec(args: Args) -> anyhow::Result<u8> {
     let report = load(&args.capture)?;
-    write_output(&report, args.format.into(), args.view.into(), args.output.as_deref())?;
+    write_output(
+        &report,
+        args.format.into(),
+        args.view.into(),
+        args.output.as_deref(),
+    )?;
     Ok(0)
 }
 
-pub(crate) fn write_output(report: &Report, format: Format, view: View, output: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn write_output(
+    report: &Report,
+    format: Format,
+    view: View,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
     match output {
         Some(path) => {
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
             );
             memlens_report::render(report, format, view, &mut file)?;
             file.flush()?;
