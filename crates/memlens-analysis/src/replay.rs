@@ -6,9 +6,8 @@
 //! a mark (copy-on-write by epoch), so each event costs O(1) however many marks there are.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-use memlens_format::{Mode, Reader, Record};
+use memlens_format::{AddrMap, Mode, Reader, Record};
 
 use crate::AnalysisError;
 use crate::model::{Location, Meta, Report, Site, Timeline, TimelinePoint, Totals};
@@ -27,27 +26,6 @@ impl Default for Options {
         }
     }
 }
-
-/// Multiplicative hashing for block addresses: they are already well spread in their middle
-/// bits, so one multiply beats SipHash by a wide margin on this, the hottest map of the replay.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
 #[derive(Clone, Copy)]
 struct Block {

@@ -190,15 +190,11 @@ impl<'a> RecordDecoder<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, FormatError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
+        match get_varint(self.data, &mut self.pos) {
+            Ok(v) => Ok(v),
+            Err(VarintError::CutShort) => Err(self.err("record cut short")),
+            Err(VarintError::TooLong) => Err(self.err("varint longer than 64 bits")),
         }
-        Err(self.err("varint longer than 64 bits"))
     }
 
     fn u32(&mut self) -> Result<u32, FormatError> {
@@ -318,6 +314,28 @@ fn zigzag(v: i64) -> u64 {
 
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Why a varint could not be read.
+pub(crate) enum VarintError {
+    /// The data ends inside it.
+    CutShort,
+    /// More than 64 bits.
+    TooLong,
+}
+
+/// Reads a LEB128 varint at `*pos`, advancing it.
+pub(crate) fn get_varint(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *data.get(*pos).ok_or(VarintError::CutShort)?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(VarintError::TooLong)
 }
 
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {

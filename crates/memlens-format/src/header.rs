@@ -1,5 +1,5 @@
 use crate::FormatError;
-use crate::encode::put_varint;
+use crate::encode::{VarintError, get_varint, put_varint};
 
 /// The first eight bytes of every capture.
 pub const MAGIC: [u8; 8] = *b"MLENS\0\r\n";
@@ -125,15 +125,10 @@ impl Cursor<'_> {
     }
 
     fn varint(&mut self) -> Result<u64, FormatError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(self.bad("varint too long"))
+        get_varint(self.data, &mut self.pos).map_err(|e| match e {
+            VarintError::CutShort => self.bad("cut short"),
+            VarintError::TooLong => self.bad("varint too long"),
+        })
     }
 
     fn count(&mut self) -> Result<usize, FormatError> {

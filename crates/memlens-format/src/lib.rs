@@ -33,6 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod addr_hash;
 mod encode;
 mod error;
 mod header;
@@ -40,6 +41,7 @@ mod reader;
 mod record;
 mod writer;
 
+pub use addr_hash::{AddrHasher, AddrMap};
 pub use encode::{RecordDecoder, RecordEncoder};
 pub use error::FormatError;
 pub use header::{FORMAT_VERSION, Header, MAGIC, Mode};

@@ -9,11 +9,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use memlens_format::{Domain, Record};
+use memlens_format::{AddrMap, Domain, Record};
 
 use crate::ffi;
 use crate::python::{CodeKey, Layout, RawFrame};
@@ -171,7 +170,7 @@ pub(crate) struct Recorder {
     /// Native thread id -> name, set from Python; the writer emits Thread records.
     pub thread_names: Mutex<Vec<(u32, u64, String)>>,
     /// Sampling mode: addresses of sampled blocks still live (exact mode records every free).
-    sampled: Mutex<HashMap<u64, (), BuildHasherDefault<AddrHasher>>>,
+    sampled: Mutex<AddrMap<()>>,
     /// How many sampled live blocks hash to each slot: zero means "certainly not sampled".
     /// Changed only under the `sampled` lock; the free path reads it without a lock.
     filter: Box<[AtomicU8]>,
@@ -257,24 +256,6 @@ pub(crate) fn native_thread_id() -> u64 {
 #[inline(always)]
 fn filter_slot(addr: u64) -> usize {
     ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 50) as usize & (FILTER_SLOTS - 1)
-}
-
-/// One multiply: addresses are already well spread (SipHash here cost more than the hook).
-#[derive(Default)]
-pub(crate) struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ (v >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
 }
 
 impl Recorder {
