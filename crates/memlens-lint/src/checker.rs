@@ -78,10 +78,18 @@ pub(crate) struct Checker<'t> {
     rules: RuleSet,
     diagnostics: Vec<RawDiagnostic>,
     scopes: RefCell<HashMap<usize, Rc<ScopeInfo<'t>>>>,
+    /// Byte ranges left out of a selective parse, searched as text for bindings.
+    gaps: Vec<std::ops::Range<usize>>,
+    shadowed: RefCell<HashMap<&'static str, bool>>,
 }
 
 impl<'t> Checker<'t> {
-    pub(crate) fn new(src: &'t str, root: Node<'t>, rules: RuleSet) -> Checker<'t> {
+    pub(crate) fn new(
+        src: &'t str,
+        root: Node<'t>,
+        rules: RuleSet,
+        gaps: Vec<std::ops::Range<usize>>,
+    ) -> Checker<'t> {
         let mut checker = Checker {
             src,
             root,
@@ -89,9 +97,31 @@ impl<'t> Checker<'t> {
             rules,
             diagnostics: Vec::new(),
             scopes: RefCell::new(HashMap::new()),
+            gaps,
+            shadowed: RefCell::new(HashMap::new()),
         };
         checker.build_index();
         checker
+    }
+
+    /// Whether the builtin `name` is bound somewhere in the file (and so may be shadowed): in the
+    /// parsed tree, or, after a selective parse, in the text left out.
+    pub(crate) fn is_bound(&self, name: &'static str) -> bool {
+        if self.index.bound.contains(name) {
+            return true;
+        }
+        if self.gaps.is_empty() {
+            return false;
+        }
+        if let Some(known) = self.shadowed.borrow().get(name) {
+            return *known;
+        }
+        let found = self
+            .gaps
+            .iter()
+            .any(|g| crate::prescan::text_binds(&self.src[g.clone()], name));
+        self.shadowed.borrow_mut().insert(name, found);
+        found
     }
 
     /// Whether `rule` is selected for this file.
@@ -157,13 +187,12 @@ impl<'t> Checker<'t> {
                         collect_target_names(left, src, &mut index.bound);
                     }
                 }
-                "decorated_definition" => {
+                "decorated_definition"
                     if node
                         .child_by_field_name("definition")
-                        .is_some_and(|d| d.kind() == "function_definition")
-                    {
-                        index.decorated_functions.push(node);
-                    }
+                        .is_some_and(|d| d.kind() == "function_definition") =>
+                {
+                    index.decorated_functions.push(node);
                 }
                 "class_definition" => {
                     index.classes.push(node);
@@ -188,10 +217,10 @@ impl<'t> Checker<'t> {
                 "string" | "comment" => descend = false,
                 _ => {}
             }
-            if node.kind() == "for_statement" || node.kind() == "for_in_clause" {
-                if let Some(left) = node.child_by_field_name("left") {
-                    collect_target_names(left, src, &mut index.bound);
-                }
+            if (node.kind() == "for_statement" || node.kind() == "for_in_clause")
+                && let Some(left) = node.child_by_field_name("left")
+            {
+                collect_target_names(left, src, &mut index.bound);
             }
             if descend && cursor.goto_first_child() {
                 continue;
@@ -218,7 +247,9 @@ impl<'t> Checker<'t> {
                 if let Some(q) = self.index.imports.get(name) {
                     return Some(q.clone());
                 }
-                if BUILTINS.contains(&name) && !self.index.bound.contains(name) {
+                if let Some(builtin) = BUILTINS.iter().find(|b| **b == name)
+                    && !self.is_bound(builtin)
+                {
                     return Some(format!("builtins.{name}"));
                 }
                 None
@@ -780,7 +811,8 @@ impl<'t> ScopeInfo<'t> {
             _ => scope.child_by_field_name("body").into_iter().collect(),
         };
         for node in start {
-            info.walk(node, src, false);
+            let parent = node.parent();
+            info.walk(node, parent, src, false);
         }
         info
     }
@@ -792,11 +824,15 @@ impl<'t> ScopeInfo<'t> {
             .push(Occ { node, kind, nested });
     }
 
-    fn walk(&mut self, node: Node<'t>, src: &'t str, nested: bool) {
+    /// Records the names under `node`; `parent` is passed down because `Node::parent` walks
+    /// from the root each time (quadratic over a module).
+    fn walk(&mut self, node: Node<'t>, parent: Option<Node<'t>>, src: &'t str, nested: bool) {
         match node.kind() {
             "identifier" => {
-                if !is_attribute_name(node) {
-                    let kind = classify(node);
+                if let Some(parent) = parent
+                    && !is_attribute_name(node, parent)
+                {
+                    let kind = classify(node, parent);
                     self.push(src, node, kind, nested);
                 }
             }
@@ -804,15 +840,15 @@ impl<'t> ScopeInfo<'t> {
                 if let Some(name) = node.child_by_field_name("name") {
                     self.push(src, name, OccKind::Opaque, nested);
                 }
+                let name = node.child_by_field_name("name").map(|n| n.id());
                 let mut c = node.walk();
                 for child in node.named_children(&mut c) {
-                    if !is_field(node, "name", child) {
-                        self.walk(child, src, true);
+                    if Some(child.id()) != name {
+                        self.walk(child, Some(node), src, true);
                     }
                 }
             }
             "import_statement" | "import_from_statement" => {
-                let mut local = HashSet::new();
                 let mut c = node.walk();
                 for name in node.children_by_field_name("name", &mut c) {
                     let target = match name.kind() {
@@ -821,7 +857,6 @@ impl<'t> ScopeInfo<'t> {
                         _ => None,
                     };
                     if let Some(t) = target {
-                        local.insert(t.id());
                         self.push(src, t, OccKind::Opaque, nested);
                     }
                 }
@@ -831,7 +866,7 @@ impl<'t> ScopeInfo<'t> {
                 let mut c = node.walk();
                 for child in node.named_children(&mut c) {
                     if child.kind() == "interpolation" {
-                        self.walk(child, src, nested);
+                        self.walk(child, Some(node), src, nested);
                     }
                 }
             }
@@ -839,7 +874,7 @@ impl<'t> ScopeInfo<'t> {
             _ => {
                 let mut c = node.walk();
                 for child in node.named_children(&mut c) {
-                    self.walk(child, src, nested);
+                    self.walk(child, Some(node), src, nested);
                 }
             }
         }
@@ -877,10 +912,7 @@ impl<'t> ScopeInfo<'t> {
 }
 
 /// Classifies an identifier by where it stands.
-fn classify(node: Node<'_>) -> OccKind<'_> {
-    let Some(parent) = node.parent() else {
-        return OccKind::Load;
-    };
+fn classify<'t>(node: Node<'t>, parent: Node<'t>) -> OccKind<'t> {
     match parent.kind() {
         "assignment" if is_field(parent, "left", node) => OccKind::Bind {
             value: assignment_value(parent),
@@ -905,9 +937,7 @@ fn classify(node: Node<'_>) -> OccKind<'_> {
 }
 
 /// Whether an identifier is not a variable: the `attr` of `x.attr` or a keyword argument's name.
-fn is_attribute_name(node: Node<'_>) -> bool {
-    node.parent().is_some_and(|p| {
-        (p.kind() == "attribute" && is_field(p, "attribute", node))
-            || (p.kind() == "keyword_argument" && is_field(p, "name", node))
-    })
+fn is_attribute_name(node: Node<'_>, p: Node<'_>) -> bool {
+    (p.kind() == "attribute" && is_field(p, "attribute", node))
+        || (p.kind() == "keyword_argument" && is_field(p, "name", node))
 }

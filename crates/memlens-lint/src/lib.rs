@@ -37,6 +37,7 @@ mod diagnostic;
 mod docs;
 mod error;
 mod linter;
+mod prescan;
 mod registry;
 mod render;
 mod rules;

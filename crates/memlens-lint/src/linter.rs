@@ -20,9 +20,17 @@ pub struct LinterBuilder {
     select: Option<Vec<String>>,
     ignore: Vec<String>,
     threads: usize,
+    full_parse: bool,
 }
 
 impl LinterBuilder {
+    /// Parses every statement of every file instead of only those that can hold a finding:
+    /// slower, but every syntax error is reported.
+    pub fn full_parse(mut self, yes: bool) -> Self {
+        self.full_parse = yes;
+        self
+    }
+
     /// Uses `config` (from `pyproject.toml`) as the base settings.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -64,7 +72,10 @@ impl LinterBuilder {
             self.threads
         };
         let settings = Settings::new(&self.config, self.select.as_deref(), &self.ignore, threads)?;
-        Ok(Linter { settings })
+        Ok(Linter {
+            settings,
+            full_parse: self.full_parse,
+        })
     }
 }
 
@@ -75,6 +86,7 @@ impl LinterBuilder {
 #[derive(Debug, Clone)]
 pub struct Linter {
     settings: Settings,
+    full_parse: bool,
 }
 
 impl Linter {
@@ -127,8 +139,8 @@ impl Linter {
                     }
                     let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
                     let name = entry.file_name().to_string_lossy();
-                    !(is_dir && DEFAULT_EXCLUDES.contains(&name.as_ref()))
-                        && !filter_settings.is_excluded(entry.path())
+                    let default_excluded = is_dir && DEFAULT_EXCLUDES.contains(&name.as_ref());
+                    !(default_excluded || filter_settings.is_excluded(entry.path()))
                 });
             builder.build_parallel().run(|| {
                 let mut parser = new_parser();
@@ -174,7 +186,13 @@ impl Linter {
         source: &str,
     ) -> std::result::Result<Vec<Diagnostic>, FileProblem> {
         let mut parser = new_parser();
-        check_text(&mut parser, path, source, self.settings.rules_for(path))
+        check_text(
+            &mut parser,
+            path,
+            source,
+            self.settings.rules_for(path),
+            self.full_parse,
+        )
     }
 
     fn check_file(&self, parser: &mut Parser, path: &Path) -> FileOutcome {
@@ -202,7 +220,7 @@ impl Linter {
             }
         };
         let rules = self.settings.rules_for(path);
-        match check_text(parser, path, &text, rules) {
+        match check_text(parser, path, &text, rules, self.full_parse) {
             Ok(diagnostics) => FileOutcome {
                 checked: true,
                 diagnostics,
@@ -294,8 +312,23 @@ pub(crate) fn check_text(
     path: &Path,
     text: &str,
     rules: RuleSet,
+    full_parse: bool,
 ) -> std::result::Result<Vec<Diagnostic>, FileProblem> {
-    let Some(tree) = parser.parse(text, None) else {
+    let lines = LineIndex::new(text);
+    let selected = if full_parse || rules.is_empty() {
+        None
+    } else {
+        crate::prescan::select(text)
+    };
+    let (tree, gaps) = match selected {
+        Some(ranges) if ranges.is_empty() => return Ok(Vec::new()),
+        Some(ranges) => match parse_ranges(parser, text, &lines, &ranges) {
+            Some(tree) => (Some(tree), complement(&ranges, text.len())),
+            None => (parser.parse(text, None), Vec::new()),
+        },
+        None => (parser.parse(text, None), Vec::new()),
+    };
+    let Some(tree) = tree else {
         return Err(FileProblem {
             path: path.to_owned(),
             kind: ProblemKind::Syntax,
@@ -304,14 +337,13 @@ pub(crate) fn check_text(
             message: "the parser gave up on this file".to_owned(),
         });
     };
-    let lines = LineIndex::new(text);
     if let Some(problem) = syntax_problem(&tree, path, text, &lines) {
         return Err(problem);
     }
     if rules.is_empty() {
         return Ok(Vec::new());
     }
-    let raw = Checker::new(text, tree.root_node(), rules).run();
+    let raw = Checker::new(text, tree.root_node(), rules, gaps).run();
     if raw.is_empty() {
         return Ok(Vec::new());
     }
@@ -321,6 +353,46 @@ pub(crate) fn check_text(
         .filter(|d| !suppressions.silences(d.rule, d.start.row, d.end.row))
         .map(|d| to_diagnostic(d, path, text, &lines))
         .collect())
+}
+
+/// Parses only `ranges` of `text`; `None` when that fails or the result has errors (the
+/// caller then parses everything, to report real errors and to be safe).
+fn parse_ranges(
+    parser: &mut Parser,
+    text: &str,
+    lines: &LineIndex,
+    ranges: &[std::ops::Range<usize>],
+) -> Option<Tree> {
+    let ts_ranges: Vec<tree_sitter::Range> = ranges
+        .iter()
+        .map(|r| tree_sitter::Range {
+            start_byte: r.start,
+            end_byte: r.end,
+            start_point: lines.point(r.start),
+            end_point: lines.point(r.end),
+        })
+        .collect();
+    parser.set_included_ranges(&ts_ranges).ok()?;
+    let tree = parser.parse(text, None);
+    // An empty list of ranges means the whole document again.
+    let _ = parser.set_included_ranges(&[]);
+    tree.filter(|t| !t.root_node().has_error())
+}
+
+/// The parts of `0..len` outside `ranges` (sorted, disjoint).
+fn complement(ranges: &[std::ops::Range<usize>], len: usize) -> Vec<std::ops::Range<usize>> {
+    let mut gaps = Vec::new();
+    let mut at = 0;
+    for r in ranges {
+        if r.start > at {
+            gaps.push(at..r.start);
+        }
+        at = r.end;
+    }
+    if at < len {
+        gaps.push(at..len);
+    }
+    gaps
 }
 
 fn to_diagnostic(d: RawDiagnostic, path: &Path, text: &str, lines: &LineIndex) -> Diagnostic {
@@ -404,10 +476,9 @@ fn first_error(node: Node<'_>) -> Option<Node<'_>> {
 
 fn has_chevron(node: Node<'_>) -> bool {
     let mut cursor = node.walk();
-    let found = node
-        .named_children(&mut cursor)
-        .any(|c| c.kind() == "chevron");
-    found
+
+    node.named_children(&mut cursor)
+        .any(|c| c.kind() == "chevron")
 }
 
 /// Finds a `print` or `exec` statement (Python 2) near the top of the tree.
@@ -441,5 +512,5 @@ pub fn lint_source(
     rules: RuleSet,
 ) -> std::result::Result<Vec<Diagnostic>, FileProblem> {
     let mut parser = new_parser();
-    check_text(&mut parser, Path::new("<source>"), source, rules)
+    check_text(&mut parser, Path::new("<source>"), source, rules, false)
 }

@@ -139,6 +139,15 @@ impl LineIndex {
         LineIndex { starts }
     }
 
+    /// The tree-sitter point (0-based row, byte column) of byte offset `byte`.
+    pub(crate) fn point(&self, byte: usize) -> tree_sitter::Point {
+        let row = self
+            .starts
+            .partition_point(|s| *s <= byte)
+            .saturating_sub(1);
+        tree_sitter::Point::new(row, byte - self.starts[row])
+    }
+
     /// The text of 0-based line `row`, without its line ending.
     pub(crate) fn line<'t>(&self, text: &'t str, row: usize) -> &'t str {
         let start = self.starts.get(row).copied().unwrap_or(text.len());

@@ -38,6 +38,10 @@ pub struct Args {
     /// The file name to report for source read from standard input.
     #[arg(long, value_name = "PATH")]
     stdin_filename: Option<PathBuf>,
+    /// Parse every statement, not only those that can hold a finding: slower, but every syntax
+    /// error is reported.
+    #[arg(long)]
+    full_parse: bool,
     /// Check files on this many threads [default: one per core].
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
@@ -79,7 +83,8 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
     let mut builder = Linter::builder()
         .config(config)
         .ignore(args.ignore.iter().cloned())
-        .threads(args.threads);
+        .threads(args.threads)
+        .full_parse(args.full_parse);
     if let Some(select) = &args.select {
         builder = builder.select(select.iter().cloned());
     }

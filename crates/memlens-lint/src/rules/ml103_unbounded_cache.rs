@@ -170,11 +170,11 @@ fn uses_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
             .is_some_and(|v| uses_any(cx, v, names));
     }
     let mut c = node.walk();
-    let found = node.named_children(&mut c).any(|child| {
+
+    node.named_children(&mut c).any(|child| {
         !(node.kind() == "attribute" && crate::checker::is_field(node, "attribute", child))
             && uses_any(cx, child, names)
-    });
-    found
+    })
 }
 
 #[cfg(test)]

@@ -88,7 +88,9 @@ impl Violation for UnclosedResource {
 fn article(what: &str) -> String {
     let mut s = String::from(if what.starts_with('a') { "an " } else { "a " });
     s.push_str(what);
-    s.get_mut(0..1).map(|c| c.make_ascii_uppercase());
+    if let Some(c) = s.get_mut(0..1) {
+        c.make_ascii_uppercase()
+    }
     s
 }
 
@@ -162,7 +164,7 @@ fn never_closed<'t>(cx: &Checker<'t>, target: Node<'t>) -> bool {
         }
         match occ.kind {
             OccKind::Bind { value, .. } => {
-                if !value.is_some_and(|v| opener_kind(cx, unparen(v)).is_some()) {
+                if value.is_none_or(|v| opener_kind(cx, unparen(v)).is_none()) {
                     return false;
                 }
             }
@@ -195,8 +197,10 @@ fn used_in_place<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
                 .map(unparen);
             func.is_some_and(|f| {
                 f.kind() == "identifier"
-                    && matches!(cx.text(f), "next" | "iter" | "enumerate")
-                    && !cx.index.bound.contains(cx.text(f))
+                    && ["next", "iter", "enumerate"]
+                        .iter()
+                        .find(|n| **n == cx.text(f))
+                        .is_some_and(|n| !cx.is_bound(n))
             }) || is_read_only_use(cx, node)
         }
         _ => is_read_only_use(cx, node),

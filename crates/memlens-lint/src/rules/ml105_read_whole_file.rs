@@ -123,7 +123,7 @@ fn file_binding<'t>(cx: &Checker<'t>, node: Node<'t>) -> Option<Node<'t>> {
     for occ in info.occurrences(name).iter().filter(|o| !o.nested) {
         match occ.kind {
             OccKind::Bind { value, .. } => {
-                if !value.is_some_and(|v| opener_kind(cx, unparen(v)).is_some()) {
+                if value.is_none_or(|v| opener_kind(cx, unparen(v)).is_none()) {
                     return None;
                 }
                 binding = Some(occ.node);

@@ -111,9 +111,7 @@ fn is_empty_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
                     let f = value.child_by_field_name("function").map(unparen);
                     plain_args == 0
                         && f.is_some_and(|f| {
-                            f.kind() == "identifier"
-                                && cx.text(f) == "set"
-                                && !cx.index.bound.contains("set")
+                            f.kind() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
                         })
                 }
             }

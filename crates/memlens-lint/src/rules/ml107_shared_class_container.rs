@@ -144,7 +144,7 @@ fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
                     "collections.deque",
                 ],
             ) || f.is_some_and(|f| {
-                f.kind() == "identifier" && cx.text(f) == "set" && !cx.index.bound.contains("set")
+                f.kind() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
             })
         }
         _ => false,

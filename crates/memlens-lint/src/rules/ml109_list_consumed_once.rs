@@ -196,7 +196,7 @@ fn mutates_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
             if node.named_children(&mut c).any(|t| {
                 if t.kind() == "expression_list" {
                     let mut c2 = t.walk();
-                    t.named_children(&mut c2).any(|x| hit(x))
+                    t.named_children(&mut c2).any(&hit)
                 } else {
                     hit(t)
                 }
@@ -208,10 +208,9 @@ fn mutates_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
     }
     let _ = parent_unparen;
     let mut c = node.walk();
-    let found = node
-        .named_children(&mut c)
-        .any(|child| mutates_any(cx, child, names));
-    found
+
+    node.named_children(&mut c)
+        .any(|child| mutates_any(cx, child, names))
 }
 
 #[cfg(test)]

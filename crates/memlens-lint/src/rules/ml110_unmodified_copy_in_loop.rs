@@ -206,10 +206,9 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
         _ => {}
     }
     let mut c = node.walk();
-    let found = node
-        .named_children(&mut c)
-        .any(|child| changes(cx, child, text));
-    found
+
+    node.named_children(&mut c)
+        .any(|child| changes(cx, child, text))
 }
 
 #[cfg(test)]

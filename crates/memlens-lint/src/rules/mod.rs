@@ -228,7 +228,10 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
             let func = unparen(func);
             if func.kind() == "identifier" {
                 let name = cx.text(func);
-                return PURE_NAMES.contains(&name) && !cx.index.bound.contains(name);
+                return PURE_NAMES
+                    .iter()
+                    .find(|n| **n == name)
+                    .is_some_and(|n| !cx.is_bound(n));
             }
             // `", ".join(y)`
             func.kind() == "attribute"
@@ -248,7 +251,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
                 .is_some_and(|f| {
                     unparen(f).kind() == "identifier"
                         && cx.text(unparen(f)) == "print"
-                        && !cx.index.bound.contains("print")
+                        && !cx.is_bound("print")
                 })
         }
         _ => false,
@@ -305,11 +308,16 @@ pub(crate) mod test_support {
 
     use crate::{Rule, RuleSet};
 
-    /// The (line, column) of every finding of `rule` in `source`.
+    /// The (line, column) of every finding of `rule` in `source`; selective and full parsing
+    /// must agree.
     pub(crate) fn hits(rule: Rule, source: &str) -> Vec<(usize, usize)> {
         let mut rules = RuleSet::empty();
         rules.insert(rule);
         let diags = crate::lint_source(source, rules).expect("snippet parses");
+        let mut parser = crate::linter::new_parser();
+        let full = crate::linter::check_text(&mut parser, "<source>".as_ref(), source, rules, true)
+            .expect("snippet parses");
+        assert_eq!(diags, full, "selective and full parses disagree");
         assert!(diags.iter().all(|d| d.rule == rule));
         diags.iter().map(|d| (d.line, d.column)).collect()
     }
