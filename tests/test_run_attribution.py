@@ -160,3 +160,49 @@ def test_sigkill_leaves_a_readable_capture(runner):
     assert report["meta"]["warning"], "a killed run must say the capture ended early"
     got = site_bytes(report, script, line_of(script, "# BEFORE_KILL"), "leaked_bytes")
     assert abs(got - 50_000_000) < 0.05 * 50_000_000
+
+
+SPAWN = """
+import multiprocessing as mp
+
+def work():
+    data = bytearray(30_000_000)   # SPAWN_CHILD
+    return len(data)
+
+if __name__ == "__main__":
+    p = mp.get_context("spawn").Process(target=work)
+    p.start()
+    p.join()
+    print("child-exit", p.exitcode)
+"""
+
+
+def test_follow_fork_follows_multiprocessing_spawn_children(runner):
+    script = runner.write("spawn.py", SPAWN)
+    proc = runner.memlens("run", "--exact", "--follow-fork", "-o", "s.mlens", "spawn.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "child-exit 0" in proc.stdout
+    children = list(runner.dir.glob("s.*.mlens"))
+    assert len(children) == 1, list(runner.dir.iterdir())
+    child = runner.report(children[0], "allocations")
+    got = site_bytes(child, script, line_of(script, "# SPAWN_CHILD"), "allocated_bytes")
+    assert abs(got - 30_000_000) < 0.05 * 30_000_000
+
+
+SIGTERM = """
+import os, signal
+data = bytearray(40_000_000)   # BEFORE_TERM
+os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_sigterm_flushes_what_was_recorded(runner):
+    # Killed well within the first second, before any periodic flush: only the signal
+    # handler's flush can have written the allocation.
+    script = runner.write("term.py", SIGTERM)
+    proc = runner.memlens("run", "--exact", "-o", "t.mlens", "term.py")
+    assert proc.returncode in (-15, 143), proc.returncode
+    report = runner.report("t.mlens", "leaks")
+    assert report["meta"]["warning"]
+    got = site_bytes(report, script, line_of(script, "# BEFORE_TERM"), "leaked_bytes")
+    assert abs(got - 40_000_000) < 0.05 * 40_000_000

@@ -15,13 +15,14 @@ or run a whole program with ``memlens run script.py``.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import sysconfig
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
-from . import _native
+from . import _child, _native
 
 __all__ = ["DEFAULT_SAMPLE_RATE", "Tracker", "checkpoint", "current", "snapshot", "track"]
 __version__ = _native.__version__
@@ -64,8 +65,27 @@ def _install_process_hooks() -> None:
         original(self)
 
     threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
+    _patch_spawn()
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _patch_spawn() -> None:
+    """Makes `multiprocessing` spawn children start tracking first when asked to (follow_fork)."""
+    try:
+        from multiprocessing import spawn
+    except ImportError:
+        return
+    original = spawn.get_command_line
+
+    def get_command_line(**kwds):  # type: ignore[no-untyped-def]
+        cmd = original(**kwds)
+        if os.environ.get(_child.ENV) and "-c" in cmd:
+            i = cmd.index("-c") + 1
+            cmd = [*cmd[:i], "import memlens._child as m; m.start(); " + cmd[i], *cmd[i + 1 :]]
+        return cmd
+
+    spawn.get_command_line = get_command_line
 
 
 def _before_fork() -> None:
@@ -117,11 +137,17 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
     )
     _fork_config = config
     _native.set_thread_name(name)
+    if follow_fork:
+        os.environ[_child.ENV] = json.dumps(
+            {"path": os.path.abspath(config["path"]), "exact": bool(exact),
+             "sample_rate": int(sample_rate), "native": bool(native)}
+        )
 
 
 def _stop() -> dict:
     global _fork_config
     _fork_config = None
+    os.environ.pop(_child.ENV, None)
     return _native.stop()
 
 

@@ -173,6 +173,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
         hooks::native::patch_all();
     }
     install_fork_handler();
+    install_signal_flush();
     *session = Some(Session {
         path: config.path,
         writer,
@@ -188,6 +189,7 @@ pub fn stop() -> Result<Summary, TrackerError> {
         .ok_or(TrackerError::NotActive)?;
     let totals = counters::totals();
     counters::GIL.active.store(false, SeqCst);
+    uninstall_signal_flush();
     hooks::pymem::uninstall();
     if session.native {
         hooks::native::unpatch_all();
@@ -245,6 +247,72 @@ pub fn after_fork_in_child() {
         && let Some(session) = s.take()
     {
         std::mem::forget(session);
+    }
+}
+
+/// Signals that end the process by default and that memlens flushes on first.
+pub(crate) const FLUSH_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
+
+/// Asks the writer for a last chunk (waiting up to a second), then lets the signal take its
+/// default course. Only atomics and `nanosleep`: async-signal-safe. If a hook on this thread
+/// held a buffer lock when the signal came, the writer waits for it and we give up after the
+/// second: the capture then ends at the previous flush, as with SIGKILL.
+extern "C" fn on_flush_signal(sig: libc::c_int) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let before = writer::SIGNAL_FLUSHES.load(SeqCst);
+    writer::SIGNAL_FLUSH.store(true, SeqCst);
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 5_000_000,
+    };
+    for _ in 0..200 {
+        if writer::SIGNAL_FLUSHES.load(SeqCst) != before {
+            break;
+        }
+        // SAFETY: nanosleep is async-signal-safe; `pause` is a valid timespec.
+        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    }
+    // SAFETY: restoring the default action and re-raising is the documented way to die of
+    // the signal after handling it; both calls are async-signal-safe.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Installs [`on_flush_signal`] for each signal still at its default action (a program's own
+/// handler is left alone).
+fn install_signal_flush() {
+    for sig in FLUSH_SIGNALS {
+        // SAFETY: querying and setting a signal action with zero-initialised, valid structs.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
+                || old.sa_sigaction != libc::SIG_DFL
+            {
+                continue;
+            }
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_flush_signal as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Puts the default action back where [`install_signal_flush`] installed ours.
+fn uninstall_signal_flush() {
+    for sig in FLUSH_SIGNALS {
+        // SAFETY: as above.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == on_flush_signal as *const () as usize
+            {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
     }
 }
 

@@ -20,6 +20,13 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// ... or when this many records are waiting.
 const FLUSH_RECORDS: usize = 1 << 18;
 
+/// Set by a fatal-signal handler: write a chunk now. The writer polls it every tick.
+pub(crate) static SIGNAL_FLUSH: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+/// Bumped by the writer after each chunk written for a signal.
+pub(crate) static SIGNAL_FLUSHES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Default)]
 struct Control {
     stop: bool,
@@ -54,7 +61,10 @@ impl WriterHandle {
         let c = control.clone();
         let thread = std::thread::Builder::new()
             .name("memlens-writer".into())
-            .spawn(move || run(recorder, writer, start, &c))
+            .spawn(move || {
+                block_fatal_signals();
+                run(recorder, writer, start, &c)
+            })
             .ok();
         WriterHandle { control, thread }
     }
@@ -140,17 +150,23 @@ fn run(
             (c.stop, c.flush_requests)
         };
         collect(rec, &mut st, start, stop);
-        let due =
-            stop || flush_want > 0 && {
+        let signalled = SIGNAL_FLUSH.swap(false, Ordering::SeqCst);
+        let due = stop
+            || signalled
+            || flush_want > 0 && {
                 let c = lock(&control.0);
                 c.flushes_done < flush_want
-            } || st.last_flush.elapsed() >= FLUSH_EVERY
-                || st.records.len() >= FLUSH_RECORDS;
+            }
+            || st.last_flush.elapsed() >= FLUSH_EVERY
+            || st.records.len() >= FLUSH_RECORDS;
         if due {
             if stop {
                 st.records.push(Record::End);
             }
             write(&mut st);
+            if signalled {
+                SIGNAL_FLUSHES.fetch_add(1, Ordering::SeqCst);
+            }
             let mut c = lock(&control.0);
             c.flushes_done = flush_want;
             control.1.notify_all();
@@ -159,6 +175,20 @@ fn run(
             st.stats.bytes = st.writer.bytes_written();
             return st.stats;
         }
+    }
+}
+
+/// The signals memlens flushes on are handled by the profiled program's threads, never by the
+/// writer (which the handler waits for).
+fn block_fatal_signals() {
+    // SAFETY: plain signal-mask manipulation of the calling (writer) thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in crate::FLUSH_SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

@@ -1,0 +1,39 @@
+"""Tracking in `multiprocessing` spawn children when the parent runs with ``follow_fork``.
+
+The parent rewrites the child's ``-c`` program to call :func:`start` first; the settings come
+through the ``MEMLENS_CHILD`` environment variable, and the child writes ``NAME.<pid>.mlens``
+beside the parent's capture, finished at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+
+ENV = "MEMLENS_CHILD"
+
+
+def start() -> None:
+    """Starts tracking in this child if the parent asked for it; never raises."""
+    raw = os.environ.get(ENV)
+    if not raw:
+        return
+    try:
+        import memlens
+
+        config = json.loads(raw)
+        root, ext = os.path.splitext(config["path"])
+        path = f"{root}.{os.getpid()}{ext or '.mlens'}"
+        memlens._start(path, config["exact"], config["sample_rate"], config["native"], True)
+        atexit.register(_stop)
+    except Exception as exc:  # the child must run even if tracking cannot
+        print(f"memlens: not tracking child {os.getpid()}: {exc}", file=sys.stderr)
+
+
+def _stop() -> None:
+    import memlens
+
+    if memlens._native.is_active():
+        memlens._stop()
