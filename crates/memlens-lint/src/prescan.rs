@@ -202,10 +202,10 @@ fn interesting_in(chunk: &str, script: bool) -> bool {
     TRIGGERS.iter().any(|t| chunk.contains(t))
         || word_matches(chunk, "open(", |_, _| true)
         || word_matches(chunk, "cache", |line, _| line.trim_start().starts_with('@'))
-        || chunk.match_indices("in [").any(|(pos, _)| {
-            let line = &chunk[chunk[..pos].rfind('\n').map_or(0, |i| i + 1)..pos];
-            line.contains("for ")
-        })
+        || (chunk.contains("for ")
+            && word_matches(chunk, "in", |_, pos| {
+                chunk[pos + 2..].trim_start().starts_with('[')
+            }))
         || CONSUMERS.iter().any(|c| {
             chunk
                 .match_indices(c)
@@ -257,8 +257,10 @@ fn nested_class_container(chunk: &str) -> bool {
 fn word_matches(chunk: &str, pattern: &str, accept: impl Fn(&str, usize) -> bool) -> bool {
     chunk.match_indices(pattern).any(|(pos, _)| {
         let line_start = chunk[..pos].rfind('\n').map_or(0, |i| i + 1);
-        let boundary =
-            pattern == "cache" || !chunk[..pos].chars().next_back().is_some_and(is_ident_char);
+        let before_ok = !chunk[..pos].chars().next_back().is_some_and(is_ident_char);
+        let after_ok =
+            pattern != "in" || !chunk[pos + 2..].chars().next().is_some_and(is_ident_char);
+        let boundary = pattern == "cache" || before_ok && after_ok;
         boundary && accept(&chunk[line_start..pos], pos)
     })
 }

@@ -229,3 +229,35 @@ fn python3_print_shift_is_not_python2() {
     let report = lint(d);
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+#[test]
+fn full_parse_reports_syntax_errors_that_the_selective_parse_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Balanced brackets, so the byte scan is sure of itself and skips the broken function.
+    let text =
+        format!("{QUEUE}\ndef broken():\n    x = = 1\n\ndef fine():\n    return 'padding ' * 40\n");
+    write(d, "a.py", &text);
+    let selective = Linter::builder().build().unwrap().check_paths(&[d]);
+    assert_eq!(
+        found(&selective, d),
+        vec![("a.py".to_owned(), Rule::ListAsQueue, 3, 12)]
+    );
+    assert!(selective.problems.is_empty());
+    let full = Linter::builder()
+        .full_parse(true)
+        .build()
+        .unwrap()
+        .check_paths(&[d]);
+    assert!(full.diagnostics.is_empty());
+    assert_eq!(full.problems.len(), 1);
+    assert_eq!(
+        (full.problems[0].kind, full.problems[0].line),
+        (ProblemKind::Syntax, Some(6))
+    );
+    // An unbalanced bracket makes the scan unsure: everything is parsed and the error reported.
+    write(d, "a.py", format!("{QUEUE}\ndef broken(:\n    pass\n"));
+    let selective = Linter::builder().build().unwrap().check_paths(&[d]);
+    assert_eq!(selective.problems.len(), 1);
+    assert_eq!(selective.problems[0].kind, ProblemKind::Syntax);
+}

@@ -4,7 +4,7 @@ use tree_sitter::Node;
 
 use super::{keyword_arg, positional_args};
 use crate::checker::{
-    Checker, Violation, class_of_method, decorators, first_parameter, has_decorator,
+    Checker, NodeExt, Violation, class_of_method, decorators, first_parameter, has_decorator,
 };
 use crate::registry::{Rule, RuleDoc};
 
@@ -39,10 +39,7 @@ pub(crate) fn cache_decorator<'t>(
 ) -> Option<CacheDecorator<'t>> {
     for deco in decorators(function) {
         let (target, args) = if deco.kind() == "call" {
-            (
-                deco.child_by_field_name("function")?,
-                deco.child_by_field_name("arguments"),
-            )
+            (deco.field("function")?, deco.field("arguments"))
         } else {
             (deco, None)
         };
@@ -102,7 +99,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
     }
     for i in 0..cx.index.decorated_functions.len() {
         let decorated = cx.index.decorated_functions[i];
-        let Some(function) = decorated.child_by_field_name("definition") else {
+        let Some(function) = decorated.field("definition") else {
             continue;
         };
         if class_of_method(function).is_none()
@@ -115,7 +112,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             continue;
         };
         let method = function
-            .child_by_field_name("name")
+            .field("name")
             .map(|n| cx.snippet(n))
             .unwrap_or_default();
         cx.report(

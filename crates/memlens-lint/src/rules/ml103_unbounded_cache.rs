@@ -4,7 +4,7 @@
 use tree_sitter::Node;
 
 use super::ml102_cache_on_method::cache_decorator;
-use crate::checker::{Checker, Violation, class_of_method, contains, unparen};
+use crate::checker::{Checker, NodeExt, Violation, class_of_method, contains, unparen};
 use crate::registry::{Rule, RuleDoc};
 
 pub(crate) const DOC: RuleDoc = RuleDoc {
@@ -47,7 +47,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
     }
     for i in 0..cx.index.decorated_functions.len() {
         let decorated = cx.index.decorated_functions[i];
-        let Some(function) = decorated.child_by_field_name("definition") else {
+        let Some(function) = decorated.field("definition") else {
             continue;
         };
         if class_of_method(function).is_some() {
@@ -59,7 +59,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         if !deco.unbounded {
             continue;
         }
-        let Some(name_node) = function.child_by_field_name("name") else {
+        let Some(name_node) = function.field("name") else {
             continue;
         };
         let name = cx.text(name_node);
@@ -85,13 +85,13 @@ fn loop_call<'t>(cx: &Checker<'t>, name: &str, function: Node<'t>) -> Option<Nod
         if contains(function, call) {
             return false;
         }
-        let Some(func) = call.child_by_field_name("function").map(unparen) else {
+        let Some(func) = call.field("function").map(unparen) else {
             return false;
         };
         if func.kind() != "identifier" || cx.text(func) != name {
             return false;
         }
-        let Some(args) = call.child_by_field_name("arguments") else {
+        let Some(args) = call.field("arguments") else {
             return false;
         };
         let loop_vars = enclosing_loop_vars(cx, call);
@@ -126,12 +126,10 @@ fn enclosing_loop_vars<'t>(cx: &Checker<'t>, node: Node<'t>) -> Vec<&'t str> {
             _ => Vec::new(),
         };
         for l in loops {
-            if l.child_by_field_name("right")
-                .is_some_and(|r| is_literal_range(cx, r))
-            {
+            if l.field("right").is_some_and(|r| is_literal_range(cx, r)) {
                 continue;
             }
-            if let Some(left) = l.child_by_field_name("left") {
+            if let Some(left) = l.field("left") {
                 collect_names(cx, left, &mut names);
             }
         }
@@ -143,7 +141,7 @@ fn enclosing_loop_vars<'t>(cx: &Checker<'t>, node: Node<'t>) -> Vec<&'t str> {
 fn is_literal_range<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
     let node = unparen(node);
     cx.calls(node, &["builtins.range"])
-        && node.child_by_field_name("arguments").is_some_and(|a| {
+        && node.field("arguments").is_some_and(|a| {
             let mut c = a.walk();
             a.named_children(&mut c).all(|x| x.kind() == "integer")
         })
@@ -165,9 +163,7 @@ fn uses_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
         return names.contains(&cx.text(node));
     }
     if node.kind() == "keyword_argument" {
-        return node
-            .child_by_field_name("value")
-            .is_some_and(|v| uses_any(cx, v, names));
+        return node.field("value").is_some_and(|v| uses_any(cx, v, names));
     }
     let mut c = node.walk();
 

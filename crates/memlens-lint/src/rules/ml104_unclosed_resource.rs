@@ -5,7 +5,7 @@ use tree_sitter::Node;
 
 use super::is_read_only_use;
 use crate::checker::{
-    Checker, OccKind, Violation, enclosing_scope, is_field, parent_unparen, unparen,
+    Checker, NodeExt, OccKind, Violation, enclosing_scope, is_field, parent_unparen, unparen,
 };
 use crate::registry::{Rule, RuleDoc};
 
@@ -99,7 +99,7 @@ pub(crate) fn opener_kind<'t>(cx: &Checker<'t>, call: Node<'t>) -> Option<&'stat
     if call.kind() != "call" {
         return None;
     }
-    let q = cx.qualified_name(call.child_by_field_name("function")?)?;
+    let q = cx.qualified_name(call.field("function")?)?;
     OPENERS
         .iter()
         .find(|(name, _)| *name == q)
@@ -117,7 +117,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         };
         let how = match parent.kind() {
             "attribute" if is_field(parent, "object", child) => {
-                let method = parent.child_by_field_name("attribute").map(|a| cx.text(a));
+                let method = parent.field("attribute").map(|a| cx.text(a));
                 let called = parent_unparen(parent)
                     .is_some_and(|(g, c)| g.kind() == "call" && is_field(g, "function", c));
                 if !called || matches!(method, Some("close" | "__enter__" | "detach")) {
@@ -127,7 +127,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             }
             "for_statement" | "for_in_clause" if is_field(parent, "right", child) => How::Iterated,
             "assignment" if is_field(parent, "right", child) => {
-                let Some(left) = parent.child_by_field_name("left") else {
+                let Some(left) = parent.field("left") else {
                     continue;
                 };
                 if left.kind() != "identifier" || !never_closed(cx, left) {
@@ -137,10 +137,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             }
             _ => continue,
         };
-        let name = call
-            .child_by_field_name("function")
-            .map(|f| cx.text(f))
-            .unwrap_or("open");
+        let name = call.field("function").map(|f| cx.text(f)).unwrap_or("open");
         cx.report(
             call,
             UnclosedResource {
@@ -186,14 +183,14 @@ fn used_in_place<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
     };
     match parent.kind() {
         "attribute" if is_field(parent, "object", child) => {
-            let method = parent.child_by_field_name("attribute").map(|a| cx.text(a));
+            let method = parent.field("attribute").map(|a| cx.text(a));
             !matches!(method, Some("close" | "__exit__" | "__enter__" | "detach"))
         }
         "with_item" | "as_pattern" => false,
         "argument_list" => {
             let func = parent
                 .parent()
-                .and_then(|c| c.child_by_field_name("function"))
+                .and_then(|c| c.field("function"))
                 .map(unparen);
             func.is_some_and(|f| {
                 f.kind() == "identifier"

@@ -5,7 +5,8 @@ use tree_sitter::Node;
 
 use super::{method_call, ml104_unclosed_resource::opener_kind, positional_args};
 use crate::checker::{
-    Checker, OccKind, Violation, contains, enclosing_scope, is_field, parent_unparen, unparen,
+    Checker, NodeExt, OccKind, Violation, contains, enclosing_scope, is_field, parent_unparen,
+    unparen,
 };
 use crate::registry::{Rule, RuleDoc};
 
@@ -59,7 +60,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let flagged = match parent.kind() {
             "for_statement" | "for_in_clause" => is_field(parent, "right", child),
             "assignment" if is_field(parent, "right", child) => parent
-                .child_by_field_name("left")
+                .field("left")
                 .is_some_and(|left| only_iterated(cx, left, file)),
             _ => false,
         };

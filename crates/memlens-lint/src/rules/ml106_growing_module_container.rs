@@ -5,7 +5,8 @@ use tree_sitter::Node;
 
 use super::{GROWTH_METHODS, REMOVAL_METHODS, is_read_only_use, method_call};
 use crate::checker::{
-    Checker, OccKind, Violation, assignment_value, decorators, is_field, parent_unparen, unparen,
+    Checker, NodeExt, OccKind, Violation, assignment_value, decorators, is_field, parent_unparen,
+    unparen,
 };
 use crate::registry::{Rule, RuleDoc};
 
@@ -60,7 +61,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let Some(assign) = stmt.named_child(0).filter(|a| a.kind() == "assignment") else {
             continue;
         };
-        let Some(left) = assign.child_by_field_name("left") else {
+        let Some(left) = assign.field("left") else {
             continue;
         };
         let (Some(value), "identifier") = (assignment_value(assign), left.kind()) else {
@@ -72,7 +73,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         }
         if let Some((site, function)) = unbounded_growth(cx, name) {
             let function = function
-                .child_by_field_name("name")
+                .field("name")
                 .map(|n| cx.snippet(n))
                 .unwrap_or_default();
             cx.report(
@@ -93,12 +94,10 @@ fn is_empty_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
     match value.kind() {
         "list" | "dictionary" => value.named_child_count() == 0,
         "call" => {
-            let Some(args) = value.child_by_field_name("arguments") else {
+            let Some(args) = value.field("arguments") else {
                 return false;
             };
-            let q = value
-                .child_by_field_name("function")
-                .and_then(|f| cx.qualified_name(f));
+            let q = value.field("function").and_then(|f| cx.qualified_name(f));
             let plain_args = super::positional_args(args).len() + keyword_count(args);
             match q.as_deref() {
                 Some("builtins.list" | "builtins.set" | "builtins.dict") => plain_args == 0,
@@ -108,7 +107,7 @@ fn is_empty_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
                 _ => {
                     // `set()` / `dict()` / `list()` resolve through the builtin list only when
                     // unshadowed; `set` is not in the resolver's list, so check it here.
-                    let f = value.child_by_field_name("function").map(unparen);
+                    let f = value.field("function").map(unparen);
                     plain_args == 0
                         && f.is_some_and(|f| {
                             f.kind() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
@@ -224,7 +223,7 @@ fn use_kind<'t>(cx: &Checker<'t>, node: Node<'t>) -> Use {
                 return Use::Read;
             };
             let is_slice = parent
-                .child_by_field_name("subscript")
+                .field("subscript")
                 .is_some_and(|s| s.kind() == "slice");
             match grand.kind() {
                 "assignment" if is_field(grand, "left", sub) => {
@@ -279,10 +278,7 @@ fn is_registration<'t>(cx: &Checker<'t>, function: Node<'t>) -> bool {
     // A function nested in a decorator (its wrapper) counts as the decorator.
     let mut f = Some(function);
     while let Some(func) = f {
-        let name = func
-            .child_by_field_name("name")
-            .map(|n| cx.text(n))
-            .unwrap_or("");
+        let name = func.field("name").map(|n| cx.text(n)).unwrap_or("");
         if name.to_ascii_lowercase().contains("register") || used_as_decorator(cx, name) {
             return true;
         }
@@ -298,7 +294,7 @@ fn used_as_decorator<'t>(cx: &Checker<'t>, name: &str) -> bool {
     let check = |def: &Node<'_>| {
         decorators(*def).iter().any(|d| {
             let target = if d.kind() == "call" {
-                d.child_by_field_name("function").unwrap_or(*d)
+                d.field("function").unwrap_or(*d)
             } else {
                 *d
             };
@@ -308,7 +304,7 @@ fn used_as_decorator<'t>(cx: &Checker<'t>, name: &str) -> bool {
     cx.index
         .decorated_functions
         .iter()
-        .filter_map(|d| d.child_by_field_name("definition"))
+        .filter_map(|d| d.field("definition"))
         .any(|d| check(&d))
         || cx.index.classes.iter().any(check)
 }

@@ -4,8 +4,8 @@ use tree_sitter::Node;
 
 use super::{GROWTH_METHODS, is_mutating_method, method_call};
 use crate::checker::{
-    Checker, Violation, assignment_value, decorators, first_parameter, has_decorator, is_field,
-    parent_unparen, unparen,
+    Checker, NodeExt, Violation, assignment_value, decorators, first_parameter, has_decorator,
+    is_field, parent_unparen, unparen,
 };
 use crate::registry::{Rule, RuleDoc};
 
@@ -62,10 +62,10 @@ const SKIPPED_BASES: &[&str] = &[
 pub(crate) fn check(cx: &mut Checker<'_>) {
     for i in 0..cx.index.classes.len() {
         let class = cx.index.classes[i];
-        let Some(body) = class.child_by_field_name("body") else {
+        let Some(body) = class.field("body") else {
             continue;
         };
-        let superclasses = class.child_by_field_name("superclasses");
+        let superclasses = class.field("superclasses");
         let has_bases = superclasses.is_some_and(|s| s.named_child_count() > 0);
         if superclasses.is_some_and(|s| {
             let text = cx.text(s);
@@ -81,11 +81,11 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             .filter_map(|s| s.named_child(0))
             .filter(|a| a.kind() == "assignment")
             .filter_map(|a| {
-                let left = a.child_by_field_name("left")?;
+                let left = a.field("left")?;
                 if left.kind() != "identifier" {
                     return None;
                 }
-                if a.child_by_field_name("type").is_some() && (has_bases || decorated) {
+                if a.field("type").is_some() && (has_bases || decorated) {
                     return None;
                 }
                 let value = assignment_value(a)?;
@@ -95,10 +95,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         if attrs.is_empty() {
             continue;
         }
-        let class_name = class
-            .child_by_field_name("name")
-            .map(|n| cx.text(n))
-            .unwrap_or("");
+        let class_name = class.field("name").map(|n| cx.text(n)).unwrap_or("");
         for (attr, _) in attrs {
             if name_starts_dunder(attr) {
                 continue;
@@ -131,9 +128,9 @@ fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
         | "dictionary_comprehension"
         | "set_comprehension" => true,
         "call" => {
-            let f = value.child_by_field_name("function").map(unparen);
+            let f = value.field("function").map(unparen);
             cx.refers_to(
-                value.child_by_field_name("function").unwrap_or(value),
+                value.field("function").unwrap_or(value),
                 &[
                     "builtins.list",
                     "builtins.dict",
@@ -154,13 +151,13 @@ fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
 /// The first `self.attr` mutation in a method of `class`, unless some method assigns
 /// `self.attr` (giving instances their own container).
 fn instance_mutation<'t>(cx: &Checker<'t>, class: Node<'t>, attr: &str) -> Option<Node<'t>> {
-    let body = class.child_by_field_name("body")?;
+    let body = class.field("body")?;
     let mut mutation = None;
     let mut c = body.walk();
     for stmt in body.named_children(&mut c) {
         let function = match stmt.kind() {
             "function_definition" => stmt,
-            "decorated_definition" => match stmt.child_by_field_name("definition") {
+            "decorated_definition" => match stmt.field("definition") {
                 Some(d) if d.kind() == "function_definition" => d,
                 _ => continue,
             },
@@ -197,8 +194,8 @@ fn collect_self_attr<'t>(
     out: &mut Vec<Node<'t>>,
 ) {
     if node.kind() == "attribute" {
-        let object = node.child_by_field_name("object").map(unparen);
-        let name = node.child_by_field_name("attribute");
+        let object = node.field("object").map(unparen);
+        let name = node.field("attribute");
         if object.is_some_and(|o| o.kind() == "identifier" && cx.text(o) == selfname)
             && name.is_some_and(|n| cx.text(n) == attr)
         {

@@ -3,7 +3,7 @@
 use tree_sitter::Node;
 
 use crate::checker::{
-    Checker, OccKind, Violation, contains, enclosing_loop, enclosing_scope, unparen,
+    Checker, NodeExt, OccKind, Violation, contains, enclosing_loop, enclosing_scope, unparen,
 };
 use crate::registry::{Rule, RuleDoc};
 
@@ -51,11 +51,11 @@ impl Violation for StringConcatInLoop {
 pub(crate) fn check(cx: &mut Checker<'_>) {
     for i in 0..cx.index.aug_assigns.len() {
         let aug = cx.index.aug_assigns[i];
-        let op = aug.child_by_field_name("operator").map(|o| cx.text(o));
+        let op = aug.field("operator").map(|o| cx.text(o));
         if op != Some("+=") {
             continue;
         }
-        let Some(left) = aug.child_by_field_name("left") else {
+        let Some(left) = aug.field("left") else {
             continue;
         };
         if left.kind() != "identifier" {

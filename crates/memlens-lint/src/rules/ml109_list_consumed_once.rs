@@ -3,7 +3,7 @@
 use tree_sitter::Node;
 
 use super::{is_mutating_method, method_call, positional_args};
-use crate::checker::{Checker, Violation, is_field, parent_unparen, unparen};
+use crate::checker::{Checker, NodeExt, Violation, is_field, parent_unparen, unparen};
 use crate::registry::{Rule, RuleDoc};
 
 pub(crate) const DOC: RuleDoc = RuleDoc {
@@ -64,13 +64,13 @@ const LAZY: &[&str] = &[
 pub(crate) fn check(cx: &mut Checker<'_>) {
     for i in 0..cx.index.calls.len() {
         let call = cx.index.calls[i];
-        let Some(func) = call.child_by_field_name("function") else {
+        let Some(func) = call.field("function") else {
             continue;
         };
         if !cx.refers_to(func, CONSUMERS) {
             continue;
         }
-        let Some(args) = call.child_by_field_name("arguments") else {
+        let Some(args) = call.field("arguments") else {
             continue;
         };
         let positional = positional_args(args);
@@ -95,13 +95,13 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         .copied()
         .collect();
     for l in loops {
-        let Some(iterable) = l.child_by_field_name("right").map(unparen) else {
+        let Some(iterable) = l.field("right").map(unparen) else {
             continue;
         };
         let (listed, inputs) = if iterable.kind() == "list_comprehension" {
             (iterable, iterable)
         } else if cx.calls(iterable, &["builtins.list"]) {
-            let Some(args) = iterable.child_by_field_name("arguments") else {
+            let Some(args) = iterable.field("arguments") else {
                 continue;
             };
             let positional = positional_args(args);
@@ -138,7 +138,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
 fn body_mutates_inputs<'t>(cx: &Checker<'t>, for_stmt: Node<'t>, inputs: Node<'t>) -> bool {
     let mut names = Vec::new();
     collect_names(cx, inputs, &mut names);
-    let Some(body) = for_stmt.child_by_field_name("body") else {
+    let Some(body) = for_stmt.field("body") else {
         return false;
     };
     mutates_any(cx, body, &names)
@@ -165,8 +165,8 @@ fn root_name<'t>(cx: &Checker<'t>, mut node: Node<'t>) -> Option<&'t str> {
         node = unparen(node);
         match node.kind() {
             "identifier" => return Some(cx.text(node)),
-            "attribute" => node = node.child_by_field_name("object")?,
-            "subscript" => node = node.child_by_field_name("value")?,
+            "attribute" => node = node.field("object")?,
+            "subscript" => node = node.field("value")?,
             _ => return None,
         }
     }
@@ -184,7 +184,7 @@ fn mutates_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
             }
         }
         "assignment" | "augmented_assignment" => {
-            if let Some(left) = node.child_by_field_name("left")
+            if let Some(left) = node.field("left")
                 && left.kind() != "identifier"
                 && hit(left)
             {

@@ -5,7 +5,7 @@ use tree_sitter::Node;
 
 use super::{is_mutating_method, is_read_only_use, method_call, positional_args};
 use crate::checker::{
-    Checker, OccKind, Violation, enclosing_loop, enclosing_scope, is_field, unparen,
+    Checker, NodeExt, OccKind, Violation, enclosing_loop, enclosing_scope, is_field, unparen,
 };
 use crate::registry::{Rule, RuleDoc};
 
@@ -49,10 +49,7 @@ impl Violation for UnmodifiedCopy {
 pub(crate) fn check(cx: &mut Checker<'_>) {
     for i in 0..cx.index.assignments.len() {
         let assign = cx.index.assignments[i];
-        let (Some(left), Some(value)) = (
-            assign.child_by_field_name("left"),
-            assign.child_by_field_name("right"),
-        ) else {
+        let (Some(left), Some(value)) = (assign.field("left"), assign.field("right")) else {
             continue;
         };
         if left.kind() != "identifier" {
@@ -84,7 +81,7 @@ fn copied_value<'t>(cx: &Checker<'t>, value: Node<'t>) -> Option<Node<'t>> {
     let copyable = |n: Node<'t>| matches!(unparen(n).kind(), "identifier" | "attribute");
     match value.kind() {
         "call" => {
-            let args = value.child_by_field_name("arguments")?;
+            let args = value.field("arguments")?;
             let positional = positional_args(args);
             if cx.calls(value, &["copy.deepcopy", "copy.copy"]) {
                 let [only] = positional.as_slice() else {
@@ -103,11 +100,11 @@ fn copied_value<'t>(cx: &Checker<'t>, value: Node<'t>) -> Option<Node<'t>> {
             (method == "copy" && positional.is_empty() && copyable(receiver)).then_some(receiver)
         }
         "subscript" => {
-            let sub = value.child_by_field_name("subscript")?;
+            let sub = value.field("subscript")?;
             if sub.kind() != "slice" || sub.named_child_count() != 0 {
                 return None;
             }
-            let original = unparen(value.child_by_field_name("value")?);
+            let original = unparen(value.field("value")?);
             (copyable(original) && cx.is_known_list(original)).then_some(original)
         }
         _ => None,
@@ -140,7 +137,7 @@ fn copy_is_only_read<'t>(cx: &Checker<'t>, target: Node<'t>) -> bool {
 /// call, an item or attribute assignment, `del`, `+=`, or passing it to a call.
 fn original_changes_in<'t>(cx: &Checker<'t>, the_loop: Node<'t>, original: Node<'t>) -> bool {
     let text = cx.text(original);
-    let Some(body) = the_loop.child_by_field_name("body") else {
+    let Some(body) = the_loop.field("body") else {
         return true;
     };
     changes(cx, body, text)
@@ -154,8 +151,8 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
                 return true;
             }
             match n.kind() {
-                "attribute" => n = unparen(n.child_by_field_name("object").unwrap_or(n)),
-                "subscript" => n = unparen(n.child_by_field_name("value").unwrap_or(n)),
+                "attribute" => n = unparen(n.field("object").unwrap_or(n)),
+                "subscript" => n = unparen(n.field("value").unwrap_or(n)),
                 _ => return false,
             }
         }
@@ -169,11 +166,11 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
                 return true;
             }
             let copies = cx.calls(node, &["copy.deepcopy", "copy.copy", "builtins.list"]);
-            if !copies && let Some(args) = node.child_by_field_name("arguments") {
+            if !copies && let Some(args) = node.field("arguments") {
                 let mut c = args.walk();
                 let passes = args.named_children(&mut c).any(|a| {
                     let a = if a.kind() == "keyword_argument" {
-                        a.child_by_field_name("value").unwrap_or(a)
+                        a.field("value").unwrap_or(a)
                     } else {
                         a
                     };
@@ -185,7 +182,7 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
             }
         }
         "assignment" | "augmented_assignment" => {
-            if let Some(left) = node.child_by_field_name("left")
+            if let Some(left) = node.field("left")
                 && is_original(left)
                 && (left.kind() != "identifier" || node.kind() == "augmented_assignment")
             {

@@ -2,7 +2,7 @@
 
 use tree_sitter::Node;
 
-use crate::checker::{Checker, is_field, parent_unparen, unparen};
+use crate::checker::{Checker, NodeExt, is_field, parent_unparen, unparen};
 use crate::registry::Rule;
 
 pub(crate) mod ml101_list_as_queue;
@@ -197,10 +197,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
             let Some((grand, _)) = parent_unparen(parent) else {
                 return false;
             };
-            let method = parent
-                .child_by_field_name("attribute")
-                .map(|a| cx.text(a))
-                .unwrap_or("");
+            let method = parent.field("attribute").map(|a| cx.text(a)).unwrap_or("");
             if grand.kind() == "call" && is_field(grand, "function", parent) {
                 READ_METHODS.contains(&method)
             } else {
@@ -219,7 +216,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
             let Some(call) = parent.parent() else {
                 return false;
             };
-            let Some(func) = call.child_by_field_name("function") else {
+            let Some(func) = call.field("function") else {
                 return false;
             };
             if cx.refers_to(func, PURE_BUILTINS) {
@@ -236,10 +233,10 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
             // `", ".join(y)`
             func.kind() == "attribute"
                 && func
-                    .child_by_field_name("attribute")
+                    .field("attribute")
                     .is_some_and(|a| cx.text(a) == "join")
                 && func
-                    .child_by_field_name("object")
+                    .field("object")
                     .is_some_and(|o| unparen(o).kind() == "string")
         }
         "keyword_argument" => {
@@ -247,7 +244,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
             parent
                 .parent()
                 .and_then(|args| args.parent())
-                .and_then(|call| call.child_by_field_name("function"))
+                .and_then(|call| call.field("function"))
                 .is_some_and(|f| {
                     unparen(f).kind() == "identifier"
                         && cx.text(unparen(f)) == "print"
@@ -263,13 +260,13 @@ pub(crate) fn method_call<'t>(
     cx: &Checker<'t>,
     call: Node<'t>,
 ) -> Option<(Node<'t>, &'t str, Node<'t>)> {
-    let func = unparen(call.child_by_field_name("function")?);
+    let func = unparen(call.field("function")?);
     if func.kind() != "attribute" {
         return None;
     }
-    let receiver = unparen(func.child_by_field_name("object")?);
-    let name = cx.text(func.child_by_field_name("attribute")?);
-    let args = call.child_by_field_name("arguments")?;
+    let receiver = unparen(func.field("object")?);
+    let name = cx.text(func.field("attribute")?);
+    let args = call.field("arguments")?;
     Some((receiver, name, args))
 }
 
@@ -289,11 +286,8 @@ pub(crate) fn keyword_arg<'t>(cx: &Checker<'t>, args: Node<'t>, name: &str) -> O
     let mut c = args.walk();
     args.named_children(&mut c)
         .filter(|a| a.kind() == "keyword_argument")
-        .find(|a| {
-            a.child_by_field_name("name")
-                .is_some_and(|n| cx.text(n) == name)
-        })
-        .and_then(|a| a.child_by_field_name("value"))
+        .find(|a| a.field("name").is_some_and(|n| cx.text(n) == name))
+        .and_then(|a| a.field("value"))
 }
 
 /// Whether `node` is the integer literal zero.
