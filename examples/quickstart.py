@@ -8,7 +8,7 @@ _CACHE = {}  # module-level cache, never bounded
 
 def load_record(i):
     if i not in _CACHE:
-        _CACHE[i] = {"id": i, "payload": "x" * 2000}  # kept forever
+        _CACHE[i] = {"id": i, "payload": str(i) * 400}  # kept forever
     return _CACHE[i]
 
 

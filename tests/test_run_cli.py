@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import site_bytes
+from conftest import line_of, site_bytes
 
 
 def test_exit_status_passes_through(runner):
@@ -115,3 +115,20 @@ def test_names_from_the_program_are_escaped_in_text(runner):
     json_report = runner.report("esc.mlens", "leaks")
     assert any("\x1b[31mred" in s["function"] for s in json_report["sites"])
     assert json.dumps(json_report)  # valid JSON
+
+
+def test_bundled_example_shows_findings_with_evidence(runner):
+    import shutil
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "quickstart.py"
+    script = runner.dir / "quickstart.py"
+    shutil.copy(example, script)
+    proc = runner.memlens("run", "-o", "q.mlens", "quickstart.py")
+    assert proc.returncode == 0, proc.stderr
+    report = runner.report("q.mlens")
+    by_rule = {f["rule"]: f for f in report["findings"]}
+    assert by_rule["MR001"]["line"] == line_of(script, "kept forever")
+    assert by_rule["MR002"]["line"] == line_of(script, "a full copy per pass")
+    assert by_rule["MR003"]["line"] == line_of(script, "the peak")
+    assert "MR001" in proc.stderr and "fix:" in proc.stderr

@@ -152,6 +152,7 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
             Record::Alloc {
                 addr, size, stack, ..
             } => {
+                events += 1;
                 let (bytes, count) = weigh(size);
                 if let Some(old) = live.insert(addr, Block { stack, bytes }) {
                     // A block we missed the free of (its free raced the stop): drop it.

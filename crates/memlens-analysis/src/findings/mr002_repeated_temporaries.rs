@@ -43,9 +43,10 @@ fn check(report: &Report) -> Vec<Finding> {
                     .collect::<Vec<_>>()
                     .join(" "),
                 evidence: format!(
-                    "allocated {} ({}x what it holds at the peak)",
+                    "allocated {} at this line; held at the peak {}, at exit {}",
                     mib(s.allocated_bytes),
-                    s.allocated_bytes / held.max(1)
+                    mib(s.peak_bytes),
+                    mib(s.leaked_bytes)
                 ),
             }
         })

@@ -195,7 +195,15 @@ fn summarize(capture: &std::path::Path) {
         top: 5,
         show_source: true,
     };
-    let _ = memlens_report::text::render(&report, memlens_analysis::View::Peak, &options, &mut out);
+    // Peak lines, then leaks, then findings last, where they are read.
+    let mut without_findings = report.clone();
+    without_findings.findings.clear();
+    let _ = memlens_report::text::render(
+        &without_findings,
+        memlens_analysis::View::Peak,
+        &options,
+        &mut out,
+    );
     if report.totals.leaked_bytes > 0 {
         let _ = writeln!(out);
         let _ = memlens_report::text::render_sites(
@@ -204,6 +212,10 @@ fn summarize(capture: &std::path::Path) {
             &options,
             &mut out,
         );
+    }
+    if !report.findings.is_empty() {
+        let _ = writeln!(out);
+        let _ = memlens_report::text::render_findings(&report, &mut out);
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Capture: {}", capture.display());
