@@ -159,26 +159,38 @@ fn class_keep<'t>(
         };
     };
     let members = statements(bytes, lines, first, stmt.end, indent);
+    // Class-level containers (ML107): the members that mention `.name` are the ones that can
+    // mutate or shadow them through `self`.
+    let containers: Vec<&str> = members
+        .iter()
+        .filter_map(|m| {
+            let head = skip_decorators(text[m.clone()].trim_start());
+            assigned_name(head).filter(|_| is_container_value(head))
+        })
+        .collect();
     let mut parts: Vec<Range<usize>> = Vec::with_capacity(4);
     parts.push(stmt.start..first);
     for m in &members {
         let member = &text[m.clone()];
-        let head = skip_decorators(member.trim_start());
-        if assigned_name(head).is_some() && is_container_value(head) {
-            // A class-level container (ML107) needs every method.
-            collect_receivers(chunk, receivers);
-            return Keep::All;
-        }
         if nested_class_container(member) {
             collect_receivers(chunk, receivers);
             return Keep::All;
         }
+        let head = skip_decorators(member.trim_start());
+        let is_container = assigned_name(head).is_some() && is_container_value(head);
+        let touches_container = containers.iter().any(|c| {
+            member.match_indices(c).any(|(pos, _)| {
+                member[..pos].ends_with('.') && !member[pos + c.len()..].starts_with(is_ident_char)
+            })
+        });
         if interesting(member) {
             if member.contains("self.") && needs_class(member) {
                 collect_receivers(chunk, receivers);
                 return Keep::All;
             }
             collect_receivers(member, receivers);
+            parts.push(m.clone());
+        } else if is_container || touches_container {
             parts.push(m.clone());
         }
     }
