@@ -12,9 +12,18 @@ pub struct Args {
     list: bool,
 }
 
-/// Every registry `explain` can look a rule up in, in order: lint rules, then (later) run-time
-/// rules.
-const REGISTRIES: &[fn(&str) -> Option<String>] = &[memlens_lint::explain];
+/// Every registry `explain` can look a rule up in, in order: lint rules (ML...), then run-time
+/// findings (MR...).
+const REGISTRIES: &[fn(&str) -> Option<String>] = &[memlens_lint::explain, explain_runtime];
+
+/// The page of a run-time rule: its code and title, then its documentation.
+fn explain_runtime(code: &str) -> Option<String> {
+    let rule = memlens_analysis::findings::explain(code)?;
+    Some(format!(
+        "# {}: {}\n\nA run-time finding of `memlens run` and `memlens report`.\n\n{}",
+        rule.code, rule.title, rule.doc
+    ))
+}
 
 /// Runs `memlens explain`: 0 with the rule's page, 2 for an unknown rule.
 pub fn exec(args: Args) -> anyhow::Result<u8> {
@@ -29,6 +38,14 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
                 rule.code(),
                 rule.name(),
                 rule.summary()
+            )?;
+        }
+        for rule in memlens_analysis::findings::RULES {
+            writeln!(
+                out,
+                "{}  {:<26} (run time)",
+                rule.code,
+                rule.title.replace(' ', "-")
             )?;
         }
         return Ok(0);
