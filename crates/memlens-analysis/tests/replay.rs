@@ -10,18 +10,66 @@ const LIB: &str = "/usr/lib/python3.11/";
 /// 1 = app.py:20, 2 = json:5; stacks: 1 = [app:10], 2 = [app:20], 3 = [app:20 -> json:5].
 fn defs() -> Vec<Record> {
     vec![
-        Record::String { id: 0, text: "main".into() },
-        Record::String { id: 1, text: "/src/app.py".into() },
-        Record::String { id: 2, text: "dumps".into() },
-        Record::String { id: 3, text: format!("{LIB}json/__init__.py") },
-        Record::Function { id: 0, name: 0, qualname: 0, file: 1, first_line: 1 },
-        Record::Function { id: 1, name: 2, qualname: 2, file: 3, first_line: 1 },
-        Record::Frame { id: 0, function: 0, line: 10 },
-        Record::Frame { id: 1, function: 0, line: 20 },
-        Record::Frame { id: 2, function: 1, line: 5 },
-        Record::Stack { id: 1, parent: 0, frame: 0 },
-        Record::Stack { id: 2, parent: 0, frame: 1 },
-        Record::Stack { id: 3, parent: 2, frame: 2 },
+        Record::String {
+            id: 0,
+            text: "main".into(),
+        },
+        Record::String {
+            id: 1,
+            text: "/src/app.py".into(),
+        },
+        Record::String {
+            id: 2,
+            text: "dumps".into(),
+        },
+        Record::String {
+            id: 3,
+            text: format!("{LIB}json/__init__.py"),
+        },
+        Record::Function {
+            id: 0,
+            name: 0,
+            qualname: 0,
+            file: 1,
+            first_line: 1,
+        },
+        Record::Function {
+            id: 1,
+            name: 2,
+            qualname: 2,
+            file: 3,
+            first_line: 1,
+        },
+        Record::Frame {
+            id: 0,
+            function: 0,
+            line: 10,
+        },
+        Record::Frame {
+            id: 1,
+            function: 0,
+            line: 20,
+        },
+        Record::Frame {
+            id: 2,
+            function: 1,
+            line: 5,
+        },
+        Record::Stack {
+            id: 1,
+            parent: 0,
+            frame: 0,
+        },
+        Record::Stack {
+            id: 2,
+            parent: 0,
+            frame: 1,
+        },
+        Record::Stack {
+            id: 3,
+            parent: 2,
+            frame: 2,
+        },
     ]
 }
 
@@ -45,11 +93,20 @@ fn capture(mode: Mode, rate: u64, chunks: &[Vec<Record>]) -> Vec<u8> {
 }
 
 fn alloc(addr: u64, size: u64, stack: u32) -> Record {
-    Record::Alloc { addr, size, stack, domain: Domain::Native }
+    Record::Alloc {
+        addr,
+        size,
+        stack,
+        domain: Domain::Native,
+    }
 }
 
 fn site(report: &memlens_analysis::Report, line: u32) -> &memlens_analysis::Site {
-    report.sites.iter().find(|s| s.location.line == line).expect("site")
+    report
+        .sites
+        .iter()
+        .find(|s| s.location.line == line)
+        .expect("site")
 }
 
 #[test]
@@ -62,7 +119,14 @@ fn peak_set_is_the_live_set_at_the_last_mark() {
         Record::Free { addr: 0x2000 },
         alloc(0x3000, 50, 2),
         alloc(0x4000, 120, 3), // live 270 < 400: not a new peak
-        Record::Counters { time_ns: 1, live: 270, peak: 400, allocated: 570, allocations: 4, rss: 9 },
+        Record::Counters {
+            time_ns: 1,
+            live: 270,
+            peak: 400,
+            allocated: 570,
+            allocations: 4,
+            rss: 9,
+        },
         Record::End,
     ]);
     let report = analyze(&capture(Mode::Exact, 1, &[events]), &Options::default()).unwrap();
@@ -72,11 +136,18 @@ fn peak_set_is_the_live_set_at_the_last_mark() {
     assert_eq!(site(&report, 20).leaked_bytes, 170);
     assert_eq!(site(&report, 20).allocated_bytes, 470);
     assert_eq!(site(&report, 20).allocations, 3);
-    assert_eq!(site(&report, 20).stack[0].line, 20, "the heaviest stack is shown");
+    assert_eq!(
+        site(&report, 20).stack[0].line,
+        20,
+        "the heaviest stack is shown"
+    );
     assert_eq!(report.totals.peak_bytes, 400);
     assert_eq!(report.meta.events, 5, "four allocations and one free");
     assert!(report.meta.warning.is_none());
-    let top: Vec<u32> = report.top_sites(View::Peak).map(|s| s.location.line).collect();
+    let top: Vec<u32> = report
+        .top_sites(View::Peak)
+        .map(|s| s.location.line)
+        .collect();
     assert_eq!(top, vec![20, 10]);
 }
 
@@ -87,9 +158,19 @@ fn library_frames_fold_into_the_calling_user_line_and_the_full_stack_is_kept() {
     let report = analyze(&capture(Mode::Exact, 1, &[events]), &Options::default()).unwrap();
     assert_eq!(report.sites.len(), 1);
     let s = &report.sites[0];
-    assert_eq!((s.location.file.as_str(), s.location.line), ("/src/app.py", 20));
-    let stack: Vec<(String, u32)> = s.stack.iter().map(|l| (l.function.clone(), l.line)).collect();
-    assert_eq!(stack, vec![("dumps".to_string(), 5), ("main".to_string(), 20)]);
+    assert_eq!(
+        (s.location.file.as_str(), s.location.line),
+        ("/src/app.py", 20)
+    );
+    let stack: Vec<(String, u32)> = s
+        .stack
+        .iter()
+        .map(|l| (l.function.clone(), l.line))
+        .collect();
+    assert_eq!(
+        stack,
+        vec![("dumps".to_string(), 5), ("main".to_string(), 20)]
+    );
 }
 
 #[test]
@@ -114,7 +195,11 @@ fn sampled_blocks_are_weighted_back_to_unbiased_estimates() {
     let mut events = defs();
     events.push(alloc(0x1000, 500, 1));
     events.push(Record::End);
-    let report = analyze(&capture(Mode::Sampling, rate, &[events]), &Options::default()).unwrap();
+    let report = analyze(
+        &capture(Mode::Sampling, rate, &[events]),
+        &Options::default(),
+    )
+    .unwrap();
     let p = 1.0 - (-(500.0f64) / rate as f64).exp();
     let expected = (500.0 / p).round() as u64;
     assert_eq!(site(&report, 10).allocated_bytes, expected);
@@ -132,12 +217,19 @@ fn a_cut_capture_reports_whole_chunks_with_a_warning() {
     assert_eq!(site(&report, 10).leaked_bytes, 100);
     assert!(report.sites.iter().all(|s| s.location.line != 20));
     let warning = report.meta.warning.unwrap();
-    assert!(warning.starts_with("capture truncated at offset"), "{warning}");
+    assert!(
+        warning.starts_with("capture truncated at offset"),
+        "{warning}"
+    );
 }
 
 #[test]
 fn an_empty_capture_is_an_empty_report() {
-    let report = analyze(&capture(Mode::Exact, 1, &[vec![Record::End]]), &Options::default()).unwrap();
+    let report = analyze(
+        &capture(Mode::Exact, 1, &[vec![Record::End]]),
+        &Options::default(),
+    )
+    .unwrap();
     assert!(report.sites.is_empty());
     assert!(report.findings.is_empty());
     assert_eq!(report.totals.peak_bytes, 0);
@@ -148,6 +240,8 @@ fn corruption_is_an_error_naming_the_offset() {
     let mut bytes = capture(Mode::Exact, 1, &[defs()]);
     let n = bytes.len();
     bytes[n - 1] ^= 0xff;
-    let err = analyze(&bytes, &Options::default()).unwrap_err().to_string();
+    let err = analyze(&bytes, &Options::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("capture corrupt at offset "), "{err}");
 }
