@@ -61,3 +61,15 @@ def test_double_start_is_an_error_and_tracking_goes_on(runner):
     """)
     assert "error: memory tracking is already active" in proc.stdout
     assert proc.stdout.strip().endswith("done")
+
+
+def test_a_capture_left_open_is_finished_at_exit(runner):
+    run_python(runner, """
+        import memlens
+        memlens.track("open.mlens").__enter__()
+        keep = bytearray(20_000_000)   # OPEN
+    """)
+    report = runner.report("open.mlens", "leaks")
+    assert report["meta"]["warning"] is None, report["meta"]["warning"]
+    script = runner.dir / "api.py"
+    assert site_bytes(report, script, line_of(script, "# OPEN"), "leaked_bytes") >= 20_000_000

@@ -14,6 +14,7 @@ or run a whole program with ``memlens run script.py``.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -66,8 +67,18 @@ def _install_process_hooks() -> None:
 
     threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
     _patch_spawn()
+    atexit.register(_stop_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _stop_at_exit() -> None:
+    """Finishes a capture that the program left open (a tracker started without `with`)."""
+    if _native.is_active():
+        try:
+            _stop()
+        except Exception as exc:
+            print(f"memlens: could not finish the capture: {exc}", file=sys.stderr)
 
 
 def _patch_spawn() -> None:
