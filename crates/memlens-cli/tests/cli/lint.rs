@@ -288,8 +288,16 @@ fn explain_unknown_rule_and_list() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     // Ten lint rules, then the three run-time rules.
-    assert_eq!(text.lines().filter(|l| l.starts_with("ML1")).count(), 10, "{text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("MR0")).count(), 3, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ML1")).count(),
+        10,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("MR0")).count(),
+        3,
+        "{text}"
+    );
     assert!(text.starts_with("ML101  list-as-queue"), "{text}");
     let out = memlens(dir.path(), &["explain"]);
     assert_eq!(out.status.code(), Some(2));
