@@ -130,5 +130,5 @@ def test_bundled_example_shows_findings_with_evidence(runner):
     by_rule = {f["rule"]: f for f in report["findings"]}
     assert by_rule["MR001"]["line"] == line_of(script, "kept forever")
     assert by_rule["MR002"]["line"] == line_of(script, "a full copy per pass")
-    assert by_rule["MR003"]["line"] == line_of(script, "the peak")
+    assert by_rule["MR003"]["line"] == line_of(script, "one big string: the peak")
     assert "MR001" in proc.stderr and "fix:" in proc.stderr
