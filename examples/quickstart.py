@@ -23,7 +23,7 @@ def total_length(rows):
 def main():
     rows = [load_record(i) for i in range(20_000)]
     print("copies:", total_length(rows))
-    blob = json.dumps(rows)  # one big string: the peak
+    blob = json.dumps(rows * 2)  # one big string: the peak
     print("json bytes:", len(blob))
 
 
