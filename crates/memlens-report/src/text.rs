@@ -140,11 +140,15 @@ pub fn render_sites(
 ) -> std::io::Result<()> {
     let t = &report.totals;
     writeln!(out, "{}:", view_title(view))?;
+    // Sampled site figures are estimates and may sum past the exact total: share them out of
+    // whichever is larger, so no line shows more than 100%.
+    let estimated: u64 = report.sites.iter().map(|s| s.bytes(view)).sum();
     let total = match view {
         View::Peak => t.peak_bytes,
         View::Leaks => t.leaked_bytes,
         View::Allocations => t.allocated_bytes,
     }
+    .max(estimated)
     .max(1);
     let mut any = false;
     for site in report.top_sites(view).take(options.top) {
@@ -175,6 +179,35 @@ pub fn render_sites(
 #[cfg(test)]
 mod tests {
     use super::escape_terminal;
+    use memlens_analysis::{Location, Report, Site, View};
+
+    #[test]
+    fn shares_never_exceed_100_percent_when_estimates_pass_the_exact_total() {
+        let mut report = Report::default();
+        report.totals.leaked_bytes = 100;
+        report.sites.push(Site {
+            location: Location {
+                file: "<string>".into(),
+                line: 1,
+                function: "f".into(),
+            },
+            peak_bytes: 0,
+            leaked_bytes: 150,
+            allocated_bytes: 150,
+            allocations: 1,
+            stack: Vec::new(),
+        });
+        let mut out = Vec::new();
+        super::render_sites(
+            &report,
+            View::Leaks,
+            &super::TextOptions::default(),
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("100.0%"), "{text}");
+    }
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {
