@@ -19,10 +19,12 @@
 pub mod findings;
 mod model;
 mod replay;
+mod units;
 
 pub use findings::{Finding, Severity};
 pub use model::{Location, Meta, Report, Site, Timeline, TimelinePoint, Totals, View};
 pub use replay::{Options, analyze};
+pub use units::human_bytes;
 
 /// Why a capture could not be analysed.
 #[derive(Debug, thiserror::Error)]

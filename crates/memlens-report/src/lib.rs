@@ -14,9 +14,7 @@
 
 pub mod json;
 pub mod text;
-mod units;
-
-pub use units::human_bytes;
+pub use memlens_analysis::human_bytes;
 
 use memlens_analysis::{Report, View};
 

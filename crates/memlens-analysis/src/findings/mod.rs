@@ -80,19 +80,3 @@ pub fn explain(code: &str) -> Option<&'static Rule> {
 }
 
 const MIB: u64 = 1 << 20;
-
-/// Bytes in binary units (`512 B`, `1.5 KiB`, `60.0 MiB`).
-pub(crate) fn mib(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}

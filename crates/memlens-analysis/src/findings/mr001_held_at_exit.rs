@@ -1,5 +1,6 @@
 //! MR001: a line whose memory is still alive when the program ends.
-use super::{Finding, MIB, Rule, Severity, mib};
+use super::{Finding, MIB, Rule, Severity};
+use crate::human_bytes;
 use crate::model::{Report, View};
 
 pub(super) const RULE: Rule = Rule {
@@ -29,19 +30,17 @@ fn check(report: &Report) -> Vec<Finding> {
             bytes: s.leaked_bytes,
             message: format!(
                 "{} allocated here is still alive at exit ({:.0}% of the peak)",
-                mib(s.leaked_bytes),
+                human_bytes(s.leaked_bytes),
                 s.leaked_bytes as f64 * 100.0 / peak as f64
             ),
             fix: "if this is a cache or registry, bound it (functools.lru_cache(maxsize=...)) or clear it \
                   when done; hold back-references with weakref; `del` globals no longer needed"
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+                .to_owned(),
             evidence: format!(
                 "leaked {} of {} allocated at this line; peak {}",
-                mib(s.leaked_bytes),
-                mib(s.allocated_bytes),
-                mib(report.totals.peak_bytes)
+                human_bytes(s.leaked_bytes),
+                human_bytes(s.allocated_bytes),
+                human_bytes(report.totals.peak_bytes)
             ),
         })
         .collect()

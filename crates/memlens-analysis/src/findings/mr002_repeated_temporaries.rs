@@ -1,5 +1,6 @@
 //! MR002: a line that allocates far more over the run than it ever holds at once.
-use super::{Finding, MIB, Rule, Severity, mib};
+use super::{Finding, MIB, Rule, Severity};
+use crate::human_bytes;
 use crate::model::{Report, View};
 
 pub(super) const RULE: Rule = Rule {
@@ -33,20 +34,18 @@ fn check(report: &Report) -> Vec<Finding> {
                 bytes: s.allocated_bytes,
                 message: format!(
                     "{} allocated here over the run in {} allocations, but at most {} held at once",
-                    mib(s.allocated_bytes),
+                    human_bytes(s.allocated_bytes),
                     s.allocations,
-                    mib(held)
+                    human_bytes(held)
                 ),
                 fix: "avoid rebuilding the copy each time: reuse a buffer, iterate lazily (generators), \
                       or use in-place operations (numpy: out=, +=)"
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                .to_owned(),
                 evidence: format!(
                     "allocated {} at this line; held at the peak {}, at exit {}",
-                    mib(s.allocated_bytes),
-                    mib(s.peak_bytes),
-                    mib(s.leaked_bytes)
+                    human_bytes(s.allocated_bytes),
+                    human_bytes(s.peak_bytes),
+                    human_bytes(s.leaked_bytes)
                 ),
             }
         })

@@ -1,5 +1,6 @@
 //! MR003: one line holds most of the peak.
-use super::{Finding, MIB, Rule, Severity, mib};
+use super::{Finding, MIB, Rule, Severity};
+use crate::human_bytes;
 use crate::model::{Report, View};
 
 pub(super) const RULE: Rule = Rule {
@@ -28,18 +29,16 @@ fn check(report: &Report) -> Vec<Finding> {
             bytes: s.peak_bytes,
             message: format!(
                 "this line holds {} of the {} peak ({:.0}%)",
-                mib(s.peak_bytes),
-                mib(report.totals.peak_bytes),
+                human_bytes(s.peak_bytes),
+                human_bytes(report.totals.peak_bytes),
                 s.peak_bytes as f64 * 100.0 / peak as f64
             ),
             fix: "stream or chunk the data instead of building it whole (json.dump to a file, \
                   iterate files line by line, process in batches); del large intermediates early"
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+                .to_owned(),
             evidence: format!(
                 "peak {} at {:.2} s",
-                mib(report.totals.peak_bytes),
+                human_bytes(report.totals.peak_bytes),
                 report.totals.peak_time_s
             ),
         })
