@@ -81,6 +81,7 @@ def run(
     # The program's globals stay alive until tracking stops, as they would until interpreter
     # shutdown, so "leaks" means what the program still held when it ended.
     held = None
+    failure = None
     saved_main = sys.modules.get("__main__")
     memlens._start(output, exact, sample_rate, native, follow_fork)
     status = 0
@@ -99,12 +100,8 @@ def run(
         traceback.print_exc()
         status = 130
     except BaseException:
-        # Show the program's traceback as Python would, without memlens's own frames.
-        etype, value, tb = sys.exc_info()
-        ours = (__file__, runpy.__file__, "<frozen runpy>")
-        while tb is not None and tb.tb_frame.f_code.co_filename in ours:
-            tb = tb.tb_next
-        traceback.print_exception(etype, value, tb)
+        # Printed once tracking has stopped, so the printing is not in the report.
+        failure = sys.exc_info()
         status = 1
     finally:
         # Like interpreter exit: wait for the program's non-daemon threads first.
@@ -121,4 +118,12 @@ def run(
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
         del held
+    if failure is not None:
+        # Show the program's traceback as Python would, without memlens's own frames.
+        etype, value, tb = failure
+        ours = (__file__, runpy.__file__, "<frozen runpy>")
+        while tb is not None and tb.tb_frame.f_code.co_filename in ours:
+            tb = tb.tb_next
+        traceback.print_exception(etype, value, tb)
+        sys.stderr.flush()
     return status
