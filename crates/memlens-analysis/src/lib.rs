@@ -22,7 +22,10 @@ mod replay;
 mod units;
 
 pub use findings::{Finding, Severity};
-pub use model::{Location, Meta, Report, Site, Timeline, TimelinePoint, Totals, View};
+pub use model::{
+    CallNode, CallTree, CheckpointMark, Flame, Location, Meta, Moment, Report, Site, StackValue,
+    ThreadInfo, Timeline, TimelinePoint, Totals, View,
+};
 pub use replay::{Options, analyze};
 pub use units::human_bytes;
 

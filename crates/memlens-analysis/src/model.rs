@@ -9,6 +9,8 @@ pub enum View {
     Leaks,
     /// Everything allocated during the run.
     Allocations,
+    /// Allocated and freed again soon after (see `Options` for "soon").
+    Temporary,
 }
 
 impl View {
@@ -18,8 +20,12 @@ impl View {
             View::Peak => "peak",
             View::Leaks => "leaks",
             View::Allocations => "allocations",
+            View::Temporary => "temporary",
         }
     }
+
+    /// Every view, in the order reports list them.
+    pub const ALL: [View; 4] = [View::Peak, View::Leaks, View::Allocations, View::Temporary];
 }
 
 /// A source location.
@@ -46,6 +52,8 @@ pub struct Site {
     pub allocated_bytes: u64,
     /// Estimated number of allocations.
     pub allocations: u64,
+    /// Estimated bytes allocated and freed again soon after (the temporary view).
+    pub temporary_bytes: u64,
     /// The heaviest full stack through this site, innermost frame first.
     pub stack: Vec<Location>,
 }
@@ -57,6 +65,7 @@ impl Site {
             View::Peak => self.peak_bytes,
             View::Leaks => self.leaked_bytes,
             View::Allocations => self.allocated_bytes,
+            View::Temporary => self.temporary_bytes,
         }
     }
 }
@@ -113,6 +122,78 @@ pub struct TimelinePoint {
 /// Memory over time, thinned to a bounded number of points.
 pub type Timeline = Vec<TimelinePoint>;
 
+/// A thread of the profiled program.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThreadInfo {
+    /// The tracker's thread id (as in the capture).
+    pub id: u64,
+    /// The thread's name (`"MainThread"`, or the name given to `threading.Thread`).
+    pub name: String,
+}
+
+/// Every stack of the run merged into one call tree, which flame graphs index into.
+///
+/// Node 0 is the root and has no frame; every other node's parent has a smaller index, so one
+/// forward pass visits parents before children.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallTree {
+    /// Distinct frames (file, line, function), referenced by [`CallNode::frame`].
+    pub frames: Vec<Location>,
+    /// The nodes; `nodes[0]` is the root.
+    pub nodes: Vec<CallNode>,
+}
+
+/// One node of a [`CallTree`]: a frame called from its parent node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallNode {
+    /// Index of the calling node (0 for outermost frames; the root's own parent is 0).
+    pub parent: u32,
+    /// Index into [`CallTree::frames`] (unused for the root).
+    pub frame: u32,
+}
+
+/// A view's figure for one allocating stack (a call-tree node) on one thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StackValue {
+    /// The allocating stack: a node of [`Report::calls`].
+    pub node: u32,
+    /// Index into [`Report::threads`].
+    pub thread: u32,
+    /// Estimated bytes.
+    pub bytes: u64,
+    /// Estimated number of allocations.
+    pub count: u64,
+}
+
+/// One view's flame graph: self figures per allocating stack and thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flame {
+    /// Which question it answers.
+    pub view: View,
+    /// Non-zero figures only.
+    pub values: Vec<StackValue>,
+}
+
+/// The live set at one moment of the run (what the timeline shows when clicked).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Moment {
+    /// Seconds from start.
+    pub time_s: f64,
+    /// Exact tracked live bytes then.
+    pub live_bytes: u64,
+    /// Estimated live bytes per stack and thread then.
+    pub values: Vec<StackValue>,
+}
+
+/// A `memlens.checkpoint(label)` mark.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CheckpointMark {
+    /// Seconds from start.
+    pub time_s: f64,
+    /// The label given.
+    pub label: String,
+}
+
 /// Everything a renderer needs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Report {
@@ -126,9 +207,24 @@ pub struct Report {
     pub timeline: Timeline,
     /// What the run-time rules found.
     pub findings: Vec<crate::Finding>,
+    /// Threads seen, indexed by [`StackValue::thread`].
+    pub threads: Vec<ThreadInfo>,
+    /// The call tree all flames and moments index into.
+    pub calls: CallTree,
+    /// One flame graph per view that has data.
+    pub flames: Vec<Flame>,
+    /// The live set at a bounded number of moments along the timeline.
+    pub moments: Vec<Moment>,
+    /// Checkpoint marks, in order.
+    pub checkpoints: Vec<CheckpointMark>,
 }
 
 impl Report {
+    /// The flame graph of `view`, if the analysis built one.
+    pub fn flame(&self, view: View) -> Option<&Flame> {
+        self.flames.iter().find(|f| f.view == view)
+    }
+
     /// Sites with a non-zero figure for `view`, largest first.
     pub fn top_sites(&self, view: View) -> impl Iterator<Item = &Site> {
         let mut sites: Vec<&Site> = self.sites.iter().filter(|s| s.bytes(view) > 0).collect();

@@ -229,6 +229,7 @@ pub fn analyze(capture: &[u8], options: &Options) -> Result<Report, AnalysisErro
         sites,
         timeline: thin(timeline, options.max_timeline_points),
         findings: Vec::new(),
+        ..Report::default()
     };
     report.findings = crate::findings::check(&report);
     Ok(report)
@@ -307,6 +308,7 @@ fn aggregate_sites(
                 leaked_bytes: 0,
                 allocated_bytes: 0,
                 allocations: 0,
+                temporary_bytes: 0,
                 stack: Vec::new(),
             },
             best: -1.0,

@@ -57,6 +57,7 @@ fn view_title(view: View) -> &'static str {
         View::Peak => "Top lines at the peak (live when memory use was highest)",
         View::Leaks => "Top lines still holding memory at exit (leaks)",
         View::Allocations => "Top lines by bytes allocated over the run",
+        View::Temporary => "Top lines by bytes allocated and freed soon after (temporaries)",
     }
 }
 
@@ -147,6 +148,8 @@ pub fn render_sites(
         View::Peak => t.peak_bytes,
         View::Leaks => t.leaked_bytes,
         View::Allocations => t.allocated_bytes,
+        // No exact counter: the estimates are the total.
+        View::Temporary => 0,
     }
     .max(estimated)
     .max(1);
@@ -195,6 +198,7 @@ mod tests {
             leaked_bytes: 150,
             allocated_bytes: 150,
             allocations: 1,
+            temporary_bytes: 0,
             stack: Vec::new(),
         });
         let mut out = Vec::new();
