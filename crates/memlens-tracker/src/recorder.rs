@@ -55,15 +55,19 @@ pub(crate) struct ThreadBuffer {
     pub events: Mutex<Vec<Event>>,
 }
 
+/// Interning maps hash pointers and small ids: SipHash's DoS resistance buys nothing here and
+/// cost a third of exact mode's instructions.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 /// Interning tables: code objects, frames and stack nodes get small ids, and each new
 /// definition is queued as a record for the writer.
 #[derive(Default)]
 pub(crate) struct Interner {
-    strings: HashMap<String, u32>,
-    functions: HashMap<CodeKey, u32>,
-    raw_frames: HashMap<RawFrame, (CodeKey, u32)>,
-    frames: HashMap<(u32, u32), u32>,
-    stacks: HashMap<(u32, u32), u32>,
+    strings: FastMap<String, u32>,
+    functions: FastMap<CodeKey, u32>,
+    raw_frames: FastMap<RawFrame, (CodeKey, u32)>,
+    frames: FastMap<(u32, u32), u32>,
+    stacks: FastMap<(u32, u32), u32>,
     next_function: u32,
     next_frame: u32,
     next_stack: u32,
@@ -132,27 +136,101 @@ impl Interner {
         id
     }
 
-    /// Interns a stack given innermost first; returns its id (0 for an empty stack).
+    /// Interns the stack `raw` called from stack `parent` (0: the outermost frame); returns its id.
     ///
     /// # Safety
     /// As for [`Interner::frame`].
-    unsafe fn stack(&mut self, layout: &Layout, frames: &[RawFrame]) -> u32 {
-        let mut parent = 0u32;
-        for raw in frames.iter().rev() {
-            // SAFETY: forwarded.
-            let frame = unsafe { self.frame(layout, *raw) };
-            parent = match self.stacks.get(&(parent, frame)) {
-                Some(&id) => id,
-                None => {
-                    self.next_stack += 1;
-                    let id = self.next_stack;
-                    self.stacks.insert((parent, frame), id);
-                    self.pending.push(Record::Stack { id, parent, frame });
-                    id
-                }
-            };
+    unsafe fn child(&mut self, layout: &Layout, parent: u32, raw: RawFrame) -> u32 {
+        // SAFETY: forwarded.
+        let frame = unsafe { self.frame(layout, raw) };
+        match self.stacks.get(&(parent, frame)) {
+            Some(&id) => id,
+            None => {
+                self.next_stack += 1;
+                let id = self.next_stack;
+                self.stacks.insert((parent, frame), id);
+                self.pending.push(Record::Stack { id, parent, frame });
+                id
+            }
         }
-        parent
+    }
+}
+
+/// Slots in each thread's stack cache: 32 KiB per thread.
+const STACK_CACHE_SLOTS: usize = 1 << 10;
+
+/// One entry of a thread's stack cache: "frame `raw` called from stack `parent` is stack `id`".
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CachedStack {
+    parent: u32,
+    id: u32,
+    raw: RawFrame,
+    /// The code object's identity beyond its address (a freed code object's address can be
+    /// reused by another).
+    key: CodeKey,
+}
+
+impl Default for CachedStack {
+    /// An empty slot: id 0 is never a stack with a frame.
+    fn default() -> Self {
+        CachedStack {
+            parent: 0,
+            id: 0,
+            raw: RawFrame::default(),
+            key: CodeKey {
+                code: 0,
+                name: 0,
+                file: 0,
+                first_line: 0,
+            },
+        }
+    }
+}
+
+/// A thread's lock-free front for the shared interner. Most allocations share all but their
+/// innermost frame (often all but its instruction offset) with the thread's previous
+/// allocation: the common outer part keeps the ids it had, and each remaining frame is looked
+/// up in a small direct-mapped cache before the shared, locked interner.
+struct StackCache {
+    /// The previous stack, outermost frame first, with `ids[i]` the id of the stack whose
+    /// innermost frame is `frames[i]`. Outermost first so that a new stack only overwrites
+    /// what changed, in place.
+    frames: Vec<RawFrame>,
+    ids: Vec<u32>,
+    /// Frames of the previous stack in use.
+    depth: usize,
+    /// The recorder the ids belong to.
+    recorder: usize,
+    slots: Vec<CachedStack>,
+}
+
+impl StackCache {
+    const fn new() -> Self {
+        StackCache {
+            frames: Vec::new(),
+            ids: Vec::new(),
+            depth: 0,
+            recorder: 0,
+            slots: Vec::new(),
+        }
+    }
+
+    fn reset(&mut self, recorder: usize) {
+        self.frames.clear();
+        self.frames.resize(MAX_DEPTH, RawFrame::default());
+        self.ids.clear();
+        self.ids.resize(MAX_DEPTH, 0);
+        self.depth = 0;
+        self.slots.clear();
+        self.slots.resize(STACK_CACHE_SLOTS, CachedStack::default());
+        self.recorder = recorder;
+    }
+
+    #[inline(always)]
+    fn slot(parent: u32, raw: RawFrame) -> usize {
+        let h = (raw.code as u64 ^ (u64::from(parent) << 32) ^ raw.lasti as u32 as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 54) as usize & (STACK_CACHE_SLOTS - 1)
     }
 }
 
@@ -222,9 +300,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct LocalState {
     /// (recorder address, buffer) so a new recorder gets a new buffer.
     buffer: Option<(usize, Arc<ThreadBuffer>)>,
-    last_raw: Vec<RawFrame>,
-    last_stack: u32,
-    last_recorder: usize,
+    stacks: StackCache,
     scratch: Vec<RawFrame>,
 }
 
@@ -232,9 +308,7 @@ thread_local! {
     static LOCAL: RefCell<LocalState> = const {
         RefCell::new(LocalState {
             buffer: None,
-            last_raw: Vec::new(),
-            last_stack: 0,
-            last_recorder: 0,
+            stacks: StackCache::new(),
             scratch: Vec::new(),
         })
     };
@@ -294,26 +368,63 @@ impl Recorder {
         // SAFETY: returns this thread's state or null; no lock, no allocation.
         let tstate = unsafe { ffi::PyGILState_GetThisThreadState() };
         let mut scratch = std::mem::take(&mut local.scratch);
-        scratch.resize(MAX_DEPTH, RawFrame::default());
+        if scratch.len() != MAX_DEPTH {
+            scratch.resize(MAX_DEPTH, RawFrame::default());
+        }
         // SAFETY: tstate belongs to this thread, which is inside this call and so not running
         // Python code that could change its frame chain.
         let n = unsafe { self.layout.walk(tstate, self.code_type, &mut scratch) };
-        let me = self as *const Recorder as usize;
-        let id = if local.last_recorder == me && local.last_raw[..] == scratch[..n] {
-            local.last_stack
-        } else {
-            let mut interner = lock(&self.interner);
-            // SAFETY: the frames were just read from this thread's live stack.
-            let id = unsafe { interner.stack(self.layout, &scratch[..n]) };
-            drop(interner);
-            local.last_raw.clear();
-            local.last_raw.extend_from_slice(&scratch[..n]);
-            local.last_stack = id;
-            local.last_recorder = me;
-            id
-        };
+        // SAFETY: the frames were just read from this thread's live stack.
+        let id = unsafe { self.intern(local, &scratch[..n]) };
         local.scratch = scratch;
         id
+    }
+
+    /// Interns `frames` (innermost first, at most `MAX_DEPTH`), reusing the ids of the outer
+    /// frames it shares with the thread's previous stack.
+    ///
+    /// # Safety
+    /// Every frame's code object must be alive (the frames are on this thread's stack).
+    unsafe fn intern(&'static self, local: &mut LocalState, frames: &[RawFrame]) -> u32 {
+        let me = self as *const Recorder as usize;
+        let cache = &mut local.stacks;
+        if cache.recorder != me {
+            cache.reset(me);
+        }
+        let n = frames.len().min(MAX_DEPTH);
+        let common = frames[..n]
+            .iter()
+            .rev()
+            .zip(&cache.frames[..cache.depth])
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut parent = if common > 0 { cache.ids[common - 1] } else { 0 };
+        for depth in common..n {
+            let raw = frames[n - 1 - depth];
+            // SAFETY: the code object is on the live stack.
+            let key = unsafe { self.layout.code_key(raw.code) };
+            let slot = &mut cache.slots[StackCache::slot(parent, raw)];
+            parent = if slot.id != 0 && slot.parent == parent && slot.raw == raw && slot.key == key
+            {
+                slot.id
+            } else {
+                let mut interner = lock(&self.interner);
+                // SAFETY: forwarded from our caller.
+                let id = unsafe { interner.child(self.layout, parent, raw) };
+                drop(interner);
+                *slot = CachedStack {
+                    parent,
+                    id,
+                    raw,
+                    key,
+                };
+                id
+            };
+            cache.frames[depth] = raw;
+            cache.ids[depth] = parent;
+        }
+        cache.depth = n;
+        parent
     }
 
     /// Records an allocation (sampled, or every one in exact mode) with its stack.

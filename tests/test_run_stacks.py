@@ -1,0 +1,56 @@
+"""Stacks are told apart exactly: the same helper reached through different callers keeps each
+caller's stack (the tracker reuses the ids of the outer frames a stack shares with the
+previous one, so this guards that reuse)."""
+
+from __future__ import annotations
+
+from conftest import line_of
+
+TWO_CALLERS = """
+def f(n, small):
+    if small:
+        return list(map(str, range(n)))  # ALLOC_SMALL
+    return bytearray(n)  # ALLOC_LARGE
+
+def g(n, small):
+    return f(n, small)
+
+def a(n, small):
+    return g(n, small)  # VIA_A
+
+def b(n, small):
+    return g(n, small)  # VIA_B
+
+keep = []
+for _ in range(3):
+    # b's stacks hold twice a's memory; calls alternate so that each stack follows the other.
+    keep.append(a(SMALL_A, True))
+    keep.append(b(2 * SMALL_A, True))
+    keep.append(a(LARGE_A, False))
+    keep.append(b(2 * LARGE_A, False))
+""".replace("SMALL_A", "50_000").replace("LARGE_A", "4_000_000")
+
+
+def heaviest_caller(report: dict, script, marker: str) -> tuple[str, int]:
+    line = line_of(script, f"# {marker}")
+    sites = [s for s in report["sites"] if s["file"] == str(script) and s["line"] == line]
+    assert len(sites) == 1, sites
+    stack = sites[0]["stack"]
+    assert [fr["function"] for fr in stack[:2]] == ["f", "g"], stack
+    return stack[2]["function"], stack[2]["line"]
+
+
+def test_same_helper_through_two_callers_keeps_both_stacks(runner):
+    script = runner.write("callers.py", TWO_CALLERS)
+    proc = runner.memlens("run", "--exact", "-q", "-o", "callers.mlens", "callers.py")
+    assert proc.returncode == 0, proc.stderr
+    report = runner.report("callers.mlens", "peak")
+    # Each site's stack is its heaviest one: b's, which holds two thirds of the memory. Were
+    # b's allocations filed under a's stack, a's would be the only (and so heaviest) one.
+    for marker in ("ALLOC_SMALL", "ALLOC_LARGE"):
+        assert heaviest_caller(report, script, marker) == ("b", line_of(script, "# VIA_B"))
+    large = next(
+        s for s in report["sites"] if s["line"] == line_of(script, "# ALLOC_LARGE")
+    )
+    want = 3 * 3 * 4_000_000
+    assert abs(large["peak_bytes"] - want) <= 0.05 * want, large
