@@ -134,6 +134,34 @@ impl ProgramRunner for PyRunner {
         })
         .map_err(|e| anyhow::anyhow!("{}", Python::attach(|py| e.value(py).to_string())))
     }
+
+    fn without_interrupts(
+        &self,
+        wait: &mut dyn FnMut() -> anyhow::Result<u8>,
+    ) -> anyhow::Result<u8> {
+        // A Python-level no-op handler (not SIG_IGN, which a child would inherit across exec):
+        // Ctrl-C still reaches the child, and the interrupt pending here runs the no-op.
+        let previous = Python::attach(|py| -> PyResult<_> {
+            let signal = py.import("signal")?;
+            let noop = py.eval(c"lambda signum, frame: None", None, None)?;
+            let sigint = signal.getattr("SIGINT")?;
+            let previous = signal.call_method1("signal", (&sigint, noop))?;
+            Ok(previous.unbind())
+        })
+        .ok();
+        let result = wait();
+        if let Some(previous) = previous {
+            Python::attach(|py| {
+                let _ = py.check_signals();
+                if let Ok(signal) = py.import("signal")
+                    && let Ok(sigint) = signal.getattr("SIGINT")
+                {
+                    let _ = signal.call_method1("signal", (sigint, previous));
+                }
+            });
+        }
+        result
+    }
 }
 
 /// Runs the `memlens` command line with `argv`; returns the exit status.

@@ -105,6 +105,16 @@ pub trait ProgramRunner {
     ///
     /// An `Err` means memlens itself failed (the program may not have run).
     fn run(&self, options: &RunOptions) -> anyhow::Result<u8>;
+
+    /// Runs `wait` with the interpreter's own Ctrl-C handling set aside: `--live` waits for a
+    /// child process that receives Ctrl-C itself, and the interrupt must not surface as an
+    /// exception in this process afterwards.
+    fn without_interrupts(
+        &self,
+        wait: &mut dyn FnMut() -> anyhow::Result<u8>,
+    ) -> anyhow::Result<u8> {
+        wait()
+    }
 }
 
 /// Runs `memlens run`.
@@ -138,7 +148,12 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         live: args.live,
     };
     let pid = std::process::id();
-    let status = runner.run(&options)?;
+    let status = if options.live {
+        let html = args.html.as_deref();
+        runner.without_interrupts(&mut || super::live::exec(&options, html))?
+    } else {
+        runner.run(&options)?
+    };
     // A forked child returns here too: only the original process summarizes.
     if !args.quiet && std::process::id() == pid {
         summarize(&output);
