@@ -132,3 +132,12 @@ def test_bundled_example_shows_findings_with_evidence(runner):
     assert by_rule["MR002"]["line"] == line_of(script, "a full copy per pass")
     assert by_rule["MR003"]["line"] == line_of(script, "one big string: the peak")
     assert "MR001" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_native_stacks_is_refused_not_ignored(runner):
+    runner.write("ok.py", "open('ran', 'w').close()\n")
+    proc = runner.memlens("run", "--native-stacks", "-o", "n.mlens", "ok.py")
+    assert proc.returncode == 2
+    assert "--native-stacks is not available yet" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (runner.dir / "ran").exists()

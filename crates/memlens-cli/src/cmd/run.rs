@@ -17,7 +17,8 @@ pub struct Args {
     /// Mean number of bytes between samples (Poisson sampling by bytes).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SAMPLE_RATE)]
     sample_rate: u64,
-    /// Also record native (C) frames of sampled allocations.
+    /// Also record native (C) frames of sampled allocations [not available yet: native
+    /// allocations are attributed to the Python line that called into native code].
     #[arg(long)]
     native_stacks: bool,
     /// Keep tracking in forked children; each writes its own capture.
@@ -132,6 +133,14 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         && !script.is_file()
     {
         anyhow::bail!("cannot run {}: no such file", script.display());
+    }
+    if args.native_stacks {
+        // Refused rather than ignored: a user asking for C frames must not get a report that
+        // silently lacks them.
+        anyhow::bail!(
+            "--native-stacks is not available yet: native allocations are attributed to the \
+             Python line that called into native code"
+        );
     }
     let output = args.output.unwrap_or_else(|| default_output(&target));
     check_writable(&output)?;
