@@ -28,8 +28,9 @@ const TOP_LINES: usize = 10;
 /// Program output lines shown at the bottom of the panel.
 const LOG_LINES: usize = 5;
 
-/// The command line of the child that runs the program and writes the capture.
-pub(crate) fn child_args(options: &RunOptions, html: Option<&Path>) -> Vec<OsString> {
+/// The command line of the child that runs the program and writes the capture (reports,
+/// HTML included, are made by this process once the child is done).
+pub(crate) fn child_args(options: &RunOptions) -> Vec<OsString> {
     let mut argv: Vec<OsString> = ["-m", "memlens", "run", "-q", "-o"]
         .iter()
         .map(OsString::from)
@@ -50,10 +51,6 @@ pub(crate) fn child_args(options: &RunOptions, html: Option<&Path>) -> Vec<OsStr
     if options.heap_snapshot_at_exit {
         argv.push("--heap-snapshot".into());
         argv.push("exit".into());
-    }
-    if let Some(html) = html {
-        argv.push("--html".into());
-        argv.push(html.as_os_str().to_owned());
     }
     match &options.target {
         RunTarget::Script(path) => argv.push(path.clone().into_os_string()),
@@ -77,7 +74,7 @@ pub(crate) fn log_path(capture: &Path) -> PathBuf {
 
 /// Runs the program in a child process and shows the live panel until it exits; returns the
 /// program's exit status (128 + signal number when a signal ended it).
-pub(crate) fn exec(options: &RunOptions, html: Option<&Path>) -> anyhow::Result<u8> {
+pub(crate) fn exec(options: &RunOptions) -> anyhow::Result<u8> {
     let mut terminal = std::io::stderr();
     if !terminal.is_terminal() {
         anyhow::bail!("--live needs a terminal on standard error (it draws a live panel there)");
@@ -89,7 +86,7 @@ pub(crate) fn exec(options: &RunOptions, html: Option<&Path>) -> anyhow::Result<
     let log_file = std::fs::File::create(&log)
         .map_err(|e| anyhow::anyhow!("cannot write program output {}: {e}", log.display()))?;
     let mut child = Command::new(&python)
-        .args(child_args(options, html))
+        .args(child_args(options))
         .stdin(Stdio::inherit())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
@@ -274,7 +271,7 @@ mod tests {
 
     #[test]
     fn child_runs_the_same_program_without_live_and_quietly() {
-        let argv = child_args(&options(RunTarget::Script("app.py".into())), None);
+        let argv = child_args(&options(RunTarget::Script("app.py".into())));
         let argv: Vec<String> = argv
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -296,7 +293,7 @@ mod tests {
                 "x y"
             ]
         );
-        let module = child_args(&options(RunTarget::Module("pkg.mod".into())), None);
+        let module = child_args(&options(RunTarget::Module("pkg.mod".into())));
         assert!(module.windows(2).any(|w| w[0] == "-m" && w[1] == "pkg.mod"));
         assert!(!module.iter().any(|a| a == "--live"));
     }

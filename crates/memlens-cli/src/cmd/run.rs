@@ -158,8 +158,7 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
     };
     let pid = std::process::id();
     let status = if options.live {
-        let html = args.html.as_deref();
-        runner.without_interrupts(&mut || super::live::exec(&options, html))?
+        runner.without_interrupts(&mut || super::live::exec(&options))?
     } else {
         runner.run(&options)?
     };
