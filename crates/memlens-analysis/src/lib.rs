@@ -19,6 +19,7 @@
 pub mod findings;
 mod model;
 mod replay;
+mod source;
 mod units;
 
 pub use findings::{Finding, Severity};
@@ -27,6 +28,7 @@ pub use model::{
     StackValue, ThreadInfo, Timeline, TimelinePoint, Totals, View,
 };
 pub use replay::{Options, Progress, TemporaryRule, analyze, analyze_with_progress};
+pub use source::CaptureBytes;
 pub use units::human_bytes;
 
 /// Why a capture could not be analysed.
