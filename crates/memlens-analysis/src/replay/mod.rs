@@ -8,15 +8,16 @@
 
 mod build;
 mod decode;
+mod live;
 mod tables;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use memlens_format::{Mode, Reader, Record};
 
 use crate::AnalysisError;
 use crate::model::{CheckpointMark, LeakWindow, Meta, Report, Timeline, TimelinePoint, Totals};
+use live::{Block, FoldMap, IN_WINDOW, LiveBlocks};
 use tables::{Tables, put};
 
 /// When a freed block counts as temporary.
@@ -103,63 +104,6 @@ pub struct Progress {
     pub total_bytes: u64,
 }
 
-/// The live map's hasher, built for memory locality. Nearby blocks are allocated and freed
-/// together (pymalloc carves pools sequentially, and programs free what they built in about
-/// the order they built it), so the 64 16-byte granules of each 1 KiB of address space map to
-/// 64 neighbouring buckets, and 1 KiB regions are scattered by a folded multiply. The replay's
-/// cost is cache misses in this table: with a scattering hash, a 9M-event capture spent 60% of
-/// its time waiting on them. The low granule bits also go into the top seven bits (hashbrown's
-/// tag), so neighbours rarely need a key comparison to tell apart.
-#[derive(Default, Clone, Copy)]
-struct BlockHasher(u64);
-
-impl Hasher for BlockHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        let x = u128::from(v >> 10) * 0x9E37_79B9_7F4A_7C15;
-        let region = ((x as u64) ^ ((x >> 64) as u64)) & !63;
-        let granule = (v >> 4) & 63;
-        self.0 = region ^ granule ^ (granule << 57) ^ (v & 15);
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v) << 4);
-    }
-}
-
-/// A live block: 24 bytes, since the live map's size is what the replay's speed depends on.
-#[derive(Clone, Copy)]
-struct Block {
-    size: u64,
-    /// The slot index; the top bit is set when the block was allocated in the leak window.
-    slot_and_window: u32,
-    /// Index into `Replay::tick_times`: the counter sample before the allocation.
-    tick: u32,
-    /// The (weighted) allocation counter just after this block's allocation.
-    alloc_index: f64,
-}
-
-const IN_WINDOW: u32 = 1 << 31;
-
-impl Block {
-    fn slot(&self) -> u32 {
-        self.slot_and_window & !IN_WINDOW
-    }
-
-    fn in_window(&self) -> bool {
-        self.slot_and_window & IN_WINDOW != 0
-    }
-}
-
 /// Figures of one allocating stack on one thread.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -220,9 +164,9 @@ struct Replay<'o> {
     rate: f64,
     tables: Tables,
     slots: Vec<Slot>,
-    slot_index: HashMap<u64, u32, BuildHasherDefault<BlockHasher>>,
+    slot_index: FoldMap<u64, u32>,
     last_slot: Option<(u64, u32)>,
-    live: HashMap<u64, Block, BuildHasherDefault<BlockHasher>>,
+    live: LiveBlocks,
     epoch: u32,
     allocation_counter: f64,
     now_ns: u64,
@@ -265,7 +209,7 @@ pub fn analyze_with_progress(
         slots: Vec::new(),
         slot_index: HashMap::default(),
         last_slot: None,
-        live: HashMap::default(),
+        live: LiveBlocks::default(),
         epoch: 0,
         allocation_counter: 0.0,
         now_ns: 0,
@@ -453,7 +397,7 @@ impl Replay<'_> {
             }
             Record::Free { addr } => {
                 self.events += 1;
-                if let Some(old) = self.live.remove(&addr) {
+                if let Some(old) = self.live.remove(addr) {
                     let allocated_at = self.tick_times[old.tick as usize];
                     let temporary = self.options.temporary.holds(
                         self.allocation_counter - old.alloc_index,
