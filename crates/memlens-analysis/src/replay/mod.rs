@@ -169,6 +169,9 @@ struct Replay<'o> {
     live: LiveBlocks,
     epoch: u32,
     allocation_counter: f64,
+    /// Allocation events replayed (wrapping), for `Block::seq`.
+    alloc_events: u32,
+    alloc_events_total: u64,
     now_ns: u64,
     /// Times of the counter samples seen, starting with 0 (before the first).
     tick_times: Vec<u64>,
@@ -212,6 +215,8 @@ pub fn analyze_with_progress(
         live: LiveBlocks::default(),
         epoch: 0,
         allocation_counter: 0.0,
+        alloc_events: 0,
+        alloc_events_total: 0,
         now_ns: 0,
         tick_times: vec![0],
         timeline: Vec::new(),
@@ -375,12 +380,14 @@ impl Replay<'_> {
                 let (bytes, count) = self.weigh(size);
                 let slot = self.slot(stack);
                 self.allocation_counter += count;
+                self.alloc_events = self.alloc_events.wrapping_add(1);
+                self.alloc_events_total += 1;
                 let in_window = self.window == Window::Open;
                 let block = Block {
                     size,
                     slot_and_window: slot | if in_window { IN_WINDOW } else { 0 },
                     tick: (self.tick_times.len() - 1) as u32,
-                    alloc_index: self.allocation_counter,
+                    seq: self.alloc_events,
                 };
                 if let Some(old) = self.live.insert(addr, block) {
                     // A block we missed the free of (its free raced the stop): drop it.
@@ -399,8 +406,16 @@ impl Replay<'_> {
                 self.events += 1;
                 if let Some(old) = self.live.remove(addr) {
                     let allocated_at = self.tick_times[old.tick as usize];
+                    // Further allocation events, weighed by the allocations each stands for
+                    // (1 in exact mode; on average in sampling mode).
+                    let per_event = if self.exact {
+                        1.0
+                    } else {
+                        self.allocation_counter / self.alloc_events_total.max(1) as f64
+                    };
+                    let further = f64::from(self.alloc_events.wrapping_sub(old.seq)) * per_event;
                     let temporary = self.options.temporary.holds(
-                        self.allocation_counter - old.alloc_index,
+                        further,
                         self.now_ns.saturating_sub(allocated_at),
                     );
                     self.free(old, temporary);
