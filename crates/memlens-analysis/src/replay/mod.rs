@@ -255,8 +255,12 @@ pub fn analyze_with_progress(
             Err(e) => return Err(AnalysisError::from(e)),
         };
         replay.chunk_offset = chunk.offset;
-        for record in chunk.records {
-            replay.record(record)?;
+        for event in chunk.events {
+            match event {
+                decode::Event::Alloc { addr, size, stack } => replay.alloc(addr, size, stack),
+                decode::Event::Free(addr) => replay.free_at(addr),
+                decode::Event::Other(record) => replay.record(*record)?,
+            }
         }
         progress(Progress {
             done_bytes: chunk.end,
@@ -370,57 +374,61 @@ impl Replay<'_> {
         }
     }
 
+    fn alloc(&mut self, addr: u64, size: u64, stack: u32) {
+        self.events += 1;
+        let (bytes, count) = self.weigh(size);
+        let slot = self.slot(stack);
+        self.allocation_counter += count;
+        self.alloc_events = self.alloc_events.wrapping_add(1);
+        self.alloc_events_total += 1;
+        let in_window = self.window == Window::Open;
+        let block = Block {
+            size,
+            slot_and_window: slot | if in_window { IN_WINDOW } else { 0 },
+            tick: (self.tick_times.len() - 1) as u32,
+            seq: self.alloc_events,
+        };
+        if let Some(old) = self.live.insert(addr, block) {
+            // A block we missed the free of (its free raced the stop): drop it.
+            self.free(old, false);
+        }
+        let s = &mut self.slots[slot as usize];
+        s.allocated_bytes += bytes;
+        s.allocations += count;
+        if in_window {
+            s.window_bytes += bytes;
+            s.window_count += count;
+        }
+        self.adjust(slot, bytes, count);
+    }
+
+    fn free_at(&mut self, addr: u64) {
+        self.events += 1;
+        if let Some(old) = self.live.remove(addr) {
+            let allocated_at = self.tick_times[old.tick as usize];
+            // Further allocation events, weighed by the allocations each stands for
+            // (1 in exact mode; on average in sampling mode).
+            let per_event = if self.exact {
+                1.0
+            } else {
+                self.allocation_counter / self.alloc_events_total.max(1) as f64
+            };
+            let further = f64::from(self.alloc_events.wrapping_sub(old.seq)) * per_event;
+            let temporary = self
+                .options
+                .temporary
+                .holds(further, self.now_ns.saturating_sub(allocated_at));
+            self.free(old, temporary);
+        }
+    }
+
     fn record(&mut self, record: Record) -> Result<(), AnalysisError> {
         let at = self.chunk_offset;
         match record {
             Record::Alloc {
                 addr, size, stack, ..
-            } => {
-                self.events += 1;
-                let (bytes, count) = self.weigh(size);
-                let slot = self.slot(stack);
-                self.allocation_counter += count;
-                self.alloc_events = self.alloc_events.wrapping_add(1);
-                self.alloc_events_total += 1;
-                let in_window = self.window == Window::Open;
-                let block = Block {
-                    size,
-                    slot_and_window: slot | if in_window { IN_WINDOW } else { 0 },
-                    tick: (self.tick_times.len() - 1) as u32,
-                    seq: self.alloc_events,
-                };
-                if let Some(old) = self.live.insert(addr, block) {
-                    // A block we missed the free of (its free raced the stop): drop it.
-                    self.free(old, false);
-                }
-                let s = &mut self.slots[slot as usize];
-                s.allocated_bytes += bytes;
-                s.allocations += count;
-                if in_window {
-                    s.window_bytes += bytes;
-                    s.window_count += count;
-                }
-                self.adjust(slot, bytes, count);
-            }
-            Record::Free { addr } => {
-                self.events += 1;
-                if let Some(old) = self.live.remove(addr) {
-                    let allocated_at = self.tick_times[old.tick as usize];
-                    // Further allocation events, weighed by the allocations each stands for
-                    // (1 in exact mode; on average in sampling mode).
-                    let per_event = if self.exact {
-                        1.0
-                    } else {
-                        self.allocation_counter / self.alloc_events_total.max(1) as f64
-                    };
-                    let further = f64::from(self.alloc_events.wrapping_sub(old.seq)) * per_event;
-                    let temporary = self.options.temporary.holds(
-                        further,
-                        self.now_ns.saturating_sub(allocated_at),
-                    );
-                    self.free(old, temporary);
-                }
-            }
+            } => self.alloc(addr, size, stack),
+            Record::Free { addr } => self.free_at(addr),
             Record::Peak => self.epoch = self.epoch.wrapping_add(1),
             Record::Counters {
                 time_ns,
