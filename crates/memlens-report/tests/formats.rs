@@ -126,3 +126,47 @@ fn empty_reports_are_valid_in_every_format() {
         assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
     }
 }
+
+/// Found by `cargo fuzz run records`: sizes whose sums pass `u64::MAX` overflowed in the
+/// findings (MR001) and would have in the renderers; they saturate now.
+#[test]
+fn fuzz_overflowing_sizes_saturate_instead_of_panicking() {
+    use memlens_format::{Domain, Header, Mode, Record, Writer};
+    let huge = |addr| Record::Alloc {
+        addr,
+        size: u64::MAX / 2,
+        stack: 0,
+        domain: Domain::Native,
+    };
+    let mut bytes = Vec::new();
+    let mut w = Writer::new(
+        &mut bytes,
+        &Header {
+            mode: Mode::Exact,
+            ..Header::default()
+        },
+    )
+    .unwrap();
+    w.write_records(&[
+        huge(0x10),
+        huge(0x20),
+        huge(0x30),
+        Record::Peak,
+        Record::End,
+    ])
+    .unwrap();
+    w.finish().unwrap();
+    let report = memlens_analysis::analyze(&bytes, &memlens_analysis::Options::default()).unwrap();
+    assert_eq!(report.sites[0].leaked_bytes, u64::MAX);
+    for format in [
+        Format::Text,
+        Format::Json,
+        Format::Pprof,
+        Format::Speedscope,
+        Format::Collapsed,
+    ] {
+        for view in View::ALL {
+            render(&report, format, view, &mut Vec::new()).unwrap();
+        }
+    }
+}
