@@ -16,16 +16,24 @@ fuzz_target!(|data: &[u8]| {
         python_version: "3.12.1".into(),
         pid: 1,
         command: vec!["app.py".into()],
-        mode: if knobs & 1 == 0 { Mode::Exact } else { Mode::Sampling },
+        mode: if knobs & 1 == 0 {
+            Mode::Exact
+        } else {
+            Mode::Sampling
+        },
         sample_rate: 4096,
         start_unix_ns: 0,
         library_prefixes: vec!["/usr/lib/".into()],
     };
     let mut file = Vec::new();
     let mut writer = Writer::new(&mut file, &header).expect("in memory");
-    writer.write_chunk(ChunkKind::Events, payload).expect("in memory");
+    writer
+        .write_chunk(ChunkKind::Events, payload)
+        .expect("in memory");
     // A second copy exercises state carried across chunks (and the parallel decoder).
-    writer.write_chunk(ChunkKind::Events, payload).expect("in memory");
+    writer
+        .write_chunk(ChunkKind::Events, payload)
+        .expect("in memory");
     writer.finish().expect("in memory");
     let options = Options {
         workers: Some(usize::from(knobs >> 1 & 1)),
@@ -43,7 +51,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let view = View::ALL[usize::from(knobs >> 6)];
-    for format in [Format::Text, Format::Json, Format::Pprof, Format::Speedscope, Format::Collapsed] {
+    for format in [
+        Format::Text,
+        Format::Json,
+        Format::Pprof,
+        Format::Speedscope,
+        Format::Collapsed,
+    ] {
         let mut out = Vec::new();
         memlens_report::render(&report, format, view, &mut out).expect("in memory");
     }
