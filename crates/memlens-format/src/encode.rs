@@ -228,9 +228,10 @@ impl<'a> RecordDecoder<'a> {
             let addr = self.addr()?;
             if tag & 0x10 == 0 {
                 let delta = unzigzag(self.varint()?);
-                let stack = i64::from(self.prev_stack) + delta;
-                self.prev_stack =
-                    u32::try_from(stack).map_err(|_| self.err("stack id out of range"))?;
+                let stack = i64::from(self.prev_stack).checked_add(delta);
+                self.prev_stack = stack
+                    .and_then(|s| u32::try_from(s).ok())
+                    .ok_or_else(|| self.err("stack id out of range"))?;
             }
             return Ok(Record::Alloc {
                 addr,
@@ -434,6 +435,19 @@ mod tests {
             },
             Record::End,
         ]);
+    }
+
+    /// Found by `cargo fuzz run records`: a stack delta near `i64::MAX` overflowed the addition
+    /// (a panic in debug builds, a wrong id in release ones).
+    #[test]
+    fn fuzz_huge_stack_delta_is_an_error() {
+        let mut payload = vec![TAG_ALLOC | 1, 0];
+        put_varint(&mut payload, zigzag(i64::MAX));
+        let err = RecordDecoder::new(&payload, 7).next().unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "capture corrupt at offset 7: stack id out of range (payload byte 12)"
+        );
     }
 
     #[test]
