@@ -67,3 +67,35 @@ impl CaptureBytes {
         matches!(self, CaptureBytes::Mapped(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, len: u64, age: Duration) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let file = File::create(&path).unwrap();
+        file.set_len(len).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_large_quiet_files_are_mapped() {
+        let dir = std::env::temp_dir().join(format!("memlens-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let quiet = Duration::from_secs(60);
+        let big = write(&dir, "big.mlens", MAP_AT_LEAST, quiet);
+        let bytes = CaptureBytes::open(&big).unwrap();
+        assert!(bytes.is_mapped());
+        assert_eq!(bytes.len() as u64, MAP_AT_LEAST);
+        // Still being written (modified just now): read, so truncation cannot SIGBUS us.
+        let fresh = write(&dir, "fresh.mlens", MAP_AT_LEAST, Duration::ZERO);
+        assert!(!CaptureBytes::open(&fresh).unwrap().is_mapped());
+        let small = write(&dir, "small.mlens", 1000, quiet);
+        let bytes = CaptureBytes::open(&small).unwrap();
+        assert!(!bytes.is_mapped());
+        assert_eq!(bytes.len(), 1000);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
