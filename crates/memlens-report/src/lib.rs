@@ -3,7 +3,8 @@
 //!
 //! [`Format`] selects a renderer; [`render`] writes it. Every name that came from the profiled
 //! program (files, functions) is escaped for the target: JSON by serde_json, the terminal by
-//! [`text::escape_terminal`].
+//! [`text::escape_terminal`], folded stacks by [`collapsed::escape`]; pprof and speedscope hold
+//! them as data (protobuf and JSON strings).
 //!
 //! ```no_run
 //! # let report = memlens_analysis::Report::default();
@@ -12,7 +13,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod collapsed;
 pub mod json;
+pub mod pprof;
+pub mod speedscope;
 pub mod text;
 pub use memlens_analysis::human_bytes;
 
@@ -25,6 +29,12 @@ pub enum Format {
     Text,
     /// The JSON contract (`memlens-report`, version 1).
     Json,
+    /// Gzipped pprof `profile.proto` (`go tool pprof`).
+    Pprof,
+    /// speedscope's JSON file format.
+    Speedscope,
+    /// Folded stacks (`flamegraph.pl`, inferno).
+    Collapsed,
 }
 
 /// Renders `report` in `format`, ranking sites by `view`.
@@ -37,5 +47,8 @@ pub fn render(
     match format {
         Format::Text => text::render(report, view, &text::TextOptions::default(), out),
         Format::Json => json::render(report, view, out),
+        Format::Pprof => pprof::render(report, view, out),
+        Format::Speedscope => speedscope::render(report, view, out),
+        Format::Collapsed => collapsed::render(report, view, out),
     }
 }

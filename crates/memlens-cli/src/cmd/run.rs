@@ -217,6 +217,7 @@ fn summarize(capture: &std::path::Path) {
     let options = memlens_report::text::TextOptions {
         top: 5,
         show_source: true,
+        ..Default::default()
     };
     // Peak lines, then leaks, then findings last, where they are read.
     let mut without_findings = report.clone();
