@@ -77,12 +77,12 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let mut c = body.walk();
         let attrs: Vec<(&str, Node<'_>)> = body
             .named_children(&mut c)
-            .filter(|s| s.kind() == "expression_statement")
+            .filter(|s| s.kind_str() == "expression_statement")
             .filter_map(|s| s.named_child(0))
-            .filter(|a| a.kind() == "assignment")
+            .filter(|a| a.kind_str() == "assignment")
             .filter_map(|a| {
                 let left = a.field("left")?;
-                if left.kind() != "identifier" {
+                if left.kind_str() != "identifier" {
                     return None;
                 }
                 if a.field("type").is_some() && (has_bases || decorated) {
@@ -120,7 +120,7 @@ fn name_starts_dunder(name: &str) -> bool {
 
 fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
     let value = unparen(value);
-    match value.kind() {
+    match value.kind_str() {
         "list"
         | "dictionary"
         | "set"
@@ -141,7 +141,7 @@ fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
                     "collections.deque",
                 ],
             ) || f.is_some_and(|f| {
-                f.kind() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
+                f.kind_str() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
             })
         }
         _ => false,
@@ -155,10 +155,10 @@ fn instance_mutation<'t>(cx: &Checker<'t>, class: Node<'t>, attr: &str) -> Optio
     let mut mutation = None;
     let mut c = body.walk();
     for stmt in body.named_children(&mut c) {
-        let function = match stmt.kind() {
+        let function = match stmt.kind_str() {
             "function_definition" => stmt,
             "decorated_definition" => match stmt.field("definition") {
-                Some(d) if d.kind() == "function_definition" => d,
+                Some(d) if d.kind_str() == "function_definition" => d,
                 _ => continue,
             },
             _ => continue,
@@ -193,10 +193,10 @@ fn collect_self_attr<'t>(
     attr: &str,
     out: &mut Vec<Node<'t>>,
 ) {
-    if node.kind() == "attribute" {
+    if node.kind_str() == "attribute" {
         let object = node.field("object").map(unparen);
         let name = node.field("attribute");
-        if object.is_some_and(|o| o.kind() == "identifier" && cx.text(o) == selfname)
+        if object.is_some_and(|o| o.kind_str() == "identifier" && cx.text(o) == selfname)
             && name.is_some_and(|n| cx.text(n) == attr)
         {
             out.push(node);
@@ -219,7 +219,7 @@ fn self_attr_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> AttrUse<'t> {
     let Some((parent, child)) = parent_unparen(node) else {
         return AttrUse::Other;
     };
-    match parent.kind() {
+    match parent.kind_str() {
         "assignment" if is_field(parent, "left", child) => AttrUse::Assigned,
         "pattern_list" | "tuple_pattern" | "as_pattern_target" => AttrUse::Assigned,
         "for_statement" if is_field(parent, "left", child) => AttrUse::Assigned,
@@ -229,7 +229,7 @@ fn self_attr_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> AttrUse<'t> {
             AttrUse::Mutated(parent)
         }
         "attribute" if is_field(parent, "object", child) => match parent_unparen(parent) {
-            Some((call, f)) if call.kind() == "call" && is_field(call, "function", f) => {
+            Some((call, f)) if call.kind_str() == "call" && is_field(call, "function", f) => {
                 match method_call(cx, call) {
                     Some((_, m, _)) if is_mutating_method(m) || GROWTH_METHODS.contains(&m) => {
                         AttrUse::Mutated(call)
@@ -241,12 +241,12 @@ fn self_attr_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> AttrUse<'t> {
         },
         "subscript" if is_field(parent, "value", child) => match parent_unparen(parent) {
             Some((g, s))
-                if matches!(g.kind(), "assignment" | "augmented_assignment")
+                if matches!(g.kind_str(), "assignment" | "augmented_assignment")
                     && is_field(g, "left", s) =>
             {
                 AttrUse::Mutated(g)
             }
-            Some((g, _)) if g.kind() == "delete_statement" => AttrUse::Mutated(g),
+            Some((g, _)) if g.kind_str() == "delete_statement" => AttrUse::Mutated(g),
             _ => AttrUse::Other,
         },
         "delete_statement" => AttrUse::Assigned,
