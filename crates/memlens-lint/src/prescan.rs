@@ -18,23 +18,14 @@
 
 use std::ops::Range;
 
-/// Substrings that can start a finding, by rule.
-const TRIGGERS: &[&str] = &[
-    "pop(0",
-    "insert(0", // ML101
+/// Resource openers of ML104 (`open(` also as `io.open(`, `gzip.open(`, ...).
+const OPENERS: &[&str] = &[
+    "open(",
     "socket(",
     "create_connection(",
     "TemporaryFile(",
     "ZipFile(",
-    "FileIO(", // ML104
-    "readlines(",
-    ".read().split", // ML105
-    "in list(",      // ML109 (loops)
-    "deepcopy(",
-    "copy.copy(",
-    ".copy()",
-    "[:]",
-    "= list(", // ML110
+    "FileIO(",
 ];
 
 /// Consumers of ML109, found as `name(` then optional white space then `[`.
@@ -43,7 +34,9 @@ const CONSUMERS: &[&str] = &["sum(", "any(", "all(", "min(", "max("];
 /// The byte ranges to parse, or `None` to parse the whole file.
 pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
     let bytes = text.as_bytes();
-    let lines = logical_lines(bytes)?;
+    let (lines, code) = logical_lines(bytes)?;
+    // From here on, only code is searched: string contents and comments are blank.
+    let text = code.as_str();
     let top = statements(bytes, &lines, 0, bytes.len(), 0);
     if top.is_empty() {
         return Some(Vec::new());
@@ -59,12 +52,13 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             continue;
         }
         if let Some(name) = assigned_name(chunk) {
-            if is_container_value(chunk) {
+            if is_empty_container_value(chunk) && !name.starts_with("__") {
+                // ML106 looks at every use of an empty module-level container.
                 follow.push(name);
                 keep[i] = Keep::All;
                 continue;
             }
-            if interesting(chunk) {
+            if interesting(chunk, text) {
                 follow.push(name);
                 keep[i] = Keep::All;
                 collect_receivers(chunk, &mut receivers);
@@ -78,7 +72,7 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             {
                 follow.push(name);
             }
-            if interesting(chunk) {
+            if interesting(chunk, text) {
                 keep[i] = Keep::All;
                 collect_receivers(chunk, &mut receivers);
             }
@@ -89,7 +83,9 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             continue;
         }
         // `try: import x` / `if TYPE_CHECKING: import y`: names the rules resolve.
-        if interesting_in(chunk, true) || nested_class_container(chunk) || chunk.contains("import ")
+        if interesting_in(chunk, Some(text))
+            || nested_class_container(chunk)
+            || chunk.contains("import ")
         {
             keep[i] = Keep::All;
             collect_receivers(chunk, &mut receivers);
@@ -152,7 +148,7 @@ fn class_keep<'t>(
         .iter()
         .find(|(pos, ind)| *pos > header_start && *pos < stmt.end && *ind > 0)
     else {
-        return if interesting(chunk) {
+        return if interesting(chunk, text) {
             Keep::All
         } else {
             Keep::No
@@ -183,7 +179,7 @@ fn class_keep<'t>(
                 member[..pos].ends_with('.') && !member[pos + c.len()..].starts_with(is_ident_char)
             })
         });
-        if interesting(member) {
+        if interesting(member, text) {
             if member.contains("self.") && needs_class(member) {
                 collect_receivers(chunk, receivers);
                 return Keep::All;
@@ -203,31 +199,210 @@ fn class_keep<'t>(
 
 /// Whether a member's triggers need facts from the rest of its class (`self.x` lists).
 fn needs_class(member: &str) -> bool {
-    ["pop(0", "insert(0", "[:]", "= list("]
-        .iter()
-        .any(|t| member.contains(t))
+    member.contains("pop(0") || member.contains("insert(0") || list_copy_trigger(member)
 }
 
-/// Whether a statement can hold a finding. `script` statements (module-level code other than
-/// definitions) may build a string from a module-level literal, so `+=` alone counts there.
-fn interesting_in(chunk: &str, script: bool) -> bool {
-    TRIGGERS.iter().any(|t| chunk.contains(t))
-        || word_matches(chunk, "open(", |_, _| true)
+/// Whether a statement can hold a finding. In `script` statements (module-level code other
+/// than definitions, given with the whole file) the string that `+=` extends may be bound in
+/// another statement, so the whole file is searched for its binding.
+///
+/// Each trigger is the text shape a rule needs, found in code only (strings and comments are
+/// blank): a trigger found does not mean a finding, but a finding always has its trigger.
+fn interesting_in(chunk: &str, script: Option<&str>) -> bool {
+    // ML101
+    chunk.contains("pop(0")
+        || chunk.contains("insert(0")
+        // ML104
+        || OPENERS.iter().any(|o| opener_trigger(chunk, o))
+        // ML105
+        || chunk.contains("readlines(")
+        || chunk.contains(".read().split")
+        // ML102, ML103
         || word_matches(chunk, "cache", |line, _| line.trim_start().starts_with('@'))
+        // ML109
+        || chunk.contains("in list(")
         || (chunk.contains("for ")
             && word_matches(chunk, "in", |_, pos| {
-                chunk[pos + 2..].trim_start().starts_with('[')
+                comprehension_at(chunk, pos + 2)
             }))
         || CONSUMERS.iter().any(|c| {
             chunk
                 .match_indices(c)
-                .any(|(pos, m)| chunk[pos + m.len()..].trim_start().starts_with('['))
+                .any(|(pos, m)| comprehension_at(chunk, pos + m.len()))
         })
-        || (chunk.contains("+=") && (script || has_string_assignment(chunk)))
+        // ML110
+        || (has_loop(chunk) && (copy_trigger(chunk) || list_copy_trigger(chunk)))
+        // ML108
+        || string_concat_trigger(chunk, script.unwrap_or(chunk))
 }
 
-fn interesting(chunk: &str) -> bool {
-    interesting_in(chunk, false) || nested_class_container(chunk)
+fn interesting(chunk: &str, _file: &str) -> bool {
+    interesting_in(chunk, None) || nested_class_container(chunk)
+}
+
+/// Whether `chunk` has a `for` or `while` keyword.
+fn has_loop(chunk: &str) -> bool {
+    contains_word(chunk, "for") || contains_word(chunk, "while")
+}
+
+/// An opener call in one of the shapes ML104 checks: assigned (`f = open(p)`), iterated
+/// (`for line in open(p)`) or used in place (`open(p).read()`).
+fn opener_trigger(chunk: &str, opener: &str) -> bool {
+    chunk.match_indices(opener).any(|(pos, _)| {
+        if opener == "open(" && chunk[..pos].chars().next_back().is_some_and(is_ident_char) {
+            return false;
+        }
+        let start = dotted_start(chunk, pos);
+        assigned_before(chunk, start)
+            || in_before(chunk, start)
+            || chained_after(chunk, pos + opener.len() - 1)
+    })
+}
+
+/// `copy.deepcopy(x)`, `copy.copy(x)` or `x.copy()` assigned to something (ML110).
+fn copy_trigger(chunk: &str) -> bool {
+    ["deepcopy(", "copy.copy(", ".copy()"].iter().any(|t| {
+        chunk
+            .match_indices(t)
+            .any(|(pos, _)| assigned_before(chunk, dotted_start(chunk, pos)))
+    })
+}
+
+/// `x[:]` or `list(x)` assigned to something (ML110, which needs `x` to be a known list).
+fn list_copy_trigger(chunk: &str) -> bool {
+    chunk
+        .match_indices("[:]")
+        .any(|(pos, _)| assigned_before(chunk, dotted_start(chunk, pos)))
+        || chunk.match_indices("list(").any(|(pos, _)| {
+            !chunk[..pos].chars().next_back().is_some_and(is_ident_char)
+                && assigned_before(chunk, pos)
+        })
+}
+
+/// `name += ...` in a loop, where `name` is bound to a string literal in `scope` (ML108).
+fn string_concat_trigger(chunk: &str, scope: &str) -> bool {
+    chunk.contains("+=")
+        && has_loop(chunk)
+        && chunk.match_indices("+=").any(|(pos, _)| {
+            let before = chunk[..pos].trim_end_matches([' ', '\t']);
+            let Some(name) = word_before(before) else {
+                return false;
+            };
+            let dotted = before[..before.len() - name.len()].ends_with('.');
+            !dotted && binds_string(scope, name)
+        })
+}
+
+/// Whether `text` has `name = <string literal>` (also annotated or chained).
+fn binds_string(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(pos, _)| {
+        if text[..pos].chars().next_back().is_some_and(is_ident_char)
+            || text[pos + name.len()..].starts_with(is_ident_char)
+        {
+            return false;
+        }
+        let rest = &text[pos + name.len()..];
+        let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+        // The value after the last plain `=` of the line (the end of a chain).
+        let Some(eq) = plain_assignments(line).last() else {
+            return false;
+        };
+        let value = line[eq + 1..].trim_start_matches([' ', '\t', '(']);
+        let value = value.trim_start_matches(['r', 'b', 'f', 'u', 'R', 'B', 'F', 'U']);
+        value.starts_with(['\'', '"']) || value.is_empty()
+    })
+}
+
+/// The positions of `=` signs in `line` that assign (not `==`, `<=`, `+=`, `:=`, ...).
+fn plain_assignments(line: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = line.as_bytes();
+    bytes.iter().enumerate().filter_map(move |(i, b)| {
+        let prev = i.checked_sub(1).map(|p| bytes[p]);
+        let next = bytes.get(i + 1);
+        (*b == b'=' && next != Some(&b'=') && !prev.is_some_and(|p| b"=!<>+-*/%&|^@:".contains(&p)))
+            .then_some(i)
+    })
+}
+
+/// The start of the dotted name (`a.b.c`) that ends at `pos`.
+fn dotted_start(text: &str, pos: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut start = pos;
+    while start > 0
+        && (bytes[start - 1].is_ascii_alphanumeric()
+            || matches!(bytes[start - 1], b'_' | b'.')
+            || bytes[start - 1] >= 0x80)
+    {
+        start -= 1;
+    }
+    start
+}
+
+/// Whether the expression starting at `start` is the value of an assignment (`x = `, also
+/// through opening parentheses and line continuations).
+fn assigned_before(text: &str, start: usize) -> bool {
+    let before = text[..start].trim_end_matches([' ', '\t', '(', '\n', '\r', '\\']);
+    before.ends_with('=')
+        && plain_assignments(&before[before.len() - 1..])
+            .next()
+            .is_some()
+        && {
+            let prev = before[..before.len() - 1].bytes().next_back();
+            !prev.is_some_and(|p| b"=!<>+-*/%&|^@:".contains(&p))
+        }
+}
+
+/// Whether the expression starting at `start` follows the keyword `in` (a loop's iterable).
+fn in_before(text: &str, start: usize) -> bool {
+    let before = text[..start].trim_end_matches([' ', '\t', '(', '\n', '\r', '\\']);
+    before.ends_with("in")
+        && !before[..before.len() - 2]
+            .chars()
+            .next_back()
+            .is_some_and(is_ident_char)
+}
+
+/// Whether the bracket opened at `open` is closed and then followed by `.` (a method call on
+/// the result). Unsure (no closing bracket) counts as yes.
+fn chained_after(text: &str, open: usize) -> bool {
+    match closing_bracket(text, open) {
+        Some(close) => text[close + 1..]
+            .trim_start_matches([' ', '\t', ')', '\n', '\r', '\\'])
+            .starts_with('.'),
+        None => true,
+    }
+}
+
+/// The position of the bracket closing the one at `open`.
+fn closing_bracket(text: &str, open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b) in text.as_bytes()[open..].iter().enumerate() {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(open + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether a list comprehension starts at `pos` (after white space): `[... for ...]`.
+fn comprehension_at(text: &str, pos: usize) -> bool {
+    let rest = &text[pos..];
+    let trimmed = rest.trim_start();
+    if !trimmed.starts_with('[') {
+        return false;
+    }
+    let open = pos + (rest.len() - trimmed.len());
+    match closing_bracket(text, open) {
+        Some(close) => contains_word(&text[open..close], "for"),
+        None => true,
+    }
 }
 
 /// Whether `chunk` defines a class (nested in it) with a class-level container (ML107): a
@@ -274,15 +449,6 @@ fn word_matches(chunk: &str, pattern: &str, accept: impl Fn(&str, usize) -> bool
             pattern != "in" || !chunk[pos + 2..].chars().next().is_some_and(is_ident_char);
         let boundary = pattern == "cache" || before_ok && after_ok;
         boundary && accept(&chunk[line_start..pos], pos)
-    })
-}
-
-/// Whether `chunk` assigns a string or bytes literal to something (`= ''`, `= b"..."`, ...).
-fn has_string_assignment(chunk: &str) -> bool {
-    chunk.match_indices('=').any(|(pos, _)| {
-        let rest = chunk[pos + 1..].trim_start_matches([' ', '\t']);
-        let rest = rest.trim_start_matches(['r', 'b', 'f', 'u', 'R', 'B', 'F', 'U']);
-        rest.starts_with(['\'', '"'])
     })
 }
 
@@ -371,6 +537,40 @@ fn assigned_name(chunk: &str) -> Option<&str> {
     (rest.starts_with('=') && !rest.starts_with("==")).then_some(name)
 }
 
+/// Whether the value assigned in `chunk` is an empty container (what ML106 follows):
+/// `[]`, `{}`, `list()`, `set()`, `dict()`, `OrderedDict()`, `Counter()`, `deque()`, or a
+/// `defaultdict(...)`.
+fn is_empty_container_value(chunk: &str) -> bool {
+    let Some(eq) = chunk.find('=') else {
+        return false;
+    };
+    let value = chunk[eq + 1..].trim_start();
+    let value = value.strip_prefix("collections.").unwrap_or(value);
+    let empty_after = |open: &str| {
+        value.strip_prefix(open).is_some_and(|rest| {
+            rest.trim_start()
+                .starts_with(match open.as_bytes()[open.len() - 1] {
+                    b'[' => ']',
+                    b'{' => '}',
+                    _ => ')',
+                })
+        })
+    };
+    value.starts_with("defaultdict(")
+        || [
+            "[",
+            "{",
+            "set(",
+            "dict(",
+            "list(",
+            "OrderedDict(",
+            "Counter(",
+            "deque(",
+        ]
+        .iter()
+        .any(|open| empty_after(open))
+}
+
 /// Whether the value assigned in `chunk` is an empty or mutable container constructor.
 fn is_container_value(chunk: &str) -> bool {
     let Some(eq) = chunk.find('=') else {
@@ -452,11 +652,22 @@ fn statements(
     out
 }
 
-/// The start offset and indentation of every logical line holding code, or `None` when the
+/// The start offset and indentation of every logical line holding code, and the code with
+/// the contents of comments and of string literals other than f-strings blanked out (same
+/// length and line breaks, quotes kept), so that text searches see only code. `None` when the
 /// scan is unsure (unterminated string or bracket, Python 2 statements).
-fn logical_lines(bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
+fn logical_lines(bytes: &[u8]) -> Option<(Vec<(usize, usize)>, String)> {
     let n = bytes.len();
     let mut out = Vec::with_capacity(n / 40);
+    let mut code = bytes.to_vec();
+    // Blanks `code[from..to]`, keeping line breaks.
+    let blank = |code: &mut Vec<u8>, from: usize, to: usize| {
+        for b in &mut code[from..to.min(n)] {
+            if *b != b'\n' && *b != b'\r' {
+                *b = b' ';
+            }
+        }
+    };
     let mut depth: usize = 0;
     let mut i = 0;
     let mut line_start = Some(0);
@@ -494,6 +705,9 @@ fn logical_lines(bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
                         }
                         j += 1;
                     }
+                    if !is_f_string(bytes, i) {
+                        blank(&mut code, i + 3, j);
+                    }
                     i = j + 3;
                 } else {
                     let mut j = i + 1;
@@ -503,13 +717,18 @@ fn logical_lines(bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
                         }
                         j += 1;
                     }
+                    if !is_f_string(bytes, i) {
+                        blank(&mut code, i + 1, j);
+                    }
                     i = j + 1;
                 }
             }
             b'#' => {
+                let start = i;
                 while i < n && bytes[i] != b'\n' {
                     i += 1;
                 }
+                blank(&mut code, start, i);
             }
             b'(' | b'[' | b'{' => {
                 depth += 1;
@@ -533,7 +752,21 @@ fn logical_lines(bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
     if depth != 0 {
         return None;
     }
-    Some(out)
+    // Only whole characters were blanked (string contents and comments end on ASCII bytes).
+    let code = String::from_utf8(code).ok()?;
+    Some((out, code))
+}
+
+/// Whether the string literal whose quote is at `quote` has an `f` prefix (its
+/// interpolations hold code, so it is not blanked).
+fn is_f_string(bytes: &[u8], quote: usize) -> bool {
+    let prefix = bytes[..quote]
+        .iter()
+        .rev()
+        .take(3)
+        .take_while(|b| b.is_ascii_alphabetic())
+        .any(|b| matches!(b, b'f' | b'F'));
+    prefix
 }
 
 /// Whether a logical line is a Python 2 `print x` or `exec code` statement.
