@@ -58,7 +58,7 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
                 keep[i] = Keep::All;
                 continue;
             }
-            if interesting(chunk, text) {
+            if interesting(chunk) {
                 follow.push(name);
                 keep[i] = Keep::All;
                 collect_receivers(chunk, &mut receivers);
@@ -72,7 +72,7 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             {
                 follow.push(name);
             }
-            if interesting(chunk, text) {
+            if interesting(chunk) {
                 keep[i] = Keep::All;
                 collect_receivers(chunk, &mut receivers);
             }
@@ -133,7 +133,12 @@ enum Keep {
     Parts(Vec<Range<usize>>),
 }
 
-/// What to keep of a class: all of it, its header and some members, or nothing.
+/// What to keep of a class: its header and some members, or nothing.
+///
+/// Kept members: those holding a trigger; for an attribute that a trigger needs to know is a
+/// list (`self.q.pop(0)`, `list(self.items)`), every member that mentions `.q` or binds `q`
+/// in the class body; for a class-level container changed through an instance
+/// (`self.items.append(x)`, ML107), its assignment and every member that mentions `.items`.
 fn class_keep<'t>(
     text: &'t str,
     lines: &[(usize, usize)],
@@ -148,58 +153,100 @@ fn class_keep<'t>(
         .iter()
         .find(|(pos, ind)| *pos > header_start && *pos < stmt.end && *ind > 0)
     else {
-        return if interesting(chunk, text) {
+        return if interesting(chunk) {
             Keep::All
         } else {
             Keep::No
         };
     };
     let members = statements(bytes, lines, first, stmt.end, indent);
-    // Class-level containers (ML107): the members that mention `.name` are the ones that can
-    // mutate or shadow them through `self`.
-    let containers: Vec<&str> = members
+    // Attributes whose every mention matters: class-level containers changed through an
+    // instance (ML107), and attributes that triggers need to know are lists.
+    let mut attrs: Vec<&str> = members
         .iter()
         .filter_map(|m| {
             let head = skip_decorators(text[m.clone()].trim_start());
-            assigned_name(head).filter(|_| is_container_value(head))
+            assigned_name(head).filter(|name| {
+                is_container_value(head)
+                    && !name.starts_with("__")
+                    && changed_as_attribute(chunk, name)
+            })
         })
         .collect();
-    let mut parts: Vec<Range<usize>> = Vec::with_capacity(4);
-    parts.push(stmt.start..first);
-    for m in &members {
+    let mut kept = vec![false; members.len()];
+    for (k, m) in members.iter().enumerate() {
         let member = &text[m.clone()];
         if nested_class_container(member) {
-            collect_receivers(chunk, receivers);
-            return Keep::All;
-        }
-        let head = skip_decorators(member.trim_start());
-        let is_container = assigned_name(head).is_some() && is_container_value(head);
-        let touches_container = containers.iter().any(|c| {
-            member.match_indices(c).any(|(pos, _)| {
-                member[..pos].ends_with('.') && !member[pos + c.len()..].starts_with(is_ident_char)
-            })
-        });
-        if interesting(member, text) {
-            if member.contains("self.") && needs_class(member) {
-                collect_receivers(chunk, receivers);
-                return Keep::All;
-            }
+            kept[k] = true;
             collect_receivers(member, receivers);
-            parts.push(m.clone());
-        } else if is_container || touches_container {
-            parts.push(m.clone());
+        } else if interesting(member) {
+            kept[k] = true;
+            collect_receivers(member, receivers);
+            attrs.extend(class_receivers(member));
         }
     }
-    if parts.len() == 1 {
-        Keep::No
-    } else {
-        Keep::Parts(parts)
+    for (k, m) in members.iter().enumerate() {
+        if kept[k] || attrs.is_empty() {
+            continue;
+        }
+        let member = &text[m.clone()];
+        let head = skip_decorators(member.trim_start());
+        kept[k] = assigned_name(head).is_some_and(|n| attrs.contains(&n))
+            || attrs.iter().any(|a| mentions_attribute(member, a));
     }
+    if !kept.contains(&true) {
+        return Keep::No;
+    }
+    let mut parts: Vec<Range<usize>> = Vec::with_capacity(4);
+    parts.push(stmt.start..first);
+    parts.extend(
+        members
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| **k)
+            .map(|(m, _)| m.clone()),
+    );
+    Keep::Parts(parts)
 }
 
-/// Whether a member's triggers need facts from the rest of its class (`self.x` lists).
-fn needs_class(member: &str) -> bool {
-    member.contains("pop(0") || member.contains("insert(0") || list_copy_trigger(member)
+/// The attributes (`q` of `self.q`) that a member's triggers need to know are lists: the
+/// receivers of `.pop(0)` and `.insert(0, ...)`, and the copied values of `x[:]` and `list(x)`.
+fn class_receivers(member: &str) -> impl Iterator<Item = &str> + '_ {
+    let queues = [".pop(0", ".insert(0"].into_iter().flat_map(move |pat| {
+        member
+            .match_indices(pat)
+            .map(move |(pos, _)| &member[dotted_start(member, pos)..pos])
+    });
+    queues
+        .chain(list_copy_receivers(member))
+        .filter_map(|r| r.rsplit_once('.').map(|(_, attr)| attr))
+        .filter(|attr| !attr.is_empty())
+}
+
+/// Whether `text` mentions `.name` (an attribute `name` of something).
+fn mentions_attribute(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(pos, _)| {
+        text[..pos].ends_with('.') && !text[pos + name.len()..].starts_with(is_ident_char)
+    })
+}
+
+/// Whether `text` may change attribute `name` of something: `.name` followed by a method
+/// call, an item access or an augmented assignment (ML107's mutations through `self`).
+fn changed_as_attribute(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(pos, _)| {
+        if !text[..pos].ends_with('.') {
+            return false;
+        }
+        let rest = &text[pos + name.len()..];
+        if rest.starts_with(is_ident_char) {
+            return false;
+        }
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let op_end = rest
+            .find(|c: char| !"+-*/%&|^@<>".contains(c))
+            .unwrap_or(rest.len());
+        rest.starts_with(['.', '[', ')']) || (op_end > 0 && rest[op_end..].starts_with('='))
+    })
 }
 
 /// Whether a statement can hold a finding. In `script` statements (module-level code other
@@ -236,7 +283,7 @@ fn interesting_in(chunk: &str, script: Option<&str>) -> bool {
         || string_concat_trigger(chunk, script.unwrap_or(chunk))
 }
 
-fn interesting(chunk: &str, _file: &str) -> bool {
+fn interesting(chunk: &str) -> bool {
     interesting_in(chunk, None) || nested_class_container(chunk)
 }
 
@@ -268,15 +315,34 @@ fn copy_trigger(chunk: &str) -> bool {
     })
 }
 
-/// `x[:]` or `list(x)` assigned to something (ML110, which needs `x` to be a known list).
+/// `x[:]` or `list(x)` (of a name or attribute) assigned to something (ML110, which needs
+/// `x` to be a known list).
 fn list_copy_trigger(chunk: &str) -> bool {
-    chunk
-        .match_indices("[:]")
-        .any(|(pos, _)| assigned_before(chunk, dotted_start(chunk, pos)))
-        || chunk.match_indices("list(").any(|(pos, _)| {
-            !chunk[..pos].chars().next_back().is_some_and(is_ident_char)
-                && assigned_before(chunk, pos)
-        })
+    list_copy_receivers(chunk).next().is_some()
+}
+
+/// The copied names or attributes (`x`, `self.x`) of the `x[:]` and `list(x)` that
+/// [`list_copy_trigger`] finds.
+fn list_copy_receivers(chunk: &str) -> impl Iterator<Item = &str> + '_ {
+    let slices = chunk.match_indices("[:]").filter_map(|(pos, _)| {
+        let start = dotted_start(chunk, pos);
+        (start < pos && assigned_before(chunk, start)).then(|| &chunk[start..pos])
+    });
+    let lists = chunk.match_indices("list(").filter_map(|(pos, m)| {
+        if chunk[..pos].chars().next_back().is_some_and(is_ident_char)
+            || !assigned_before(chunk, pos)
+        {
+            return None;
+        }
+        let rest = &chunk[pos + m.len()..];
+        let arg = rest.trim_start_matches([' ', '\t']);
+        let end = arg
+            .find(|c: char| !(is_ident_char(c) || c == '.'))
+            .unwrap_or(arg.len());
+        (end > 0 && arg[end..].trim_start_matches([' ', '\t']).starts_with(')'))
+            .then(|| &arg[..end])
+    });
+    slices.chain(lists)
 }
 
 /// `name += ...` in a loop, where `name` is bound to a string literal in `scope` (ML108).
