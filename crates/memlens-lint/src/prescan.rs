@@ -18,18 +18,9 @@
 
 use std::ops::Range;
 
-/// Resource openers of ML104 (`open(` also as `io.open(`, `gzip.open(`, ...).
-const OPENERS: &[&str] = &[
-    "open(",
-    "socket(",
-    "create_connection(",
-    "TemporaryFile(",
-    "ZipFile(",
-    "FileIO(",
-];
-
-/// Consumers of ML109, found as `name(` then optional white space then `[`.
-const CONSUMERS: &[&str] = &["sum(", "any(", "all(", "min(", "max("];
+/// Resource openers of ML104 (also as `io.open`, `gzip.open`, `socket.socket`, ...), besides
+/// the `...TemporaryFile` family.
+const OPENERS: &[&str] = &["open", "socket", "create_connection", "ZipFile", "FileIO"];
 
 /// The byte ranges to parse, or `None` to parse the whole file.
 pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
@@ -41,6 +32,8 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
     if top.is_empty() {
         return Some(Vec::new());
     }
+    let triggers = Triggers::new(text);
+    let interesting = |r: &Range<usize>| triggers.any_in(r.clone(), false);
     let mut keep = vec![Keep::No; top.len()];
     let mut follow: Vec<&str> = Vec::new();
     let mut receivers: Vec<&str> = Vec::new();
@@ -58,7 +51,7 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
                 keep[i] = Keep::All;
                 continue;
             }
-            if interesting(chunk) {
+            if interesting(stmt) {
                 follow.push(name);
                 keep[i] = Keep::All;
                 collect_receivers(chunk, &mut receivers);
@@ -72,34 +65,41 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             {
                 follow.push(name);
             }
-            if interesting(chunk) {
+            if interesting(stmt) {
                 keep[i] = Keep::All;
                 collect_receivers(chunk, &mut receivers);
             }
             continue;
         }
         if head.starts_with("class ") {
-            keep[i] = class_keep(text, &lines, stmt.clone(), &mut receivers);
+            keep[i] = class_keep(&triggers, &lines, stmt.clone(), &mut receivers);
             continue;
         }
         // `try: import x` / `if TYPE_CHECKING: import y`: names the rules resolve.
-        if interesting_in(chunk, Some(text))
-            || nested_class_container(chunk)
-            || chunk.contains("import ")
-        {
+        if triggers.any_in(stmt.clone(), true) || chunk.contains("import ") {
             keep[i] = Keep::All;
             collect_receivers(chunk, &mut receivers);
         }
     }
     // Names whose every mention matters, and module-level bindings of receivers.
-    for (i, stmt) in top.iter().enumerate() {
-        if keep[i] == Keep::All {
-            continue;
+    follow.sort_unstable();
+    follow.dedup();
+    for name in &follow {
+        for (pos, _) in text.match_indices(name) {
+            if !text[..pos].ends_with(is_ident_char)
+                && !text[pos + name.len()..].starts_with(is_ident_char)
+            {
+                let i = top.partition_point(|s| s.end <= pos);
+                if let Some(k) = keep.get_mut(i) {
+                    *k = Keep::All;
+                }
+            }
         }
-        let chunk = &text[stmt.clone()];
-        let mentions = follow.iter().any(|n| contains_word(chunk, n));
-        let binds_receiver = assigned_name(chunk).is_some_and(|n| receivers.contains(&n));
-        if mentions || binds_receiver {
+    }
+    for (i, stmt) in top.iter().enumerate() {
+        if keep[i] != Keep::All
+            && assigned_name(&text[stmt.clone()]).is_some_and(|n| receivers.contains(&n))
+        {
             keep[i] = Keep::All;
         }
     }
@@ -140,11 +140,12 @@ enum Keep {
 /// in the class body; for a class-level container changed through an instance
 /// (`self.items.append(x)`, ML107), its assignment and every member that mentions `.items`.
 fn class_keep<'t>(
-    text: &'t str,
+    triggers: &Triggers<'t>,
     lines: &[(usize, usize)],
     stmt: Range<usize>,
     receivers: &mut Vec<&'t str>,
 ) -> Keep {
+    let text = triggers.code;
     let bytes = text.as_bytes();
     let chunk = &text[stmt.clone()];
     // The body's indentation: the first logical line after the header.
@@ -153,7 +154,7 @@ fn class_keep<'t>(
         .iter()
         .find(|(pos, ind)| *pos > header_start && *pos < stmt.end && *ind > 0)
     else {
-        return if interesting(chunk) {
+        return if triggers.any_in(stmt, false) {
             Keep::All
         } else {
             Keep::No
@@ -179,7 +180,7 @@ fn class_keep<'t>(
         if nested_class_container(member) {
             kept[k] = true;
             collect_receivers(member, receivers);
-        } else if interesting(member) {
+        } else if triggers.any_in(m.clone(), false) {
             kept[k] = true;
             collect_receivers(member, receivers);
             attrs.extend(class_receivers(member));
@@ -212,9 +213,10 @@ fn class_keep<'t>(
 /// The attributes (`q` of `self.q`) that a member's triggers need to know are lists: the
 /// receivers of `.pop(0)` and `.insert(0, ...)`, and the copied values of `x[:]` and `list(x)`.
 fn class_receivers(member: &str) -> impl Iterator<Item = &str> + '_ {
-    let queues = [".pop(0", ".insert(0"].into_iter().flat_map(move |pat| {
+    let queues = [".pop(", ".insert("].into_iter().flat_map(move |pat| {
         member
             .match_indices(pat)
+            .filter(move |(pos, m)| member[pos + m.len()..].trim_start().starts_with('0'))
             .map(move |(pos, _)| &member[dotted_start(member, pos)..pos])
     });
     queues
@@ -249,76 +251,165 @@ fn changed_as_attribute(text: &str, name: &str) -> bool {
     })
 }
 
-/// Whether a statement can hold a finding. In `script` statements (module-level code other
-/// than definitions, given with the whole file) the string that `+=` extends may be bound in
-/// another statement, so the whole file is searched for its binding.
+/// What a trigger needs besides its own text before it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: the statement can hold a finding.
+    Nothing,
+    /// A `for` or `while` keyword in the statement (the copies of ML110).
+    Loop,
+    /// A loop, and the name before `+=` bound to a string literal (ML108).
+    StringConcat,
+}
+
+/// The trigger positions of one file, found in one pass over its code.
 ///
 /// Each trigger is the text shape a rule needs, found in code only (strings and comments are
 /// blank): a trigger found does not mean a finding, but a finding always has its trigger.
-fn interesting_in(chunk: &str, script: Option<&str>) -> bool {
-    // ML101
-    chunk.contains("pop(0")
-        || chunk.contains("insert(0")
-        // ML104
-        || OPENERS.iter().any(|o| opener_trigger(chunk, o))
-        // ML105
-        || chunk.contains("readlines(")
-        || chunk.contains(".read().split")
-        // ML102, ML103
-        || word_matches(chunk, "cache", |line, _| line.trim_start().starts_with('@'))
-        // ML109
-        || chunk.contains("in list(")
-        || (chunk.contains("for ")
-            && word_matches(chunk, "in", |_, pos| {
-                comprehension_at(chunk, pos + 2)
-            }))
-        || CONSUMERS.iter().any(|c| {
-            chunk
-                .match_indices(c)
-                .any(|(pos, m)| comprehension_at(chunk, pos + m.len()))
-        })
-        // ML110
-        || (has_loop(chunk) && (copy_trigger(chunk) || list_copy_trigger(chunk)))
-        // ML108
-        || string_concat_trigger(chunk, script.unwrap_or(chunk))
+struct Triggers<'t> {
+    code: &'t str,
+    /// Ascending positions, with what each needs.
+    found: Vec<(usize, Need)>,
+    /// Positions of `class` keywords (nested classes may hold ML107's containers).
+    classes: Vec<usize>,
 }
 
-fn interesting(chunk: &str) -> bool {
-    interesting_in(chunk, None) || nested_class_container(chunk)
+impl<'t> Triggers<'t> {
+    fn new(code: &'t str) -> Triggers<'t> {
+        let bytes = code.as_bytes();
+        let mut found = Vec::new();
+        let mut classes = Vec::new();
+        for (i, &b) in bytes.iter().enumerate() {
+            let need = match b {
+                b'(' => call_trigger(code, i),
+                b'[' => bracket_trigger(code, i),
+                b'+' if bytes.get(i + 1) == Some(&b'=') => Some(Need::StringConcat),
+                b'@' => {
+                    // A decorator line naming a cache (ML102, ML103).
+                    let line_start = code[..i].rfind('\n').map_or(0, |p| p + 1);
+                    let line_end = code[i..].find('\n').map_or(code.len(), |p| i + p);
+                    (code[line_start..i].trim().is_empty() && code[i..line_end].contains("cache"))
+                        .then_some(Need::Nothing)
+                }
+                b'c' if code[i..].starts_with("class ") && !code[..i].ends_with(is_ident_char) => {
+                    classes.push(i);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(need) = need {
+                found.push((i, need));
+            }
+        }
+        Triggers {
+            code,
+            found,
+            classes,
+        }
+    }
+
+    /// Whether the statement at `range` can hold a finding. In a `script` statement
+    /// (module-level code other than definitions) the string that `+=` extends may be bound
+    /// in another statement, so the whole file is searched for its binding.
+    fn any_in(&self, range: Range<usize>, script: bool) -> bool {
+        let chunk = &self.code[range.clone()];
+        let first = self.found.partition_point(|(p, _)| *p < range.start);
+        let mut has_loop_cached: Option<bool> = None;
+        let mut in_loop = || *has_loop_cached.get_or_insert_with(|| has_loop(chunk));
+        for &(pos, need) in self.found[first..]
+            .iter()
+            .take_while(|(p, _)| *p < range.end)
+        {
+            let hit = match need {
+                Need::Nothing => true,
+                Need::Loop => in_loop(),
+                Need::StringConcat => {
+                    let scope = if script { self.code } else { chunk };
+                    in_loop()
+                        && concat_target(chunk, pos - range.start)
+                            .is_some_and(|name| binds_string(scope, name))
+                }
+            };
+            if hit {
+                return true;
+            }
+        }
+        let first_class = self.classes.partition_point(|p| *p < range.start);
+        self.classes
+            .get(first_class)
+            .is_some_and(|p| *p < range.end)
+            && nested_class_container(chunk)
+    }
+}
+
+/// The trigger of a call whose `(` is at `open`, by the name before it.
+fn call_trigger(code: &str, open: usize) -> Option<Need> {
+    let bytes = code.as_bytes();
+    let mut start = open;
+    while start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+        start -= 1;
+    }
+    let name = &code[start..open];
+    let after = &code[open + 1..];
+    let method = code[..start].ends_with('.');
+    match name {
+        // ML101
+        "pop" | "insert" if method && after.trim_start().starts_with('0') => Some(Need::Nothing),
+        // ML105
+        "readlines" => Some(Need::Nothing),
+        "read" if method && after.starts_with(").split") => Some(Need::Nothing),
+        // ML109
+        "sum" | "any" | "all" | "min" | "max" if comprehension_at(code, open + 1) => {
+            Some(Need::Nothing)
+        }
+        // ML109 (`for x in list(...)`) and ML110 (`y = list(x)`)
+        "list" => {
+            if in_before(code, start) {
+                Some(Need::Nothing)
+            } else if assigned_before(code, start) && copied_name(after).is_some() {
+                Some(Need::Loop)
+            } else {
+                None
+            }
+        }
+        // ML110
+        "deepcopy" | "copy" => {
+            let shape = name == "deepcopy"
+                || code[..start].ends_with("copy.")
+                || (method && after.starts_with(')'));
+            (shape && assigned_before(code, dotted_start(code, start))).then_some(Need::Loop)
+        }
+        // ML104
+        _ if OPENERS.contains(&name) || name.ends_with("TemporaryFile") => {
+            let expr = dotted_start(code, start);
+            (assigned_before(code, expr) || in_before(code, expr) || chained_after(code, open))
+                .then_some(Need::Nothing)
+        }
+        _ => None,
+    }
+}
+
+/// The trigger of a `[` at `open`: `y = x[:]` (ML110) or `in [... for ...]` (ML109).
+fn bracket_trigger(code: &str, open: usize) -> Option<Need> {
+    if code[open..].starts_with("[:]") {
+        let start = dotted_start(code, open);
+        return (start < open && assigned_before(code, start)).then_some(Need::Loop);
+    }
+    (in_before(code, open) && comprehension_at(code, open)).then_some(Need::Nothing)
+}
+
+/// For `list(x)` (given the text after `(`), the copied name or attribute `x`.
+fn copied_name(after: &str) -> Option<&str> {
+    let arg = after.trim_start_matches([' ', '\t']);
+    let end = arg
+        .find(|c: char| !(is_ident_char(c) || c == '.'))
+        .unwrap_or(arg.len());
+    (end > 0 && arg[end..].trim_start_matches([' ', '\t']).starts_with(')')).then(|| &arg[..end])
 }
 
 /// Whether `chunk` has a `for` or `while` keyword.
 fn has_loop(chunk: &str) -> bool {
     contains_word(chunk, "for") || contains_word(chunk, "while")
-}
-
-/// An opener call in one of the shapes ML104 checks: assigned (`f = open(p)`), iterated
-/// (`for line in open(p)`) or used in place (`open(p).read()`).
-fn opener_trigger(chunk: &str, opener: &str) -> bool {
-    chunk.match_indices(opener).any(|(pos, _)| {
-        if opener == "open(" && chunk[..pos].chars().next_back().is_some_and(is_ident_char) {
-            return false;
-        }
-        let start = dotted_start(chunk, pos);
-        assigned_before(chunk, start)
-            || in_before(chunk, start)
-            || chained_after(chunk, pos + opener.len() - 1)
-    })
-}
-
-/// `copy.deepcopy(x)`, `copy.copy(x)` or `x.copy()` assigned to something (ML110).
-fn copy_trigger(chunk: &str) -> bool {
-    ["deepcopy(", "copy.copy(", ".copy()"].iter().any(|t| {
-        chunk
-            .match_indices(t)
-            .any(|(pos, _)| assigned_before(chunk, dotted_start(chunk, pos)))
-    })
-}
-
-/// `x[:]` or `list(x)` (of a name or attribute) assigned to something (ML110, which needs
-/// `x` to be a known list).
-fn list_copy_trigger(chunk: &str) -> bool {
-    list_copy_receivers(chunk).next().is_some()
 }
 
 /// The copied names or attributes (`x`, `self.x`) of the `x[:]` and `list(x)` that
@@ -334,29 +425,17 @@ fn list_copy_receivers(chunk: &str) -> impl Iterator<Item = &str> + '_ {
         {
             return None;
         }
-        let rest = &chunk[pos + m.len()..];
-        let arg = rest.trim_start_matches([' ', '\t']);
-        let end = arg
-            .find(|c: char| !(is_ident_char(c) || c == '.'))
-            .unwrap_or(arg.len());
-        (end > 0 && arg[end..].trim_start_matches([' ', '\t']).starts_with(')'))
-            .then(|| &arg[..end])
+        copied_name(&chunk[pos + m.len()..])
     });
     slices.chain(lists)
 }
 
-/// `name += ...` in a loop, where `name` is bound to a string literal in `scope` (ML108).
-fn string_concat_trigger(chunk: &str, scope: &str) -> bool {
-    chunk.contains("+=")
-        && has_loop(chunk)
-        && chunk.match_indices("+=").any(|(pos, _)| {
-            let before = chunk[..pos].trim_end_matches([' ', '\t']);
-            let Some(name) = word_before(before) else {
-                return false;
-            };
-            let dotted = before[..before.len() - name.len()].ends_with('.');
-            !dotted && binds_string(scope, name)
-        })
+/// For the `+=` at `pos` of `chunk`, the plain name it extends (not `x.attr` or `x[i]`).
+fn concat_target(chunk: &str, pos: usize) -> Option<&str> {
+    let before = chunk[..pos].trim_end_matches([' ', '\t']);
+    let name = word_before(before)?;
+    let dotted = before[..before.len() - name.len()].ends_with('.');
+    (!dotted).then_some(name)
 }
 
 /// Whether `text` has `name = <string literal>` (also annotated or chained).
@@ -503,19 +582,6 @@ fn nested_class_container(chunk: &str) -> bool {
         }
     }
     false
-}
-
-/// Whether `pattern` occurs in `chunk` after a non-identifier character (or `_`-prefixed name
-/// parts for `cache`) and `accept(line, pos)` holds for its line.
-fn word_matches(chunk: &str, pattern: &str, accept: impl Fn(&str, usize) -> bool) -> bool {
-    chunk.match_indices(pattern).any(|(pos, _)| {
-        let line_start = chunk[..pos].rfind('\n').map_or(0, |i| i + 1);
-        let before_ok = !chunk[..pos].chars().next_back().is_some_and(is_ident_char);
-        let after_ok =
-            pattern != "in" || !chunk[pos + 2..].chars().next().is_some_and(is_ident_char);
-        let boundary = pattern == "cache" || before_ok && after_ok;
-        boundary && accept(&chunk[line_start..pos], pos)
-    })
 }
 
 /// Names right before `.pop(0`, `.insert(0`, `[:]`, ` +=`, and inside `list(...)`.
