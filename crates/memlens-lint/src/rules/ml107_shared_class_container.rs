@@ -96,16 +96,19 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             continue;
         }
         let class_name = class.field("name").map(|n| cx.text(n)).unwrap_or("");
-        for (attr, _) in attrs {
-            if name_starts_dunder(attr) {
-                continue;
-            }
-            if let Some(site) = instance_mutation(cx, class, attr) {
+        let names: Vec<&str> = attrs
+            .iter()
+            .map(|(attr, _)| *attr)
+            .filter(|attr| !name_starts_dunder(attr))
+            .collect();
+        let mutations = instance_mutations(cx, class, &names);
+        for (attr, site) in names.iter().zip(mutations) {
+            if let Some(site) = site {
                 cx.report(
                     site,
                     SharedClassContainer {
                         expr: cx.snippet(site),
-                        attr: attr.to_owned(),
+                        attr: (*attr).to_owned(),
                         class: class_name.to_owned(),
                     },
                 );
@@ -148,11 +151,23 @@ fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
     }
 }
 
-/// The first `self.attr` mutation in a method of `class`, unless some method assigns
-/// `self.attr` (giving instances their own container).
-fn instance_mutation<'t>(cx: &Checker<'t>, class: Node<'t>, attr: &str) -> Option<Node<'t>> {
-    let body = class.field("body")?;
-    let mut mutation = None;
+/// For each of `attrs`, the first `self.attr` mutation in a method of `class`, unless some
+/// method assigns `self.attr` (giving instances their own container). Each method is walked
+/// once for all the attributes.
+fn instance_mutations<'t>(
+    cx: &Checker<'t>,
+    class: Node<'t>,
+    attrs: &[&'t str],
+) -> Vec<Option<Node<'t>>> {
+    let mut mutation: Vec<Option<Node<'t>>> = vec![None; attrs.len()];
+    let mut assigned = vec![false; attrs.len()];
+    let Some(body) = class.field("body") else {
+        return mutation;
+    };
+    if attrs.is_empty() {
+        return mutation;
+    }
+    let mut found = Vec::new();
     let mut c = body.walk();
     for stmt in body.named_children(&mut c) {
         let function = match stmt.kind_str() {
@@ -169,43 +184,53 @@ fn instance_mutation<'t>(cx: &Checker<'t>, class: Node<'t>, attr: &str) -> Optio
         let Some(selfname) = first_parameter(function).map(|p| cx.text(p)) else {
             continue;
         };
-        let mut found = Vec::new();
-        collect_self_attr(cx, function, selfname, attr, &mut found);
-        for node in found {
-            match self_attr_use(cx, node) {
-                AttrUse::Assigned => return None,
-                AttrUse::Mutated(site) => {
-                    if mutation.is_none() {
-                        mutation = Some(site);
-                    }
+        found.clear();
+        collect_self_attrs(cx, function, selfname, attrs, &mut found);
+        for &(node, attr) in &found {
+            // Every attribute of that name (a class may list one twice).
+            for (k, _) in attrs.iter().enumerate().filter(|(_, a)| **a == attr) {
+                if assigned[k] {
+                    continue;
                 }
-                AttrUse::Other => {}
+                match self_attr_use(cx, node) {
+                    AttrUse::Assigned => {
+                        assigned[k] = true;
+                        mutation[k] = None;
+                    }
+                    AttrUse::Mutated(site) => {
+                        if mutation[k].is_none() {
+                            mutation[k] = Some(site);
+                        }
+                    }
+                    AttrUse::Other => {}
+                }
             }
         }
     }
     mutation
 }
 
-fn collect_self_attr<'t>(
+/// The `selfname.attr` nodes under `node`, for `attr` in `attrs`, in source order.
+fn collect_self_attrs<'t>(
     cx: &Checker<'t>,
     node: Node<'t>,
     selfname: &str,
-    attr: &str,
-    out: &mut Vec<Node<'t>>,
+    attrs: &[&'t str],
+    out: &mut Vec<(Node<'t>, &'t str)>,
 ) {
     if node.kind_str() == "attribute" {
         let object = node.field("object").map(unparen);
-        let name = node.field("attribute");
         if object.is_some_and(|o| o.kind_str() == "identifier" && cx.text(o) == selfname)
-            && name.is_some_and(|n| cx.text(n) == attr)
+            && let Some(name) = node.field("attribute")
+            && let Some(attr) = attrs.iter().find(|a| **a == cx.text(name))
         {
-            out.push(node);
+            out.push((node, attr));
             return;
         }
     }
     let mut c = node.walk();
     for child in node.named_children(&mut c) {
-        collect_self_attr(cx, child, selfname, attr, out);
+        collect_self_attrs(cx, child, selfname, attrs, out);
     }
 }
 
