@@ -373,8 +373,33 @@ impl<'t> Checker<'t> {
 
     /// Whether `node` refers to one of `names` (dotted qualified names).
     pub(crate) fn refers_to(&self, node: Node<'_>, names: &[&str]) -> bool {
-        self.qualified_name(node)
-            .is_some_and(|q| names.iter().any(|n| *n == q))
+        self.may_refer_to(node, names.iter().copied())
+            && self
+                .qualified_name(node)
+                .is_some_and(|q| names.iter().any(|n| *n == q))
+    }
+
+    /// A cheap test that [`Checker::qualified_name`] of `node` may be one of `names`,
+    /// without building the name: the last part of an attribute must match, and a plain name
+    /// must be imported or be one of the builtins named.
+    pub(crate) fn may_refer_to<'n>(
+        &self,
+        node: Node<'_>,
+        mut names: impl Iterator<Item = &'n str>,
+    ) -> bool {
+        let node = unparen(node);
+        match node.kind_str() {
+            "identifier" => {
+                let name = self.text(node);
+                self.index.imports.contains_key(name)
+                    || names.any(|n| n.strip_prefix("builtins.") == Some(name))
+            }
+            "attribute" => node.field("attribute").is_some_and(|attr| {
+                let attr = self.text(attr);
+                names.any(|n| n.rsplit('.').next() == Some(attr))
+            }),
+            _ => false,
+        }
     }
 
     /// Whether the call `node` calls one of `names`.

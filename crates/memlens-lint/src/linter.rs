@@ -315,14 +315,17 @@ pub(crate) fn check_text(
     rules: RuleSet,
     full_parse: bool,
 ) -> std::result::Result<Vec<Diagnostic>, FileProblem> {
-    let lines = LineIndex::new(text);
     let selected = if full_parse || rules.is_empty() {
         None
     } else {
         crate::prescan::select(text)
     };
+    if selected.as_ref().is_some_and(Vec::is_empty) {
+        // Nothing in the file can hold a finding.
+        return Ok(Vec::new());
+    }
+    let lines = LineIndex::new(text);
     let (tree, gaps) = match selected {
-        Some(ranges) if ranges.is_empty() => return Ok(Vec::new()),
         Some(ranges) => match parse_ranges(parser, text, &lines, &ranges) {
             Some(tree) => (Some(tree), complement(&ranges, text.len())),
             None => (parser.parse(text, None), Vec::new()),

@@ -32,7 +32,7 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
     if top.is_empty() {
         return Some(Vec::new());
     }
-    let triggers = Triggers::new(text);
+    let triggers = Triggers::new(text, &lines);
     let interesting = |r: &Range<usize>| triggers.any_in(r.clone(), false);
     let mut keep = vec![Keep::No; top.len()];
     let mut follow: Vec<&str> = Vec::new();
@@ -275,12 +275,22 @@ struct Triggers<'t> {
 }
 
 impl<'t> Triggers<'t> {
-    fn new(code: &'t str) -> Triggers<'t> {
+    fn new(code: &'t str, lines: &[(usize, usize)]) -> Triggers<'t> {
+        /// The bytes that can start a trigger.
+        const STARTS: [bool; 256] = {
+            let mut t = [false; 256];
+            t[b'(' as usize] = true;
+            t[b'[' as usize] = true;
+            t[b'+' as usize] = true;
+            t[b'@' as usize] = true;
+            t
+        };
         let bytes = code.as_bytes();
         let mut found = Vec::new();
-        let mut classes = Vec::new();
-        for (i, &b) in bytes.iter().enumerate() {
-            let need = match b {
+        let mut i = 0;
+        while let Some(skip) = bytes[i..].iter().position(|b| STARTS[usize::from(*b)]) {
+            i += skip;
+            let need = match bytes[i] {
                 b'(' => call_trigger(code, i),
                 b'[' => bracket_trigger(code, i),
                 b'+' if bytes.get(i + 1) == Some(&b'=') => Some(Need::StringConcat),
@@ -291,16 +301,18 @@ impl<'t> Triggers<'t> {
                     (code[line_start..i].trim().is_empty() && code[i..line_end].contains("cache"))
                         .then_some(Need::Nothing)
                 }
-                b'c' if code[i..].starts_with("class ") && !code[..i].ends_with(is_ident_char) => {
-                    classes.push(i);
-                    None
-                }
                 _ => None,
             };
             if let Some(need) = need {
                 found.push((i, need));
             }
+            i += 1;
         }
+        let classes = lines
+            .iter()
+            .map(|(start, indent)| start + indent)
+            .filter(|at| code[*at..].starts_with("class "))
+            .collect();
         Triggers {
             code,
             found,

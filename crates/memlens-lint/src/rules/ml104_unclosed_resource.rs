@@ -99,7 +99,11 @@ pub(crate) fn opener_kind<'t>(cx: &Checker<'t>, call: Node<'t>) -> Option<&'stat
     if call.kind_str() != "call" {
         return None;
     }
-    let q = cx.qualified_name(call.field("function")?)?;
+    let function = call.field("function")?;
+    if !cx.may_refer_to(function, OPENERS.iter().map(|(name, _)| *name)) {
+        return None;
+    }
+    let q = cx.qualified_name(function)?;
     OPENERS
         .iter()
         .find(|(name, _)| *name == q)
