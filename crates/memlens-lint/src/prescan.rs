@@ -37,6 +37,9 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
     let mut keep = vec![Keep::No; top.len()];
     let mut follow: Vec<&str> = Vec::new();
     let mut receivers: Vec<&str> = Vec::new();
+    // Whether some statement can hold a finding (imports and the bindings of receivers are
+    // kept only to resolve names; alone, they need no parse).
+    let mut any_finding = false;
     for (i, stmt) in top.iter().enumerate() {
         let chunk = &text[stmt.clone()];
         let head = skip_decorators(chunk);
@@ -54,6 +57,7 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             if interesting(stmt) {
                 follow.push(name);
                 keep[i] = Keep::All;
+                any_finding = true;
                 collect_receivers(chunk, &mut receivers);
             }
             continue;
@@ -67,18 +71,23 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             }
             if interesting(stmt) {
                 keep[i] = Keep::All;
+                any_finding = true;
                 collect_receivers(chunk, &mut receivers);
             }
             continue;
         }
         if head.starts_with("class ") {
             keep[i] = class_keep(&triggers, &lines, stmt.clone(), &mut receivers);
+            any_finding |= keep[i] != Keep::No;
             continue;
         }
-        // `try: import x` / `if TYPE_CHECKING: import y`: names the rules resolve.
-        if triggers.any_in(stmt.clone(), true) || chunk.contains("import ") {
+        if triggers.any_in(stmt.clone(), true) {
             keep[i] = Keep::All;
+            any_finding = true;
             collect_receivers(chunk, &mut receivers);
+        } else if chunk.contains("import ") {
+            // `try: import x` / `if TYPE_CHECKING: import y`: names the rules resolve.
+            keep[i] = Keep::All;
         }
     }
     // Names whose every mention matters, and module-level bindings of receivers.
@@ -91,6 +100,9 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             {
                 let i = top.partition_point(|s| s.end <= pos);
                 if let Some(k) = keep.get_mut(i) {
+                    // A mention outside the statements kept so far (a use of an empty
+                    // container in a function, a call of a cached function) may be a finding.
+                    any_finding |= *k == Keep::No;
                     *k = Keep::All;
                 }
             }
@@ -102,6 +114,9 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
         {
             keep[i] = Keep::All;
         }
+    }
+    if !any_finding {
+        return Some(Vec::new());
     }
     let mut ranges: Vec<Range<usize>> = Vec::new();
     let mut total = 0;
