@@ -2,19 +2,26 @@
 //! can hold a finding, so that tree-sitter parses only those.
 //!
 //! Parsing is most of the cost of a lint run, and most statements of a code base cannot match
-//! any rule (they contain none of `pop(0`, `cache`, `open(`, `+=`, ...). The scan splits a file
-//! into logical lines (tracking strings, comments, brackets and continuations), groups them
-//! into top-level statements and class members, and keeps:
-//! - every import, and every statement holding a trigger of some rule;
-//! - for module-level containers, cached functions and other module-level names a kept
+//! any rule. The scan splits a file into logical lines (tracking strings, comments, brackets
+//! and continuations), blanks the contents of comments and of string literals other than
+//! f-strings (so a docstring that mentions `open(path)` triggers nothing), finds in one pass
+//! the triggers of the rules in the shapes the rules check (`f = open(p)`, `for x in open(p)`,
+//! `open(p).read()`, `.pop(0)`, `y = x[:]` in a loop, `s += ...` of a name bound to a string,
+//! a `cache` decorator, a comprehension handed to `sum`, ...), groups the lines into top-level
+//! statements and class members, and keeps:
+//! - every statement holding a trigger, and every import (to resolve names);
+//! - for empty module-level containers, cached functions and other module-level names a kept
 //!   statement binds, every statement that mentions them (so "nothing else removes from it"
 //!   and "called in a loop elsewhere" see the whole module);
 //! - the module-level bindings of names used as receivers (`q.pop(0)`, `s += ...`, `x[:]`);
-//! - whole classes when a member needs its class (`self.x.pop(0)`, class-level containers).
+//! - in a class, the header, the members holding a trigger, and every member that mentions
+//!   an attribute those triggers need (`.q` for `self.q.pop(0)`) or a class-level container
+//!   changed through an instance (ML107).
 //!
-//! Kept statements are parsed as one document with tree-sitter's included ranges, so positions
-//! stay those of the file. Whenever the scan is unsure (an unterminated string or bracket, a
-//! Python 2 `print` statement, a kept part that does not parse) the caller parses everything.
+//! A file where nothing but imports would be kept is not parsed at all. Kept statements are
+//! parsed as one document with tree-sitter's included ranges, so positions stay those of the
+//! file. Whenever the scan is unsure (an unterminated string or bracket, a Python 2 `print`
+//! statement, a kept part that does not parse) the caller parses everything.
 
 use std::ops::Range;
 
@@ -514,14 +521,9 @@ fn dotted_start(text: &str, pos: usize) -> usize {
 /// through opening parentheses and line continuations).
 fn assigned_before(text: &str, start: usize) -> bool {
     let before = text[..start].trim_end_matches([' ', '\t', '(', '\n', '\r', '\\']);
-    before.ends_with('=')
-        && plain_assignments(&before[before.len() - 1..])
-            .next()
-            .is_some()
-        && {
-            let prev = before[..before.len() - 1].bytes().next_back();
-            !prev.is_some_and(|p| b"=!<>+-*/%&|^@:".contains(&p))
-        }
+    before
+        .strip_suffix('=')
+        .is_some_and(|rest| !rest.ends_with(|c: char| "=!<>+-*/%&|^@:".contains(c)))
 }
 
 /// Whether the expression starting at `start` follows the keyword `in` (a loop's iterable).
@@ -1051,6 +1053,82 @@ mod tests {
     fn multi_line_strings_and_brackets_do_not_start_statements() {
         let text = "def f():\n    s = '''\nnot a statement: open(x)\n'''\n    return s\n\ndef g():\n    return (\n1)\n";
         assert!(kept(text).unwrap().iter().all(|k| !k.contains("def g")));
+    }
+
+    /// What the scan keeps of `text` followed by a long function without triggers (so that
+    /// the scan does not give up on a file kept mostly whole).
+    fn padded(text: &str) -> Vec<String> {
+        let padded = format!("{text}\ndef pad():\n    return '{}'\n", "x".repeat(400));
+        kept(&padded)
+            .expect("the scan is sure")
+            .into_iter()
+            .map(|k| k.trim_end_matches('\n').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn strings_and_comments_trigger_nothing() {
+        let text = "import os\n\ndef f():\n    '''Call open(p).read() and q.pop(0).'''\n    # x = y[:]\n    return 1\n";
+        assert_eq!(padded(text), Vec::<String>::new());
+        // f-strings hold code.
+        let text = "def f(p):\n    return f'{open(p).read()}'\n";
+        assert_eq!(padded(text), vec![text.trim_end()]);
+    }
+
+    #[test]
+    fn openers_count_only_in_the_shapes_ml104_checks() {
+        let with = "def f(p):\n    with open(p) as f:\n        return f.read()\n";
+        assert_eq!(padded(with), Vec::<String>::new());
+        for shape in [
+            "def f(p):\n    f = open(p)\n    return f\n",
+            "def f(p):\n    return gzip.open(p).read()\n",
+            "def f(p):\n    for line in open(p):\n        print(line)\n",
+            "def f(p):\n    return (open(p)\n            .read())\n",
+        ] {
+            assert_eq!(padded(shape), vec![shape.trim_end()], "{shape}");
+        }
+    }
+
+    #[test]
+    fn copies_and_concatenations_need_their_shapes() {
+        let kept_whole = |t: &str| padded(t) == vec![t.trim_end()];
+        assert!(kept_whole(
+            "def f(xs):\n    for x in xs:\n        y = list(xs)\n"
+        ));
+        assert!(!kept_whole(
+            "def f(xs):\n    for x in xs:\n        y = list(range(3))\n"
+        ));
+        assert!(!kept_whole("def f(xs):\n    y = xs[:]\n    return y\n"));
+        assert!(kept_whole(
+            "def f(xs):\n    s = ''\n    for x in xs:\n        s += x\n"
+        ));
+        assert!(!kept_whole(
+            "def f(xs):\n    n = 0\n    for x in xs:\n        n += x\n"
+        ));
+        assert!(kept_whole(
+            "def f(xs):\n    for x in [g(y) for y in xs]:\n        print(x)\n"
+        ));
+        assert!(!kept_whole(
+            "def f(xs):\n    for x in [1, 2]:\n        print(x)\n"
+        ));
+    }
+
+    #[test]
+    fn classes_keep_the_members_an_attribute_needs() {
+        let text = "class Q:\n    def __init__(self):\n        self.q = []\n\n    def other(self):\n        return 2\n\n    def run(self):\n        while self.q:\n            self.q.pop(0)\n";
+        assert_eq!(
+            padded(text),
+            vec![
+                "class Q:\n    def __init__(self):\n        self.q = []",
+                "    def run(self):\n        while self.q:\n            self.q.pop(0)"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_with_only_imports_are_not_parsed() {
+        let text = "import os\nfrom x import y\n\ndef f():\n    return os.sep\n";
+        assert_eq!(padded(text), Vec::<String>::new());
     }
 
     #[test]
