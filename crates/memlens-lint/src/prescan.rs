@@ -921,13 +921,12 @@ fn logical_lines(bytes: &[u8]) -> Option<(Vec<(usize, usize)>, String)> {
 /// Whether the string literal whose quote is at `quote` has an `f` prefix (its
 /// interpolations hold code, so it is not blanked).
 fn is_f_string(bytes: &[u8], quote: usize) -> bool {
-    let prefix = bytes[..quote]
+    bytes[..quote]
         .iter()
         .rev()
         .take(3)
         .take_while(|b| b.is_ascii_alphabetic())
-        .any(|b| matches!(b, b'f' | b'F'));
-    prefix
+        .any(|b| matches!(b, b'f' | b'F'))
 }
 
 /// Whether a logical line is a Python 2 `print x` or `exec code` statement.
