@@ -55,8 +55,9 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             continue;
         }
         if let Some(name) = assigned_name(chunk) {
-            if is_empty_container_value(chunk) && !name.starts_with("__") {
-                // ML106 looks at every use of an empty module-level container.
+            if is_empty_container_value(chunk) && !name.starts_with("__") && grows(text, name) {
+                // ML106 looks at every use of an empty module-level container that something
+                // adds to.
                 follow.push(name);
                 keep[i] = Keep::All;
                 continue;
@@ -254,23 +255,43 @@ fn mentions_attribute(text: &str, name: &str) -> bool {
     })
 }
 
-/// Whether `text` may change attribute `name` of something: `.name` followed by a method
-/// call, an item access or an augmented assignment (ML107's mutations through `self`).
+/// Whether `text` may change attribute `name` of something: `.name` followed by a changing
+/// method call, an item access or an augmented assignment (ML107's mutations through `self`).
 fn changed_as_attribute(text: &str, name: &str) -> bool {
     text.match_indices(name).any(|(pos, _)| {
-        if !text[..pos].ends_with('.') {
-            return false;
-        }
-        let rest = &text[pos + name.len()..];
-        if rest.starts_with(is_ident_char) {
-            return false;
-        }
-        let rest = rest.trim_start_matches([' ', '\t']);
-        let op_end = rest
-            .find(|c: char| !"+-*/%&|^@<>".contains(c))
-            .unwrap_or(rest.len());
-        rest.starts_with(['.', '[', ')']) || (op_end > 0 && rest[op_end..].starts_with('='))
+        text[..pos].ends_with('.')
+            && changed_after(&text[pos + name.len()..], crate::rules::is_mutating_method)
     })
+}
+
+/// Whether `name` (a module-level name) is added to somewhere in `text`: a growing method
+/// call or an item access (ML106).
+fn grows(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(pos, _)| {
+        !text[..pos].ends_with(is_ident_char)
+            && changed_after(&text[pos + name.len()..], |m| {
+                crate::rules::GROWTH_METHODS.contains(&m)
+            })
+    })
+}
+
+/// Whether the text after a name starts a change of it: `.method` for a method that
+/// `changes`, an item access `[`, or an augmented assignment (also after closing parentheses:
+/// `(x).append`).
+fn changed_after(rest: &str, changes: impl Fn(&str) -> bool) -> bool {
+    if rest.starts_with(is_ident_char) {
+        return false;
+    }
+    let rest = rest.trim_start_matches([' ', '\t', ')']);
+    if let Some(call) = rest.strip_prefix('.') {
+        let call = call.trim_start_matches([' ', '\t']);
+        let end = call.find(|c: char| !is_ident_char(c)).unwrap_or(call.len());
+        return changes(&call[..end]);
+    }
+    let op_end = rest
+        .find(|c: char| !"+-*/%&|^@<>".contains(c))
+        .unwrap_or(rest.len());
+    rest.starts_with('[') || (op_end > 0 && rest[op_end..].starts_with('='))
 }
 
 /// What a trigger needs besides its own text before it counts.
