@@ -93,6 +93,8 @@ pub(crate) fn select(text: &str) -> Option<Vec<Range<usize>>> {
             keep[i] = Keep::All;
             any_finding = true;
             collect_receivers(chunk, &mut receivers);
+            // Module-level names bound in it: the rules look at all their uses.
+            follow.extend(bound_names(chunk));
         } else if chunk.contains("import ") {
             // `try: import x` / `if TYPE_CHECKING: import y`: names the rules resolve.
             keep[i] = Keep::All;
@@ -634,6 +636,37 @@ fn nested_class_container(chunk: &str) -> bool {
     false
 }
 
+/// The names that `chunk` binds at the start of its lines: `x = ...`, `x: T = ...`,
+/// `for x, y in ...`, `... as x`, `(x := ...)`.
+fn bound_names(chunk: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    for line in chunk.lines() {
+        let code = line.trim_start();
+        names.extend(assigned_name(code));
+        if let Some(targets) = code
+            .strip_prefix("for ")
+            .or_else(|| code.strip_prefix("async for "))
+        {
+            let end = targets.find(" in ").unwrap_or(targets.len());
+            names.extend(
+                targets[..end]
+                    .split(|c: char| !is_ident_char(c))
+                    .filter(|w| !w.is_empty()),
+            );
+        }
+        for (pos, m) in code.match_indices(" as ") {
+            let rest = &code[pos + m.len()..];
+            let end = rest.find(|c: char| !is_ident_char(c)).unwrap_or(rest.len());
+            names.push(&rest[..end]);
+        }
+        for (pos, _) in code.match_indices(":=") {
+            names.extend(word_before(&code[..pos]));
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names
+}
+
 /// Names right before `.pop(0`, `.insert(0`, `[:]`, ` +=`, and inside `list(...)`.
 fn collect_receivers<'t>(chunk: &'t str, out: &mut Vec<&'t str>) {
     for pat in [".pop(0", ".insert(0", "[:]", "+="] {
@@ -1014,11 +1047,49 @@ pub(crate) fn text_binds(text: &str, name: &str) -> bool {
         {
             return true;
         }
+        // Target lists: `a, N = ...`, `(a, N) = ...`, `for a, N in ...`.
+        let rest_of_line = &after[..after.find('\n').unwrap_or(after.len())];
+        if !before.ends_with('.') {
+            let loop_target = line
+                .strip_prefix("for ")
+                .or_else(|| line.strip_prefix("async for "));
+            let head = loop_target.unwrap_or(line);
+            let tail_end = match loop_target {
+                Some(_) => rest_of_line.find(" in "),
+                None => plain_assignments(rest_of_line).next(),
+            };
+            let head_ok = is_target_list(head) && !head.trim_end().ends_with(is_ident_char);
+            if tail_end.is_some_and(|end| head_ok && is_target_list(&rest_of_line[..end])) {
+                return true;
+            }
+        }
         next.starts_with([',', ')', ':'])
             && ["def ", "async def ", "lambda", "for "]
                 .iter()
                 .any(|p| line.starts_with(p))
     })
+}
+
+/// Whether `text` holds only names and the punctuation of a target list (`a, (b, *c`), with
+/// no call (`f(`) and no keyword before a name (`with x`).
+fn is_target_list(text: &str) -> bool {
+    let mut prev_ident = false;
+    let mut word_then_space = false;
+    for c in text.chars() {
+        if is_ident_char(c) {
+            if word_then_space {
+                return false; // `with x`, `print x`: not a target list
+            }
+            prev_ident = true;
+            continue;
+        }
+        if !" \t,()[]*".contains(c) || (c == '(' && prev_ident) {
+            return false;
+        }
+        word_then_space = (prev_ident || word_then_space) && (c == ' ' || c == '\t');
+        prev_ident = false;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -1160,6 +1231,16 @@ mod tests {
         assert!(text_binds("def f(a, list):\n", "list"));
         assert!(!text_binds("x = open('f')\nif open == 1: pass\n", "open"));
         assert!(!text_binds("opener = 1\n", "open"));
+        assert!(text_binds("    open, close = '()'\n", "open"));
+        assert!(text_binds("(a, [b, *open]) = x\n", "open"));
+        assert!(text_binds("for a, open in pairs:\n", "open"));
+        assert!(!text_binds("f(a, open) == x\n", "open"));
+        assert!(!text_binds("x.open, y = 1, 2\n", "open"));
+        assert!(!text_binds(
+            "with open(p, encoding='utf-8') as f:\n",
+            "open"
+        ));
+        assert!(!text_binds("print(a, open, sep='')\n", "open"));
     }
 }
 

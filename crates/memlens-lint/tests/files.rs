@@ -317,3 +317,27 @@ fn selective_and_full_parse_agree_on_the_standard_library() {
     );
     assert_eq!(selective.diagnostics, full.diagnostics);
 }
+
+#[test]
+fn selective_parse_sees_bindings_outside_the_kept_statements() {
+    // Found on the CPython 3.13 standard library: the selective parse flagged both, the full
+    // parse (rightly) neither.
+    let padding = format!("\ndef pad():\n    return '{}'\n", "x".repeat(2000));
+    let sources = [
+        // `trace_file` is also bound to None and used in a function: not a leak to flag.
+        "trace_file = None\nif name := env():\n    trace_file = open(name, 'a')\n\ndef trace(line):\n    trace_file.write(line)\n",
+        // `open` is rebound by tuple unpacking elsewhere in the file: not the builtin.
+        "def f(p):\n    with open(p) as args:\n        for line in args.read().splitlines():\n            print(line)\n\ndef g(n):\n    open, close = '()' if n else '[]'\n    return open + close\n",
+    ];
+    for source in sources {
+        let text = format!("{source}{padding}");
+        for full_parse in [false, true] {
+            let linter = Linter::builder().full_parse(full_parse).build().unwrap();
+            let found = linter.check_source("a.py".as_ref(), &text).unwrap();
+            assert!(
+                found.is_empty(),
+                "full parse {full_parse}: {found:?}\n{source}"
+            );
+        }
+    }
+}
