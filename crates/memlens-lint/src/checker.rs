@@ -10,30 +10,102 @@ use tree_sitter::Node;
 use crate::registry::{Rule, RuleSet};
 use crate::rules;
 
-/// Field access by precomputed id: `child_by_field_name` looks the name up with a linear
-/// string search on every call, which showed in profiles.
+/// Fast access to a node's kind and fields.
+///
+/// `Node::kind` measures the C string and checks it is UTF-8 on every call, and
+/// `child_by_field_name` looks the field name up with a linear string search; both showed in
+/// profiles of a standard-library run (about a tenth of the time), so these read precomputed
+/// tables of the grammar instead.
 pub(crate) trait NodeExt<'t> {
     /// The child in field `name` (a field of the Python grammar).
     fn field(&self, name: &'static str) -> Option<Node<'t>>;
+    /// The node's kind (`"call"`, `"identifier"`, ...), as `Node::kind` gives it.
+    fn kind_str(&self) -> &'static str;
 }
 
 impl<'t> NodeExt<'t> for Node<'t> {
+    #[inline]
     fn field(&self, name: &'static str) -> Option<Node<'t>> {
         match field_id(name) {
             Some(id) => self.child_by_field_id(id),
             None => None,
         }
     }
+
+    #[inline]
+    fn kind_str(&self) -> &'static str {
+        let kinds = &*KINDS;
+        kinds
+            .get(usize::from(self.kind_id()))
+            .copied()
+            .unwrap_or_else(|| self.kind())
+    }
 }
 
+/// Every node kind of the grammar, by kind id.
+static KINDS: std::sync::LazyLock<Box<[&'static str]>> = std::sync::LazyLock::new(|| {
+    let language: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
+    (0..language.node_kind_count() as u16)
+        .map(|id| language.node_kind_for_id(id).unwrap_or(""))
+        .collect()
+});
+
+/// The field names the rules use, in the order of [`FIELD_IDS`].
+const FIELDS: [&str; 18] = [
+    "function",
+    "left",
+    "name",
+    "attribute",
+    "arguments",
+    "object",
+    "value",
+    "right",
+    "body",
+    "definition",
+    "type",
+    "parameters",
+    "alias",
+    "subscript",
+    "operator",
+    "superclasses",
+    "module_name",
+    "condition",
+];
+
+/// The grammar's ids of [`FIELDS`].
+static FIELD_IDS: std::sync::LazyLock<[Option<u16>; 18]> = std::sync::LazyLock::new(|| {
+    let language: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
+    FIELDS.map(|name| language.field_id_for_name(name).map(u16::from))
+});
+
+#[inline]
 fn field_id(name: &str) -> Option<u16> {
-    static IDS: std::sync::LazyLock<HashMap<&'static str, u16>> = std::sync::LazyLock::new(|| {
-        let language: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
-        (1..=language.field_count() as u16)
-            .filter_map(|id| language.field_name_for_id(id).map(|n| (n, id)))
-            .collect()
-    });
-    IDS.get(name).copied()
+    // A `match` on the literal folds to a constant index once `field` is inlined.
+    let slot = match name {
+        "function" => 0,
+        "left" => 1,
+        "name" => 2,
+        "attribute" => 3,
+        "arguments" => 4,
+        "object" => 5,
+        "value" => 6,
+        "right" => 7,
+        "body" => 8,
+        "definition" => 9,
+        "type" => 10,
+        "parameters" => 11,
+        "alias" => 12,
+        "subscript" => 13,
+        "operator" => 14,
+        "superclasses" => 15,
+        "module_name" => 16,
+        "condition" => 17,
+        other => {
+            let language: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
+            return language.field_id_for_name(other).map(u16::from);
+        }
+    };
+    FIELD_IDS[slot]
 }
 
 /// A rule's finding at one place, before it is turned into a [`crate::Diagnostic`].
@@ -202,7 +274,7 @@ impl<'t> Checker<'t> {
         loop {
             let node = cursor.node();
             let mut descend = true;
-            match node.kind() {
+            match node.kind_str() {
                 "call" => index.calls.push(node),
                 "for_statement" => index.fors.push(node),
                 "for_in_clause" => index.comprehension_fors.push(node),
@@ -216,7 +288,7 @@ impl<'t> Checker<'t> {
                 "decorated_definition"
                     if node
                         .field("definition")
-                        .is_some_and(|d| d.kind() == "function_definition") =>
+                        .is_some_and(|d| d.kind_str() == "function_definition") =>
                 {
                     index.decorated_functions.push(node);
                 }
@@ -243,7 +315,7 @@ impl<'t> Checker<'t> {
                 "string" | "comment" => descend = false,
                 _ => {}
             }
-            if (node.kind() == "for_statement" || node.kind() == "for_in_clause")
+            if (node.kind_str() == "for_statement" || node.kind_str() == "for_in_clause")
                 && let Some(left) = node.field("left")
             {
                 collect_target_names(left, src, &mut index.bound);
@@ -267,7 +339,7 @@ impl<'t> Checker<'t> {
     /// `builtins.open`. `None` for anything else.
     pub(crate) fn qualified_name(&self, node: Node<'_>) -> Option<String> {
         let node = unparen(node);
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => {
                 let name = self.text(node);
                 if let Some(q) = self.index.imports.get(name) {
@@ -284,7 +356,7 @@ impl<'t> Checker<'t> {
                 let object = node.field("object")?;
                 let attr = node.field("attribute")?;
                 let base = unparen(object);
-                if base.kind() == "identifier" {
+                if base.kind_str() == "identifier" {
                     let q = self.index.imports.get(self.text(base))?;
                     Some(format!("{q}.{}", self.text(attr)))
                 } else {
@@ -301,13 +373,38 @@ impl<'t> Checker<'t> {
 
     /// Whether `node` refers to one of `names` (dotted qualified names).
     pub(crate) fn refers_to(&self, node: Node<'_>, names: &[&str]) -> bool {
-        self.qualified_name(node)
-            .is_some_and(|q| names.iter().any(|n| *n == q))
+        self.may_refer_to(node, names.iter().copied())
+            && self
+                .qualified_name(node)
+                .is_some_and(|q| names.iter().any(|n| *n == q))
+    }
+
+    /// A cheap test that [`Checker::qualified_name`] of `node` may be one of `names`,
+    /// without building the name: the last part of an attribute must match, and a plain name
+    /// must be imported or be one of the builtins named.
+    pub(crate) fn may_refer_to<'n>(
+        &self,
+        node: Node<'_>,
+        mut names: impl Iterator<Item = &'n str>,
+    ) -> bool {
+        let node = unparen(node);
+        match node.kind_str() {
+            "identifier" => {
+                let name = self.text(node);
+                self.index.imports.contains_key(name)
+                    || names.any(|n| n.strip_prefix("builtins.") == Some(name))
+            }
+            "attribute" => node.field("attribute").is_some_and(|attr| {
+                let attr = self.text(attr);
+                names.any(|n| n.rsplit('.').next() == Some(attr))
+            }),
+            _ => false,
+        }
     }
 
     /// Whether the call `node` calls one of `names`.
     pub(crate) fn calls(&self, node: Node<'_>, names: &[&str]) -> bool {
-        node.kind() == "call"
+        node.kind_str() == "call"
             && node
                 .field("function")
                 .is_some_and(|f| self.refers_to(f, names))
@@ -328,7 +425,7 @@ impl<'t> Checker<'t> {
     /// Whether the expression `node` certainly evaluates to a new `list`.
     pub(crate) fn is_list_expr(&self, node: Node<'_>) -> bool {
         let node = unparen(node);
-        match node.kind() {
+        match node.kind_str() {
             "list" | "list_comprehension" => true,
             "call" => {
                 if self.calls(node, &["builtins.list", "builtins.sorted"]) {
@@ -337,7 +434,7 @@ impl<'t> Checker<'t> {
                 let Some(func) = node.field("function") else {
                     return false;
                 };
-                func.kind() == "attribute"
+                func.kind_str() == "attribute"
                     && func
                         .field("attribute")
                         .is_some_and(|a| matches!(self.text(a), "split" | "splitlines"))
@@ -348,8 +445,8 @@ impl<'t> Checker<'t> {
                 let right = node.field("right");
                 match op {
                     Some("*") => {
-                        left.is_some_and(|l| unparen(l).kind() == "list")
-                            || right.is_some_and(|r| unparen(r).kind() == "list")
+                        left.is_some_and(|l| unparen(l).kind_str() == "list")
+                            || right.is_some_and(|r| unparen(r).kind_str() == "list")
                     }
                     Some("+") => {
                         left.is_some_and(|l| self.is_list_expr(l))
@@ -372,7 +469,7 @@ impl<'t> Checker<'t> {
     /// Whether the receiver `node` (a name or `self.attr`) is certainly a list in its context.
     pub(crate) fn is_known_list(&self, node: Node<'t>) -> bool {
         let node = unparen(node);
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => {
                 let name = self.text(node);
                 let mut scope = enclosing_scope(node);
@@ -385,7 +482,7 @@ impl<'t> Checker<'t> {
                         return self.name_is_list_in(scope, name);
                     }
                     // Not bound here: look in the enclosing scopes (closures, then the module).
-                    if scope.kind() == "module" {
+                    if scope.kind_str() == "module" {
                         return false;
                     }
                     scope = enclosing_function_or_module(scope);
@@ -434,7 +531,7 @@ impl<'t> Checker<'t> {
     /// For `self.attr` inside a method, the class and `attr`.
     pub(crate) fn self_attribute(&self, node: Node<'t>) -> Option<(Node<'t>, &'t str)> {
         let object = unparen(node.field("object")?);
-        if object.kind() != "identifier" {
+        if object.kind_str() != "identifier" {
             return None;
         }
         let attr = self.text(node.field("attribute")?);
@@ -455,7 +552,7 @@ impl<'t> Checker<'t> {
             let Some(left) = assign.field("left") else {
                 continue;
             };
-            let targets_attr = match left.kind() {
+            let targets_attr = match left.kind_str() {
                 "attribute" => self
                     .self_attribute(left)
                     .is_some_and(|(c, a)| c.id() == class.id() && a == attr),
@@ -498,9 +595,9 @@ pub(crate) fn shorten(text: &str) -> String {
 fn record_import<'t>(node: Node<'t>, src: &'t str, index: &mut Index<'t>) {
     let text = |n: Node<'_>| &src[n.byte_range()];
     let mut cursor = node.walk();
-    if node.kind() == "import_statement" {
+    if node.kind_str() == "import_statement" {
         for name in node.children_by_field_name("name", &mut cursor) {
-            match name.kind() {
+            match name.kind_str() {
                 "dotted_name" => {
                     let full = text(name);
                     let first = full.split('.').next().unwrap_or(full).trim();
@@ -520,10 +617,10 @@ fn record_import<'t>(node: Node<'t>, src: &'t str, index: &mut Index<'t>) {
     }
     let module = node
         .field("module_name")
-        .filter(|m| m.kind() == "dotted_name")
+        .filter(|m| m.kind_str() == "dotted_name")
         .map(|m| dotted(text(m)));
     for name in node.children_by_field_name("name", &mut cursor) {
-        let (imported, local) = match name.kind() {
+        let (imported, local) = match name.kind_str() {
             "dotted_name" => (name, name),
             "aliased_import" => match (name.field("name"), name.field("alias")) {
                 (Some(n), Some(a)) => (n, a),
@@ -553,7 +650,7 @@ fn dotted(text: &str) -> String {
 }
 
 fn collect_target_names<'t>(node: Node<'t>, src: &'t str, out: &mut HashSet<&'t str>) {
-    match node.kind() {
+    match node.kind_str() {
         "identifier" => {
             out.insert(&src[node.byte_range()]);
         }
@@ -585,18 +682,23 @@ fn collect_parameter_names<'t>(params: Node<'t>, src: &'t str, out: &mut HashSet
 
 /// The identifier a parameter node binds.
 pub(crate) fn parameter_name(p: Node<'_>) -> Option<Node<'_>> {
-    match p.kind() {
+    match p.kind_str() {
         "identifier" => Some(p),
         "default_parameter" | "typed_default_parameter" => p.field("name"),
         "typed_parameter" | "list_splat_pattern" | "dictionary_splat_pattern" => {
             let mut cursor = p.walk();
             let found = p
                 .named_children(&mut cursor)
-                .find(|c| c.kind() == "identifier");
+                .find(|c| c.kind_str() == "identifier");
             found.or_else(|| {
                 let mut cursor = p.walk();
                 p.named_children(&mut cursor)
-                    .find(|c| matches!(c.kind(), "list_splat_pattern" | "dictionary_splat_pattern"))
+                    .find(|c| {
+                        matches!(
+                            c.kind_str(),
+                            "list_splat_pattern" | "dictionary_splat_pattern"
+                        )
+                    })
                     .and_then(parameter_name)
             })
         }
@@ -609,7 +711,7 @@ pub(crate) fn first_parameter(function: Node<'_>) -> Option<Node<'_>> {
     let params = function.field("parameters")?;
     let mut cursor = params.walk();
     let first = params.named_children(&mut cursor).next()?;
-    match first.kind() {
+    match first.kind_str() {
         "identifier" | "default_parameter" | "typed_parameter" | "typed_default_parameter" => {
             parameter_name(first)
         }
@@ -619,9 +721,9 @@ pub(crate) fn first_parameter(function: Node<'_>) -> Option<Node<'_>> {
 
 /// Skips parentheses around an expression.
 pub(crate) fn unparen(mut node: Node<'_>) -> Node<'_> {
-    while node.kind() == "parenthesized_expression" {
+    while node.kind_str() == "parenthesized_expression" {
         match node.named_child(0) {
-            Some(inner) if inner.kind() != "comment" => node = inner,
+            Some(inner) if inner.kind_str() != "comment" => node = inner,
             _ => break,
         }
     }
@@ -632,7 +734,7 @@ pub(crate) fn unparen(mut node: Node<'_>) -> Node<'_> {
 pub(crate) fn parent_unparen(node: Node<'_>) -> Option<(Node<'_>, Node<'_>)> {
     let mut child = node;
     let mut parent = node.parent()?;
-    while parent.kind() == "parenthesized_expression" {
+    while parent.kind_str() == "parenthesized_expression" {
         child = parent;
         parent = parent.parent()?;
     }
@@ -647,7 +749,7 @@ pub(crate) fn is_field(parent: Node<'_>, field: &'static str, child: Node<'_>) -
 /// Whether `node` opens a new scope for names.
 pub(crate) fn is_scope(node: Node<'_>) -> bool {
     matches!(
-        node.kind(),
+        node.kind_str(),
         "module" | "function_definition" | "lambda" | "class_definition"
     )
 }
@@ -668,7 +770,7 @@ pub(crate) fn enclosing_scope(node: Node<'_>) -> Node<'_> {
 /// The scope where names not bound in `scope` are looked up: skips class bodies (PEP 227).
 fn enclosing_function_or_module(scope: Node<'_>) -> Node<'_> {
     let mut s = enclosing_scope(scope);
-    while s.kind() == "class_definition" {
+    while s.kind_str() == "class_definition" {
         s = enclosing_scope(s);
     }
     s
@@ -677,7 +779,7 @@ fn enclosing_function_or_module(scope: Node<'_>) -> Node<'_> {
 /// For a node inside a method (not a static or class method), the method and its class.
 pub(crate) fn enclosing_method<'t>(node: Node<'t>, src: &str) -> Option<(Node<'t>, Node<'t>)> {
     let method = enclosing_scope(node);
-    if method.kind() != "function_definition" {
+    if method.kind_str() != "function_definition" {
         return None;
     }
     let class = class_of_method(method)?;
@@ -690,14 +792,14 @@ pub(crate) fn enclosing_method<'t>(node: Node<'t>, src: &str) -> Option<(Node<'t
 /// The class whose body defines the function `function` directly, if any.
 pub(crate) fn class_of_method(function: Node<'_>) -> Option<Node<'_>> {
     let mut parent = function.parent()?;
-    if parent.kind() == "decorated_definition" {
+    if parent.kind_str() == "decorated_definition" {
         parent = parent.parent()?;
     }
-    if parent.kind() != "block" {
+    if parent.kind_str() != "block" {
         return None;
     }
     let class = parent.parent()?;
-    (class.kind() == "class_definition").then_some(class)
+    (class.kind_str() == "class_definition").then_some(class)
 }
 
 /// The decorator expressions of a function or class definition.
@@ -705,13 +807,13 @@ pub(crate) fn decorators(definition: Node<'_>) -> Vec<Node<'_>> {
     let Some(parent) = definition.parent() else {
         return Vec::new();
     };
-    if parent.kind() != "decorated_definition" {
+    if parent.kind_str() != "decorated_definition" {
         return Vec::new();
     }
     let mut cursor = parent.walk();
     parent
         .named_children(&mut cursor)
-        .filter(|c| c.kind() == "decorator")
+        .filter(|c| c.kind_str() == "decorator")
         .filter_map(|d| d.named_child(0))
         .collect()
 }
@@ -719,12 +821,12 @@ pub(crate) fn decorators(definition: Node<'_>) -> Vec<Node<'_>> {
 /// Whether a definition has a decorator whose last dotted part is one of `names`.
 pub(crate) fn has_decorator(definition: Node<'_>, src: &str, names: &[&str]) -> bool {
     decorators(definition).into_iter().any(|d| {
-        let target = if d.kind() == "call" {
+        let target = if d.kind_str() == "call" {
             d.field("function").unwrap_or(d)
         } else {
             d
         };
-        let last = match target.kind() {
+        let last = match target.kind_str() {
             "identifier" => Some(target),
             "attribute" => target.field("attribute"),
             _ => None,
@@ -736,7 +838,7 @@ pub(crate) fn has_decorator(definition: Node<'_>, src: &str, names: &[&str]) -> 
 /// The right-hand value of an assignment, through chains (`a = b = []` gives `[]`).
 pub(crate) fn assignment_value(assign: Node<'_>) -> Option<Node<'_>> {
     let mut value = assign.field("right")?;
-    while value.kind() == "assignment" {
+    while value.kind_str() == "assignment" {
         value = value.field("right")?;
     }
     Some(value)
@@ -749,7 +851,7 @@ pub(crate) fn enclosing_loop(node: Node<'_>) -> Option<Node<'_>> {
         if is_scope(parent) {
             return None;
         }
-        if matches!(parent.kind(), "for_statement" | "while_statement")
+        if matches!(parent.kind_str(), "for_statement" | "while_statement")
             && is_field(parent, "body", child)
         {
             return Some(parent);
@@ -805,7 +907,7 @@ pub(crate) struct ScopeInfo<'t> {
 impl<'t> ScopeInfo<'t> {
     fn build(scope: Node<'t>, src: &'t str) -> ScopeInfo<'t> {
         let mut info = ScopeInfo::default();
-        let start: Vec<Node<'t>> = match scope.kind() {
+        let start: Vec<Node<'t>> = match scope.kind_str() {
             "module" => {
                 let mut c = scope.walk();
                 scope.named_children(&mut c).collect()
@@ -845,7 +947,7 @@ impl<'t> ScopeInfo<'t> {
     /// Records the names under `node`; `parent` is passed down because `Node::parent` walks
     /// from the root each time (quadratic over a module).
     fn walk(&mut self, node: Node<'t>, parent: Option<Node<'t>>, src: &'t str, nested: bool) {
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => {
                 if let Some(parent) = parent
                     && !is_attribute_name(node, parent)
@@ -869,7 +971,7 @@ impl<'t> ScopeInfo<'t> {
             "import_statement" | "import_from_statement" => {
                 let mut c = node.walk();
                 for name in node.children_by_field_name("name", &mut c) {
-                    let target = match name.kind() {
+                    let target = match name.kind_str() {
                         "aliased_import" => name.field("alias"),
                         "dotted_name" => name.named_child(0),
                         _ => None,
@@ -883,7 +985,7 @@ impl<'t> ScopeInfo<'t> {
                 // Only interpolations hold names.
                 let mut c = node.walk();
                 for child in node.named_children(&mut c) {
-                    if child.kind() == "interpolation" {
+                    if child.kind_str() == "interpolation" {
                         self.walk(child, Some(node), src, nested);
                     }
                 }
@@ -931,7 +1033,7 @@ impl<'t> ScopeInfo<'t> {
 
 /// Classifies an identifier by where it stands.
 fn classify<'t>(node: Node<'t>, parent: Node<'t>) -> OccKind<'t> {
-    match parent.kind() {
+    match parent.kind_str() {
         "assignment" if is_field(parent, "left", node) => OccKind::Bind {
             value: assignment_value(parent),
             annotation: parent.field("type"),
@@ -945,7 +1047,7 @@ fn classify<'t>(node: Node<'t>, parent: Node<'t>) -> OccKind<'t> {
         "expression_list"
             if parent
                 .parent()
-                .is_some_and(|g| g.kind() == "delete_statement") =>
+                .is_some_and(|g| g.kind_str() == "delete_statement") =>
         {
             OccKind::Del
         }
@@ -956,6 +1058,6 @@ fn classify<'t>(node: Node<'t>, parent: Node<'t>) -> OccKind<'t> {
 
 /// Whether an identifier is not a variable: the `attr` of `x.attr` or a keyword argument's name.
 fn is_attribute_name(node: Node<'_>, p: Node<'_>) -> bool {
-    (p.kind() == "attribute" && is_field(p, "attribute", node))
-        || (p.kind() == "keyword_argument" && is_field(p, "name", node))
+    (p.kind_str() == "attribute" && is_field(p, "attribute", node))
+        || (p.kind_str() == "keyword_argument" && is_field(p, "name", node))
 }

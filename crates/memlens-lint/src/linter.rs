@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use tree_sitter::{Node, Parser, Tree};
 
 use crate::Result;
+use crate::checker::NodeExt;
 use crate::checker::{Checker, RawDiagnostic};
 use crate::diagnostic::{Diagnostic, FileProblem, ProblemKind, Report};
 use crate::registry::RuleSet;
@@ -314,14 +315,17 @@ pub(crate) fn check_text(
     rules: RuleSet,
     full_parse: bool,
 ) -> std::result::Result<Vec<Diagnostic>, FileProblem> {
-    let lines = LineIndex::new(text);
     let selected = if full_parse || rules.is_empty() {
         None
     } else {
         crate::prescan::select(text)
     };
+    if selected.as_ref().is_some_and(Vec::is_empty) {
+        // Nothing in the file can hold a finding.
+        return Ok(Vec::new());
+    }
+    let lines = LineIndex::new(text);
     let (tree, gaps) = match selected {
-        Some(ranges) if ranges.is_empty() => return Ok(Vec::new()),
         Some(ranges) => match parse_ranges(parser, text, &lines, &ranges) {
             Some(tree) => (Some(tree), complement(&ranges, text.len())),
             None => (parser.parse(text, None), Vec::new()),
@@ -417,7 +421,7 @@ fn syntax_problem(tree: &Tree, path: &Path, text: &str, lines: &LineIndex) -> Op
         return None;
     }
     let (node, kind, message) = if let Some(node) = python2 {
-        let what = match node.kind() {
+        let what = match node.kind_str() {
             "print_statement" => "a print statement",
             _ => "an exec statement",
         };
@@ -429,7 +433,7 @@ fn syntax_problem(tree: &Tree, path: &Path, text: &str, lines: &LineIndex) -> Op
     } else {
         let node = first_error(root)?;
         let message = if node.is_missing() {
-            format!("invalid syntax: missing `{}`", node.kind())
+            format!("invalid syntax: missing `{}`", node.kind_str())
         } else {
             let snippet = crate::checker::shorten(&text[node.byte_range()]);
             if snippet.is_empty() {
@@ -478,7 +482,7 @@ fn has_chevron(node: Node<'_>) -> bool {
     let mut cursor = node.walk();
 
     node.named_children(&mut cursor)
-        .any(|c| c.kind() == "chevron")
+        .any(|c| c.kind_str() == "chevron")
 }
 
 /// Finds a `print` or `exec` statement (Python 2) near the top of the tree.
@@ -486,7 +490,7 @@ fn find_python2(root: Node<'_>) -> Option<Node<'_>> {
     let mut cursor = root.walk();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        match node.kind() {
+        match node.kind_str() {
             // `print >> f` is also a valid Python 3 expression: only plain `print x` counts.
             "print_statement" if !has_chevron(node) => return Some(node),
             "exec_statement" => return Some(node),

@@ -261,3 +261,83 @@ fn full_parse_reports_syntax_errors_that_the_selective_parse_skips() {
     assert_eq!(selective.problems.len(), 1);
     assert_eq!(selective.problems[0].kind, ProblemKind::Syntax);
 }
+
+/// The standard library of an installed CPython 3.11 (`MEMLENS_STDLIB` names another tree).
+fn stdlib() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("MEMLENS_STDLIB") {
+        return dir.into();
+    }
+    let pyenv = Path::new("/root/.pyenv/versions");
+    let mut found: Vec<_> = fs::read_dir(pyenv)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path().join("lib/python3.11"))
+                .filter(|p| p.join("os.py").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!("no CPython 3.11 standard library under {pyenv:?}: set MEMLENS_STDLIB to one")
+    })
+}
+
+#[test]
+fn selective_and_full_parse_agree_on_the_standard_library() {
+    // Every third file of the standard library (a debug build checks them all in minutes):
+    // the byte scan may parse only part of a file, but must never change a finding.
+    let root = stdlib();
+    let mut files: Vec<_> = ignore::WalkBuilder::new(&root)
+        .build()
+        .flatten()
+        .map(|e| e.into_path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "py")
+                && !p.components().any(|c| c.as_os_str() == "site-packages")
+        })
+        .collect();
+    files.sort();
+    let sample: Vec<_> = files.into_iter().step_by(3).collect();
+    assert!(
+        sample.len() > 500,
+        "only {} files under {root:?}",
+        sample.len()
+    );
+    let selective = Linter::builder().build().unwrap().check_paths(&sample);
+    let full = Linter::builder()
+        .full_parse(true)
+        .build()
+        .unwrap()
+        .check_paths(&sample);
+    assert!(
+        full.diagnostics.len() > 50,
+        "{} findings",
+        full.diagnostics.len()
+    );
+    assert_eq!(selective.diagnostics, full.diagnostics);
+}
+
+#[test]
+fn selective_parse_sees_bindings_outside_the_kept_statements() {
+    // Found on the CPython 3.13 standard library: the selective parse flagged both, the full
+    // parse (rightly) neither.
+    let padding = format!("\ndef pad():\n    return '{}'\n", "x".repeat(2000));
+    let sources = [
+        // `trace_file` is also bound to None and used in a function: not a leak to flag.
+        "trace_file = None\nif name := env():\n    trace_file = open(name, 'a')\n\ndef trace(line):\n    trace_file.write(line)\n",
+        // `open` is rebound by tuple unpacking elsewhere in the file: not the builtin.
+        "def f(p):\n    with open(p) as args:\n        for line in args.read().splitlines():\n            print(line)\n\ndef g(n):\n    open, close = '()' if n else '[]'\n    return open + close\n",
+    ];
+    for source in sources {
+        let text = format!("{source}{padding}");
+        for full_parse in [false, true] {
+            let linter = Linter::builder().full_parse(full_parse).build().unwrap();
+            let found = linter.check_source("a.py".as_ref(), &text).unwrap();
+            assert!(
+                found.is_empty(),
+                "full parse {full_parse}: {found:?}\n{source}"
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 use tree_sitter::Node;
 
 use super::{is_zero, method_call, positional_args};
+use crate::checker::NodeExt;
 use crate::checker::{
     Checker, Violation, contains, enclosing_loop, enclosing_method, enclosing_scope,
 };
@@ -60,7 +61,8 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             ("insert", [first, _]) if is_zero(cx, *first) => "insert(0, …)",
             _ => continue,
         };
-        if !matches!(receiver.kind(), "identifier" | "attribute") || !cx.is_known_list(receiver) {
+        if !matches!(receiver.kind_str(), "identifier" | "attribute") || !cx.is_known_list(receiver)
+        {
             continue;
         }
         if enclosing_loop(call).is_none() && !appended_to(cx, receiver) {
@@ -79,7 +81,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
 /// Whether the same receiver is appended to (or extended) in its function, or, for
 /// `self.attr`, anywhere in its class.
 fn appended_to<'t>(cx: &Checker<'t>, receiver: Node<'t>) -> bool {
-    let region = if receiver.kind() == "attribute" {
+    let region = if receiver.kind_str() == "attribute" {
         match enclosing_method(receiver, cx.src) {
             Some((_, class)) => class,
             None => return false,

@@ -38,7 +38,7 @@ pub(crate) fn cache_decorator<'t>(
     function: Node<'t>,
 ) -> Option<CacheDecorator<'t>> {
     for deco in decorators(function) {
-        let (target, args) = if deco.kind() == "call" {
+        let (target, args) = if deco.kind_str() == "call" {
             (deco.field("function")?, deco.field("arguments"))
         } else {
             (deco, None)
@@ -58,7 +58,7 @@ pub(crate) fn cache_decorator<'t>(
                 let maxsize = args.and_then(|a| {
                     keyword_arg(cx, a, "maxsize").or_else(|| positional_args(a).first().copied())
                 });
-                let unbounded = maxsize.is_some_and(|m| m.kind() == "none");
+                let unbounded = maxsize.is_some_and(|m| m.kind_str() == "none");
                 return Some(CacheDecorator {
                     node: deco,
                     name: "lru_cache",

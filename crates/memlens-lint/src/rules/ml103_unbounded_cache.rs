@@ -88,7 +88,7 @@ fn loop_call<'t>(cx: &Checker<'t>, name: &str, function: Node<'t>) -> Option<Nod
         let Some(func) = call.field("function").map(unparen) else {
             return false;
         };
-        if func.kind() != "identifier" || cx.text(func) != name {
+        if func.kind_str() != "identifier" || cx.text(func) != name {
             return false;
         }
         let Some(args) = call.field("arguments") else {
@@ -106,12 +106,12 @@ fn enclosing_loop_vars<'t>(cx: &Checker<'t>, node: Node<'t>) -> Vec<&'t str> {
     let mut current = node;
     while let Some(parent) = current.parent() {
         if matches!(
-            parent.kind(),
+            parent.kind_str(),
             "function_definition" | "lambda" | "class_definition" | "module"
         ) {
             break;
         }
-        let loops: Vec<Node<'t>> = match parent.kind() {
+        let loops: Vec<Node<'t>> = match parent.kind_str() {
             "for_statement" if crate::checker::is_field(parent, "body", current) => vec![parent],
             "list_comprehension"
             | "set_comprehension"
@@ -120,7 +120,7 @@ fn enclosing_loop_vars<'t>(cx: &Checker<'t>, node: Node<'t>) -> Vec<&'t str> {
                 let mut c = parent.walk();
                 parent
                     .named_children(&mut c)
-                    .filter(|n| n.kind() == "for_in_clause")
+                    .filter(|n| n.kind_str() == "for_in_clause")
                     .collect()
             }
             _ => Vec::new(),
@@ -143,12 +143,12 @@ fn is_literal_range<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
     cx.calls(node, &["builtins.range"])
         && node.field("arguments").is_some_and(|a| {
             let mut c = a.walk();
-            a.named_children(&mut c).all(|x| x.kind() == "integer")
+            a.named_children(&mut c).all(|x| x.kind_str() == "integer")
         })
 }
 
 fn collect_names<'t>(cx: &Checker<'t>, node: Node<'t>, out: &mut Vec<&'t str>) {
-    if node.kind() == "identifier" {
+    if node.kind_str() == "identifier" {
         out.push(cx.text(node));
         return;
     }
@@ -159,16 +159,16 @@ fn collect_names<'t>(cx: &Checker<'t>, node: Node<'t>, out: &mut Vec<&'t str>) {
 }
 
 fn uses_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
-    if node.kind() == "identifier" {
+    if node.kind_str() == "identifier" {
         return names.contains(&cx.text(node));
     }
-    if node.kind() == "keyword_argument" {
+    if node.kind_str() == "keyword_argument" {
         return node.field("value").is_some_and(|v| uses_any(cx, v, names));
     }
     let mut c = node.walk();
 
     node.named_children(&mut c).any(|child| {
-        !(node.kind() == "attribute" && crate::checker::is_field(node, "attribute", child))
+        !(node.kind_str() == "attribute" && crate::checker::is_field(node, "attribute", child))
             && uses_any(cx, child, names)
     })
 }

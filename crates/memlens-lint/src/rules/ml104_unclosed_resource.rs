@@ -96,10 +96,14 @@ fn article(what: &str) -> String {
 
 /// The kind of resource a call opens, if it is one of the known openers.
 pub(crate) fn opener_kind<'t>(cx: &Checker<'t>, call: Node<'t>) -> Option<&'static str> {
-    if call.kind() != "call" {
+    if call.kind_str() != "call" {
         return None;
     }
-    let q = cx.qualified_name(call.field("function")?)?;
+    let function = call.field("function")?;
+    if !cx.may_refer_to(function, OPENERS.iter().map(|(name, _)| *name)) {
+        return None;
+    }
+    let q = cx.qualified_name(function)?;
     OPENERS
         .iter()
         .find(|(name, _)| *name == q)
@@ -115,11 +119,11 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let Some((parent, child)) = parent_unparen(call) else {
             continue;
         };
-        let how = match parent.kind() {
+        let how = match parent.kind_str() {
             "attribute" if is_field(parent, "object", child) => {
                 let method = parent.field("attribute").map(|a| cx.text(a));
                 let called = parent_unparen(parent)
-                    .is_some_and(|(g, c)| g.kind() == "call" && is_field(g, "function", c));
+                    .is_some_and(|(g, c)| g.kind_str() == "call" && is_field(g, "function", c));
                 if !called || matches!(method, Some("close" | "__enter__" | "detach")) {
                     continue;
                 }
@@ -130,7 +134,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
                 let Some(left) = parent.field("left") else {
                     continue;
                 };
-                if left.kind() != "identifier" || !never_closed(cx, left) {
+                if left.kind_str() != "identifier" || !never_closed(cx, left) {
                     continue;
                 }
                 How::Named
@@ -181,7 +185,7 @@ fn used_in_place<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
     let Some((parent, child)) = parent_unparen(node) else {
         return false;
     };
-    match parent.kind() {
+    match parent.kind_str() {
         "attribute" if is_field(parent, "object", child) => {
             let method = parent.field("attribute").map(|a| cx.text(a));
             !matches!(method, Some("close" | "__exit__" | "__enter__" | "detach"))
@@ -193,7 +197,7 @@ fn used_in_place<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
                 .and_then(|c| c.field("function"))
                 .map(unparen);
             func.is_some_and(|f| {
-                f.kind() == "identifier"
+                f.kind_str() == "identifier"
                     && ["next", "iter", "enumerate"]
                         .iter()
                         .find(|n| **n == cx.text(f))

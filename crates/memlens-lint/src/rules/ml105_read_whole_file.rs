@@ -57,7 +57,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let Some((parent, child)) = parent_unparen(call) else {
             continue;
         };
-        let flagged = match parent.kind() {
+        let flagged = match parent.kind_str() {
             "for_statement" | "for_in_clause" => is_field(parent, "right", child),
             "assignment" if is_field(parent, "right", child) => parent
                 .field("left")
@@ -81,16 +81,16 @@ fn whole_file_read<'t>(cx: &Checker<'t>, call: Node<'t>) -> Option<Node<'t>> {
     let (receiver, name, args) = method_call(cx, call)?;
     let args = positional_args(args);
     match name {
-        "readlines" if args.is_empty() => (receiver.kind() == "identifier"
+        "readlines" if args.is_empty() => (receiver.kind_str() == "identifier"
             || opener_kind(cx, receiver).is_some()
-            || receiver.kind() == "attribute")
+            || receiver.kind_str() == "attribute")
             .then_some(receiver),
         "splitlines" | "split" => {
             let newline_split = name == "splitlines" && args.len() <= 1
                 || name == "split"
                     && args.len() == 1
                     && matches!(cx.text(args[0]), "'\\n'" | "\"\\n\"");
-            if !newline_split || receiver.kind() != "call" {
+            if !newline_split || receiver.kind_str() != "call" {
                 return None;
             }
             let (file, inner, inner_args) = method_call(cx, receiver)?;
@@ -109,7 +109,7 @@ fn is_known_file<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
     if opener_kind(cx, node).is_some() {
         return true;
     }
-    if node.kind() != "identifier" {
+    if node.kind_str() != "identifier" {
         return false;
     }
     file_binding(cx, node).is_some()
@@ -132,13 +132,14 @@ fn file_binding<'t>(cx: &Checker<'t>, node: Node<'t>) -> Option<Node<'t>> {
             OccKind::Opaque => {
                 // `with open(...) as name`: as_pattern_target <- as_pattern <- with_item.
                 let pattern = occ.node.parent()?.parent()?;
-                if pattern.kind() != "as_pattern" || pattern.parent()?.kind() != "with_item" {
+                if pattern.kind_str() != "as_pattern" || pattern.parent()?.kind_str() != "with_item"
+                {
                     return None;
                 }
                 let opened = pattern.named_child(0)?;
                 opener_kind(cx, unparen(opened))?;
                 let mut with = pattern.parent()?;
-                while with.kind() != "with_statement" {
+                while with.kind_str() != "with_statement" {
                     with = with.parent()?;
                 }
                 binding = Some(with);
@@ -153,7 +154,7 @@ fn file_binding<'t>(cx: &Checker<'t>, node: Node<'t>) -> Option<Node<'t>> {
 /// Whether the name assigned at `target` is used exactly once, as the iterable of a `for`
 /// loop or comprehension, inside the `with` block of `file` (so the file is still open there).
 fn only_iterated<'t>(cx: &Checker<'t>, target: Node<'t>, file: Node<'t>) -> bool {
-    if target.kind() != "identifier" {
+    if target.kind_str() != "identifier" {
         return false;
     }
     let name = cx.text(target);
@@ -171,16 +172,16 @@ fn only_iterated<'t>(cx: &Checker<'t>, target: Node<'t>, file: Node<'t>) -> bool
     let Some((parent, child)) = parent_unparen(use_node) else {
         return false;
     };
-    if !matches!(parent.kind(), "for_statement" | "for_in_clause")
+    if !matches!(parent.kind_str(), "for_statement" | "for_in_clause")
         || !is_field(parent, "right", child)
     {
         return false;
     }
-    if file.kind() != "identifier" {
+    if file.kind_str() != "identifier" {
         return false;
     }
     match file_binding(cx, file) {
-        Some(with) if with.kind() == "with_statement" => contains(with, use_node),
+        Some(with) if with.kind_str() == "with_statement" => contains(with, use_node),
         Some(_) => true,
         None => false,
     }

@@ -55,16 +55,16 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
     let mut c = root.walk();
     let statements: Vec<Node<'_>> = root.named_children(&mut c).collect();
     for stmt in statements {
-        if stmt.kind() != "expression_statement" {
+        if stmt.kind_str() != "expression_statement" {
             continue;
         }
-        let Some(assign) = stmt.named_child(0).filter(|a| a.kind() == "assignment") else {
+        let Some(assign) = stmt.named_child(0).filter(|a| a.kind_str() == "assignment") else {
             continue;
         };
         let Some(left) = assign.field("left") else {
             continue;
         };
-        let (Some(value), "identifier") = (assignment_value(assign), left.kind()) else {
+        let (Some(value), "identifier") = (assignment_value(assign), left.kind_str()) else {
             continue;
         };
         let name = cx.text(left);
@@ -91,7 +91,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
 /// Whether `value` builds an empty, unbounded container.
 fn is_empty_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
     let value = unparen(value);
-    match value.kind() {
+    match value.kind_str() {
         "list" | "dictionary" => value.named_child_count() == 0,
         "call" => {
             let Some(args) = value.field("arguments") else {
@@ -110,7 +110,9 @@ fn is_empty_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
                     let f = value.field("function").map(unparen);
                     plain_args == 0
                         && f.is_some_and(|f| {
-                            f.kind() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
+                            f.kind_str() == "identifier"
+                                && cx.text(f) == "set"
+                                && !cx.is_bound("set")
                         })
                 }
             }
@@ -122,7 +124,7 @@ fn is_empty_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
 fn keyword_count(args: Node<'_>) -> usize {
     let mut c = args.walk();
     args.named_children(&mut c)
-        .filter(|a| a.kind() == "keyword_argument")
+        .filter(|a| a.kind_str() == "keyword_argument")
         .count()
 }
 
@@ -172,7 +174,7 @@ fn occ_site(node: Node<'_>) -> Node<'_> {
     let mut site = node;
     while let Some(parent) = site.parent() {
         if matches!(
-            parent.kind(),
+            parent.kind_str(),
             "call" | "assignment" | "subscript" | "augmented_assignment" | "attribute"
         ) {
             site = parent;
@@ -194,12 +196,12 @@ fn use_kind<'t>(cx: &Checker<'t>, node: Node<'t>) -> Use {
     let Some((parent, child)) = parent_unparen(node) else {
         return Use::Shrink;
     };
-    match parent.kind() {
+    match parent.kind_str() {
         "attribute" if is_field(parent, "object", child) => {
             let Some((call, fchild)) = parent_unparen(parent) else {
                 return Use::Shrink;
             };
-            if call.kind() != "call" || !is_field(call, "function", fchild) {
+            if call.kind_str() != "call" || !is_field(call, "function", fchild) {
                 return Use::Shrink;
             }
             let Some((_, method, _)) = method_call(cx, call) else {
@@ -224,8 +226,8 @@ fn use_kind<'t>(cx: &Checker<'t>, node: Node<'t>) -> Use {
             };
             let is_slice = parent
                 .field("subscript")
-                .is_some_and(|s| s.kind() == "slice");
-            match grand.kind() {
+                .is_some_and(|s| s.kind_str() == "slice");
+            match grand.kind_str() {
                 "assignment" if is_field(grand, "left", sub) => {
                     if is_slice {
                         Use::Shrink
@@ -265,7 +267,7 @@ fn use_kind<'t>(cx: &Checker<'t>, node: Node<'t>) -> Use {
 fn enclosing_function(node: Node<'_>) -> Option<Node<'_>> {
     let mut current = node.parent();
     while let Some(n) = current {
-        if n.kind() == "function_definition" {
+        if n.kind_str() == "function_definition" {
             return Some(n);
         }
         current = n.parent();
@@ -293,7 +295,7 @@ fn is_registration<'t>(cx: &Checker<'t>, function: Node<'t>) -> bool {
 fn used_as_decorator<'t>(cx: &Checker<'t>, name: &str) -> bool {
     let check = |def: &Node<'_>| {
         decorators(*def).iter().any(|d| {
-            let target = if d.kind() == "call" {
+            let target = if d.kind_str() == "call" {
                 d.field("function").unwrap_or(*d)
             } else {
                 *d
@@ -319,7 +321,7 @@ fn returns_a_parameter<'t>(cx: &Checker<'t>, function: Node<'t>) -> bool {
                     && matches!(o.kind, OccKind::Load)
                     && o.node
                         .parent()
-                        .is_some_and(|p| p.kind() == "return_statement")
+                        .is_some_and(|p| p.kind_str() == "return_statement")
             })
     })
 }

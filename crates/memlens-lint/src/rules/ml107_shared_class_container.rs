@@ -77,12 +77,12 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let mut c = body.walk();
         let attrs: Vec<(&str, Node<'_>)> = body
             .named_children(&mut c)
-            .filter(|s| s.kind() == "expression_statement")
+            .filter(|s| s.kind_str() == "expression_statement")
             .filter_map(|s| s.named_child(0))
-            .filter(|a| a.kind() == "assignment")
+            .filter(|a| a.kind_str() == "assignment")
             .filter_map(|a| {
                 let left = a.field("left")?;
-                if left.kind() != "identifier" {
+                if left.kind_str() != "identifier" {
                     return None;
                 }
                 if a.field("type").is_some() && (has_bases || decorated) {
@@ -96,16 +96,19 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             continue;
         }
         let class_name = class.field("name").map(|n| cx.text(n)).unwrap_or("");
-        for (attr, _) in attrs {
-            if name_starts_dunder(attr) {
-                continue;
-            }
-            if let Some(site) = instance_mutation(cx, class, attr) {
+        let names: Vec<&str> = attrs
+            .iter()
+            .map(|(attr, _)| *attr)
+            .filter(|attr| !name_starts_dunder(attr))
+            .collect();
+        let mutations = instance_mutations(cx, class, &names);
+        for (attr, site) in names.iter().zip(mutations) {
+            if let Some(site) = site {
                 cx.report(
                     site,
                     SharedClassContainer {
                         expr: cx.snippet(site),
-                        attr: attr.to_owned(),
+                        attr: (*attr).to_owned(),
                         class: class_name.to_owned(),
                     },
                 );
@@ -120,7 +123,7 @@ fn name_starts_dunder(name: &str) -> bool {
 
 fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
     let value = unparen(value);
-    match value.kind() {
+    match value.kind_str() {
         "list"
         | "dictionary"
         | "set"
@@ -141,24 +144,36 @@ fn is_mutable_container<'t>(cx: &Checker<'t>, value: Node<'t>) -> bool {
                     "collections.deque",
                 ],
             ) || f.is_some_and(|f| {
-                f.kind() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
+                f.kind_str() == "identifier" && cx.text(f) == "set" && !cx.is_bound("set")
             })
         }
         _ => false,
     }
 }
 
-/// The first `self.attr` mutation in a method of `class`, unless some method assigns
-/// `self.attr` (giving instances their own container).
-fn instance_mutation<'t>(cx: &Checker<'t>, class: Node<'t>, attr: &str) -> Option<Node<'t>> {
-    let body = class.field("body")?;
-    let mut mutation = None;
+/// For each of `attrs`, the first `self.attr` mutation in a method of `class`, unless some
+/// method assigns `self.attr` (giving instances their own container). Each method is walked
+/// once for all the attributes.
+fn instance_mutations<'t>(
+    cx: &Checker<'t>,
+    class: Node<'t>,
+    attrs: &[&'t str],
+) -> Vec<Option<Node<'t>>> {
+    let mut mutation: Vec<Option<Node<'t>>> = vec![None; attrs.len()];
+    let mut assigned = vec![false; attrs.len()];
+    let Some(body) = class.field("body") else {
+        return mutation;
+    };
+    if attrs.is_empty() {
+        return mutation;
+    }
+    let mut found = Vec::new();
     let mut c = body.walk();
     for stmt in body.named_children(&mut c) {
-        let function = match stmt.kind() {
+        let function = match stmt.kind_str() {
             "function_definition" => stmt,
             "decorated_definition" => match stmt.field("definition") {
-                Some(d) if d.kind() == "function_definition" => d,
+                Some(d) if d.kind_str() == "function_definition" => d,
                 _ => continue,
             },
             _ => continue,
@@ -169,43 +184,53 @@ fn instance_mutation<'t>(cx: &Checker<'t>, class: Node<'t>, attr: &str) -> Optio
         let Some(selfname) = first_parameter(function).map(|p| cx.text(p)) else {
             continue;
         };
-        let mut found = Vec::new();
-        collect_self_attr(cx, function, selfname, attr, &mut found);
-        for node in found {
-            match self_attr_use(cx, node) {
-                AttrUse::Assigned => return None,
-                AttrUse::Mutated(site) => {
-                    if mutation.is_none() {
-                        mutation = Some(site);
-                    }
+        found.clear();
+        collect_self_attrs(cx, function, selfname, attrs, &mut found);
+        for &(node, attr) in &found {
+            // Every attribute of that name (a class may list one twice).
+            for (k, _) in attrs.iter().enumerate().filter(|(_, a)| **a == attr) {
+                if assigned[k] {
+                    continue;
                 }
-                AttrUse::Other => {}
+                match self_attr_use(cx, node) {
+                    AttrUse::Assigned => {
+                        assigned[k] = true;
+                        mutation[k] = None;
+                    }
+                    AttrUse::Mutated(site) => {
+                        if mutation[k].is_none() {
+                            mutation[k] = Some(site);
+                        }
+                    }
+                    AttrUse::Other => {}
+                }
             }
         }
     }
     mutation
 }
 
-fn collect_self_attr<'t>(
+/// The `selfname.attr` nodes under `node`, for `attr` in `attrs`, in source order.
+fn collect_self_attrs<'t>(
     cx: &Checker<'t>,
     node: Node<'t>,
     selfname: &str,
-    attr: &str,
-    out: &mut Vec<Node<'t>>,
+    attrs: &[&'t str],
+    out: &mut Vec<(Node<'t>, &'t str)>,
 ) {
-    if node.kind() == "attribute" {
+    if node.kind_str() == "attribute" {
         let object = node.field("object").map(unparen);
-        let name = node.field("attribute");
-        if object.is_some_and(|o| o.kind() == "identifier" && cx.text(o) == selfname)
-            && name.is_some_and(|n| cx.text(n) == attr)
+        if object.is_some_and(|o| o.kind_str() == "identifier" && cx.text(o) == selfname)
+            && let Some(name) = node.field("attribute")
+            && let Some(attr) = attrs.iter().find(|a| **a == cx.text(name))
         {
-            out.push(node);
+            out.push((node, attr));
             return;
         }
     }
     let mut c = node.walk();
     for child in node.named_children(&mut c) {
-        collect_self_attr(cx, child, selfname, attr, out);
+        collect_self_attrs(cx, child, selfname, attrs, out);
     }
 }
 
@@ -219,7 +244,7 @@ fn self_attr_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> AttrUse<'t> {
     let Some((parent, child)) = parent_unparen(node) else {
         return AttrUse::Other;
     };
-    match parent.kind() {
+    match parent.kind_str() {
         "assignment" if is_field(parent, "left", child) => AttrUse::Assigned,
         "pattern_list" | "tuple_pattern" | "as_pattern_target" => AttrUse::Assigned,
         "for_statement" if is_field(parent, "left", child) => AttrUse::Assigned,
@@ -229,7 +254,7 @@ fn self_attr_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> AttrUse<'t> {
             AttrUse::Mutated(parent)
         }
         "attribute" if is_field(parent, "object", child) => match parent_unparen(parent) {
-            Some((call, f)) if call.kind() == "call" && is_field(call, "function", f) => {
+            Some((call, f)) if call.kind_str() == "call" && is_field(call, "function", f) => {
                 match method_call(cx, call) {
                     Some((_, m, _)) if is_mutating_method(m) || GROWTH_METHODS.contains(&m) => {
                         AttrUse::Mutated(call)
@@ -241,12 +266,12 @@ fn self_attr_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> AttrUse<'t> {
         },
         "subscript" if is_field(parent, "value", child) => match parent_unparen(parent) {
             Some((g, s))
-                if matches!(g.kind(), "assignment" | "augmented_assignment")
+                if matches!(g.kind_str(), "assignment" | "augmented_assignment")
                     && is_field(g, "left", s) =>
             {
                 AttrUse::Mutated(g)
             }
-            Some((g, _)) if g.kind() == "delete_statement" => AttrUse::Mutated(g),
+            Some((g, _)) if g.kind_str() == "delete_statement" => AttrUse::Mutated(g),
             _ => AttrUse::Other,
         },
         "delete_statement" => AttrUse::Assigned,

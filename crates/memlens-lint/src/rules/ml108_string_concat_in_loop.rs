@@ -58,7 +58,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let Some(left) = aug.field("left") else {
             continue;
         };
-        if left.kind() != "identifier" {
+        if left.kind_str() != "identifier" {
             continue;
         }
         let Some(inner_loop) = enclosing_loop(aug) else {
@@ -111,7 +111,7 @@ fn string_variable<'t>(cx: &Checker<'t>, name: Node<'t>, inner_loop: Node<'t>) -
 
 /// For a string literal (or implicit concatenation), whether it is bytes.
 fn string_literal_kind<'t>(cx: &Checker<'t>, node: Node<'t>) -> Option<bool> {
-    let first = match node.kind() {
+    let first = match node.kind_str() {
         "string" => node,
         "concatenated_string" => node.named_child(0)?,
         _ => return None,

@@ -75,7 +75,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         };
         let positional = positional_args(args);
         if let [only] = positional.as_slice()
-            && only.kind() == "list_comprehension"
+            && only.kind_str() == "list_comprehension"
         {
             let name = cx.text(unparen(func)).to_owned();
             cx.report(
@@ -98,7 +98,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let Some(iterable) = l.field("right").map(unparen) else {
             continue;
         };
-        let (listed, inputs) = if iterable.kind() == "list_comprehension" {
+        let (listed, inputs) = if iterable.kind_str() == "list_comprehension" {
             (iterable, iterable)
         } else if cx.calls(iterable, &["builtins.list"]) {
             let Some(args) = iterable.field("arguments") else {
@@ -109,17 +109,17 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
                 continue;
             };
             let only = unparen(*only);
-            if !(only.kind() == "generator_expression" || cx.calls(only, LAZY)) {
+            if !(only.kind_str() == "generator_expression" || cx.calls(only, LAZY)) {
                 continue;
             }
             (iterable, only)
         } else {
             continue;
         };
-        if l.kind() == "for_statement" && body_mutates_inputs(cx, l, inputs) {
+        if l.kind_str() == "for_statement" && body_mutates_inputs(cx, l, inputs) {
             continue;
         }
-        let consumer = if l.kind() == "for_statement" {
+        let consumer = if l.kind_str() == "for_statement" {
             "a `for` loop"
         } else {
             "a comprehension"
@@ -128,7 +128,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
             listed,
             ListConsumedOnce {
                 consumer: consumer.to_owned(),
-                generator_fix: iterable.kind() == "list_comprehension",
+                generator_fix: iterable.kind_str() == "list_comprehension",
             },
         );
     }
@@ -145,10 +145,10 @@ fn body_mutates_inputs<'t>(cx: &Checker<'t>, for_stmt: Node<'t>, inputs: Node<'t
 }
 
 fn collect_names<'t>(cx: &Checker<'t>, node: Node<'t>, out: &mut Vec<&'t str>) {
-    if node.kind() == "identifier" {
+    if node.kind_str() == "identifier" {
         let is_attr_name = node
             .parent()
-            .is_some_and(|p| p.kind() == "attribute" && is_field(p, "attribute", node));
+            .is_some_and(|p| p.kind_str() == "attribute" && is_field(p, "attribute", node));
         if !is_attr_name {
             out.push(cx.text(node));
         }
@@ -163,7 +163,7 @@ fn collect_names<'t>(cx: &Checker<'t>, node: Node<'t>, out: &mut Vec<&'t str>) {
 fn root_name<'t>(cx: &Checker<'t>, mut node: Node<'t>) -> Option<&'t str> {
     loop {
         node = unparen(node);
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => return Some(cx.text(node)),
             "attribute" => node = node.field("object")?,
             "subscript" => node = node.field("value")?,
@@ -174,7 +174,7 @@ fn root_name<'t>(cx: &Checker<'t>, mut node: Node<'t>) -> Option<&'t str> {
 
 fn mutates_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
     let hit = |n: Node<'t>| root_name(cx, n).is_some_and(|r| names.contains(&r));
-    match node.kind() {
+    match node.kind_str() {
         "call" => {
             if let Some((receiver, method, _)) = method_call(cx, node)
                 && is_mutating_method(method)
@@ -185,7 +185,7 @@ fn mutates_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
         }
         "assignment" | "augmented_assignment" => {
             if let Some(left) = node.field("left")
-                && left.kind() != "identifier"
+                && left.kind_str() != "identifier"
                 && hit(left)
             {
                 return true;
@@ -194,7 +194,7 @@ fn mutates_any<'t>(cx: &Checker<'t>, node: Node<'t>, names: &[&str]) -> bool {
         "delete_statement" => {
             let mut c = node.walk();
             if node.named_children(&mut c).any(|t| {
-                if t.kind() == "expression_list" {
+                if t.kind_str() == "expression_list" {
                     let mut c2 = t.walk();
                     t.named_children(&mut c2).any(&hit)
                 } else {

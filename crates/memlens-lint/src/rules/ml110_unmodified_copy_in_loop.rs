@@ -52,7 +52,7 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
         let (Some(left), Some(value)) = (assign.field("left"), assign.field("right")) else {
             continue;
         };
-        if left.kind() != "identifier" {
+        if left.kind_str() != "identifier" {
             continue;
         }
         let value = unparen(value);
@@ -78,8 +78,8 @@ pub(crate) fn check(cx: &mut Checker<'_>) {
 
 /// For a copying expression, the value it copies.
 fn copied_value<'t>(cx: &Checker<'t>, value: Node<'t>) -> Option<Node<'t>> {
-    let copyable = |n: Node<'t>| matches!(unparen(n).kind(), "identifier" | "attribute");
-    match value.kind() {
+    let copyable = |n: Node<'t>| matches!(unparen(n).kind_str(), "identifier" | "attribute");
+    match value.kind_str() {
         "call" => {
             let args = value.field("arguments")?;
             let positional = positional_args(args);
@@ -101,7 +101,7 @@ fn copied_value<'t>(cx: &Checker<'t>, value: Node<'t>) -> Option<Node<'t>> {
         }
         "subscript" => {
             let sub = value.field("subscript")?;
-            if sub.kind() != "slice" || sub.named_child_count() != 0 {
+            if sub.kind_str() != "slice" || sub.named_child_count() != 0 {
                 return None;
             }
             let original = unparen(value.field("value")?);
@@ -150,14 +150,14 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
             if cx.text(n) == text {
                 return true;
             }
-            match n.kind() {
+            match n.kind_str() {
                 "attribute" => n = unparen(n.field("object").unwrap_or(n)),
                 "subscript" => n = unparen(n.field("value").unwrap_or(n)),
                 _ => return false,
             }
         }
     };
-    match node.kind() {
+    match node.kind_str() {
         "call" => {
             if let Some((receiver, method, _)) = method_call(cx, node)
                 && is_mutating_method(method)
@@ -169,7 +169,7 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
             if !copies && let Some(args) = node.field("arguments") {
                 let mut c = args.walk();
                 let passes = args.named_children(&mut c).any(|a| {
-                    let a = if a.kind() == "keyword_argument" {
+                    let a = if a.kind_str() == "keyword_argument" {
                         a.field("value").unwrap_or(a)
                     } else {
                         a
@@ -184,7 +184,7 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
         "assignment" | "augmented_assignment" => {
             if let Some(left) = node.field("left")
                 && is_original(left)
-                && (left.kind() != "identifier" || node.kind() == "augmented_assignment")
+                && (left.kind_str() != "identifier" || node.kind_str() == "augmented_assignment")
             {
                 return true;
             }
@@ -195,7 +195,7 @@ fn changes<'t>(cx: &Checker<'t>, node: Node<'t>, text: &str) -> bool {
             let mut c = node.walk();
             if node
                 .named_children(&mut c)
-                .any(|t| is_original(t) && t.kind() != "identifier")
+                .any(|t| is_original(t) && t.kind_str() != "identifier")
             {
                 return true;
             }

@@ -163,7 +163,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
     let Some((parent, child)) = parent_unparen(node) else {
         return false;
     };
-    match parent.kind() {
+    match parent.kind_str() {
         "binary_operator"
         | "comparison_operator"
         | "boolean_operator"
@@ -186,7 +186,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
             is_read_only_use(cx, parent)
         }
         "if_statement" | "elif_clause" | "while_statement" | "assert_statement" => {
-            is_field(parent, "condition", child) || parent.kind() == "assert_statement"
+            is_field(parent, "condition", child) || parent.kind_str() == "assert_statement"
         }
         "for_statement" | "for_in_clause" => is_field(parent, "right", child),
         "if_clause" => true,
@@ -198,7 +198,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
                 return false;
             };
             let method = parent.field("attribute").map(|a| cx.text(a)).unwrap_or("");
-            if grand.kind() == "call" && is_field(grand, "function", parent) {
+            if grand.kind_str() == "call" && is_field(grand, "function", parent) {
                 READ_METHODS.contains(&method)
             } else {
                 // `y.attr`: fine if that value is itself only read.
@@ -223,7 +223,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
                 return true;
             }
             let func = unparen(func);
-            if func.kind() == "identifier" {
+            if func.kind_str() == "identifier" {
                 let name = cx.text(func);
                 return PURE_NAMES
                     .iter()
@@ -231,13 +231,13 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
                     .is_some_and(|n| !cx.is_bound(n));
             }
             // `", ".join(y)`
-            func.kind() == "attribute"
+            func.kind_str() == "attribute"
                 && func
                     .field("attribute")
                     .is_some_and(|a| cx.text(a) == "join")
                 && func
                     .field("object")
-                    .is_some_and(|o| unparen(o).kind() == "string")
+                    .is_some_and(|o| unparen(o).kind_str() == "string")
         }
         "keyword_argument" => {
             // print(..., sep=y) and friends.
@@ -246,7 +246,7 @@ pub(crate) fn is_read_only_use<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
                 .and_then(|args| args.parent())
                 .and_then(|call| call.field("function"))
                 .is_some_and(|f| {
-                    unparen(f).kind() == "identifier"
+                    unparen(f).kind_str() == "identifier"
                         && cx.text(unparen(f)) == "print"
                         && !cx.is_bound("print")
                 })
@@ -261,7 +261,7 @@ pub(crate) fn method_call<'t>(
     call: Node<'t>,
 ) -> Option<(Node<'t>, &'t str, Node<'t>)> {
     let func = unparen(call.field("function")?);
-    if func.kind() != "attribute" {
+    if func.kind_str() != "attribute" {
         return None;
     }
     let receiver = unparen(func.field("object")?);
@@ -272,12 +272,12 @@ pub(crate) fn method_call<'t>(
 
 /// The positional arguments of a call (empty for `f(x for x in y)`'s lone generator).
 pub(crate) fn positional_args<'t>(args: Node<'t>) -> Vec<Node<'t>> {
-    if args.kind() != "argument_list" {
+    if args.kind_str() != "argument_list" {
         return vec![args];
     }
     let mut c = args.walk();
     args.named_children(&mut c)
-        .filter(|a| !matches!(a.kind(), "keyword_argument" | "comment"))
+        .filter(|a| !matches!(a.kind_str(), "keyword_argument" | "comment"))
         .collect()
 }
 
@@ -285,7 +285,7 @@ pub(crate) fn positional_args<'t>(args: Node<'t>) -> Vec<Node<'t>> {
 pub(crate) fn keyword_arg<'t>(cx: &Checker<'t>, args: Node<'t>, name: &str) -> Option<Node<'t>> {
     let mut c = args.walk();
     args.named_children(&mut c)
-        .filter(|a| a.kind() == "keyword_argument")
+        .filter(|a| a.kind_str() == "keyword_argument")
         .find(|a| a.field("name").is_some_and(|n| cx.text(n) == name))
         .and_then(|a| a.field("value"))
 }
@@ -293,7 +293,7 @@ pub(crate) fn keyword_arg<'t>(cx: &Checker<'t>, args: Node<'t>, name: &str) -> O
 /// Whether `node` is the integer literal zero.
 pub(crate) fn is_zero<'t>(cx: &Checker<'t>, node: Node<'t>) -> bool {
     let node = unparen(node);
-    node.kind() == "integer" && cx.text(node) == "0"
+    node.kind_str() == "integer" && cx.text(node) == "0"
 }
 
 #[cfg(test)]
