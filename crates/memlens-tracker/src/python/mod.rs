@@ -75,6 +75,120 @@ pub struct Layout {
     pub compact_size: usize,
     /// pymalloc pool size (`POOL_SIZE`): 4 KiB before 3.10, 16 KiB after (radix tree).
     pub pool_size: usize,
+    /// What the heap walker reads (`src/heap`).
+    pub heap: HeapLayout,
+}
+
+/// Where a frame keeps its local variables and how they are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalsModel {
+    /// 3.9, 3.10: `PyFrameObject.f_localsplus`, named by `co_varnames`, `co_cellvars`,
+    /// `co_freevars` in that order.
+    FrameObject {
+        /// `PyFrameObject.f_localsplus`.
+        f_localsplus: usize,
+        /// `PyCodeObject.co_nlocals` (int).
+        co_nlocals: usize,
+        /// `PyCodeObject.co_varnames`.
+        co_varnames: usize,
+        /// `PyCodeObject.co_cellvars`.
+        co_cellvars: usize,
+        /// `PyCodeObject.co_freevars`.
+        co_freevars: usize,
+    },
+    /// 3.11+: `_PyInterpreterFrame.localsplus`, named by `co_localsplusnames`.
+    Interpreter {
+        /// `PyFrameObject.f_frame`.
+        f_frame: usize,
+        /// `PyFrameObject.f_back`.
+        f_back: usize,
+        /// `_PyInterpreterFrame.localsplus`.
+        localsplus: usize,
+        /// `_PyInterpreterFrame.frame_obj`.
+        frame_obj: usize,
+        /// `_PyInterpreterFrame.f_locals`.
+        f_locals: usize,
+        /// `PyCodeObject.co_nlocalsplus` (int).
+        co_nlocalsplus: usize,
+        /// `PyCodeObject.co_nfreevars` (int).
+        co_nfreevars: usize,
+        /// `PyCodeObject.co_localsplusnames`.
+        co_localsplusnames: usize,
+    },
+}
+
+/// Where an instance keeps its attributes when its type manages the dict (3.11+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedDict {
+    /// 3.9, 3.10: only `tp_dictoffset`.
+    None,
+    /// 3.11: `PyDictValues*` at -4 words, `PyObject *dict` at -3 words.
+    Split311,
+    /// 3.12: a `PyDictOrValues` at -3 words; bit 0 set means values (pointer + 1).
+    Tagged312,
+    /// 3.13: the dict pointer at -3 words; with `Py_TPFLAGS_INLINE_VALUES` the values follow
+    /// the object header, behind a 8-byte `capacity, size, embedded, valid` prefix.
+    Inline313,
+}
+
+/// Offsets the heap walker reads that differ between versions. Offsets that are the same in
+/// every supported version are constants in `heap::layout`, checked by `tests/layouts.rs` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapLayout {
+    /// `PyInterpreterState.gc.generations`.
+    pub gc_generations: usize,
+    /// `PyInterpreterState.gc.permanent_generation`.
+    pub gc_permanent: usize,
+    /// `PyHeapTypeObject.ht_qualname`.
+    pub ht_qualname: usize,
+    /// `PyHeapTypeObject.ht_cached_keys` (3.11+).
+    pub ht_cached_keys: Option<usize>,
+    /// `PyThreadState.thread_id`.
+    pub tstate_thread_id: usize,
+    /// `PyThreadState.exc_info`.
+    pub tstate_exc_info: usize,
+    /// `PyThreadState.dict`.
+    pub tstate_dict: usize,
+    /// `PyThreadState.async_exc`.
+    pub tstate_async_exc: usize,
+    /// `PyThreadState.context`.
+    pub tstate_context: usize,
+    /// `PyThreadState.curexc_value` (before 3.12) or `current_exception`.
+    pub tstate_current_exception: usize,
+    /// `_PyErr_StackItem.exc_value`.
+    pub stackitem_exc_value: usize,
+    /// `_PyErr_StackItem.previous_item`.
+    pub stackitem_previous: usize,
+    /// Frame locals.
+    pub locals: LocalsModel,
+    /// `PyCodeObject.co_consts`.
+    pub co_consts: usize,
+    /// `PyCodeObject.co_names`.
+    pub co_names: usize,
+    /// `PyFunctionObject.func_code`.
+    pub func_code: usize,
+    /// `PyFunctionObject.func_globals`.
+    pub func_globals: usize,
+    /// `PyFunctionObject.func_closure`.
+    pub func_closure: usize,
+    /// `PyFunctionObject.func_defaults`.
+    pub func_defaults: usize,
+    /// `PyFunctionObject.func_dict`.
+    pub func_dict: usize,
+    /// `PyBaseExceptionObject.traceback`.
+    pub exc_traceback: usize,
+    /// `PyBaseExceptionObject.context`.
+    pub exc_context: usize,
+    /// `PyBaseExceptionObject.cause`.
+    pub exc_cause: usize,
+    /// Offset of `values[]` in `PyDictValues` (3.11+).
+    pub dictvalues_values: usize,
+    /// Managed dicts and inline values.
+    pub managed: ManagedDict,
+    /// `int` keeps `lv_tag` (digit count << 3 | sign) instead of `ob_size` (3.12+).
+    pub long_tag: bool,
+    /// Objects can be immortal (3.12+): a negative 32-bit refcount.
+    pub immortal: bool,
 }
 
 /// The `PyASCIIObject.state` bits, the same in 3.9-3.13 (checked by tests/layouts.rs).
