@@ -69,7 +69,9 @@ pub enum TrackerError {
     #[error("heap snapshot: {0}")]
     Heap(#[from] memlens_heap::HeapError),
     /// A heap snapshot is too large to be a chunk of the capture.
-    #[error("heap snapshot of {0} bytes is too large for a capture chunk: write it to a file with memlens.snapshot(path)")]
+    #[error(
+        "heap snapshot of {0} bytes is too large for a capture chunk: write it to a file with memlens.snapshot(path)"
+    )]
     SnapshotTooLarge(usize),
 }
 

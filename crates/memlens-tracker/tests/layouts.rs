@@ -194,7 +194,11 @@ fn layouts_match_the_interpreters_own_headers() {
             }
         }
         if minor >= 11 {
-            assert_eq!(h.ht_cached_keys, Some(get("heaptype.ht_cached_keys")), "{ctx}");
+            assert_eq!(
+                h.ht_cached_keys,
+                Some(get("heaptype.ht_cached_keys")),
+                "{ctx}"
+            );
             assert_eq!(h.dictvalues_values, get("dictvalues.values"), "{ctx}");
             for (key, value) in [
                 ("keys.dk_log2_size", 8),

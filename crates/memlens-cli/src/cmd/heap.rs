@@ -56,7 +56,8 @@ const CAPTURE_MAGIC: &[u8] = b"MLENS\0\r\n";
 fn load(path: &Path, pick: Option<usize>) -> anyhow::Result<Snapshot> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.starts_with(CAPTURE_MAGIC) {
-        return from_capture(&bytes, pick).with_context(|| format!("cannot read {}", path.display()));
+        return from_capture(&bytes, pick)
+            .with_context(|| format!("cannot read {}", path.display()));
     }
     if pick.is_some() {
         anyhow::bail!(
@@ -186,7 +187,10 @@ fn join_sites(
         }
         let result = chosen.or(first).map(|(file, line)| {
             *site_index.entry((file, line)).or_insert_with(|| {
-                let name = strings.get(&file).cloned().unwrap_or_else(|| "<unknown>".into());
+                let name = strings
+                    .get(&file)
+                    .cloned()
+                    .unwrap_or_else(|| "<unknown>".into());
                 sites.push((name, line));
                 sites.len() - 1
             })
@@ -198,7 +202,10 @@ fn join_sites(
     for n in 0..snap.node_count() {
         let node = memlens_heap::NodeId(n as u32);
         let mut site = None;
-        if !snap.flags(node).contains(memlens_heap::NodeFlags::SYNTHETIC) {
+        if !snap
+            .flags(node)
+            .contains(memlens_heap::NodeFlags::SYNTHETIC)
+        {
             let addr = snap.address(node);
             for back in [0u64, 16, 32] {
                 if let Some(&(size, stack)) = addr.checked_sub(back).and_then(|a| live.get(&a))

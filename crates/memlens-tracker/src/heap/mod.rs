@@ -331,7 +331,13 @@ impl<W: Write> Walker<W> {
         id
     }
 
-    fn edge(&mut self, from: u32, to: usize, label: EdgeLabel, kind: EdgeKind) -> Result<(), HeapError> {
+    fn edge(
+        &mut self,
+        from: u32,
+        to: usize,
+        label: EdgeLabel,
+        kind: EdgeKind,
+    ) -> Result<(), HeapError> {
         let t = self.id(to);
         if kind == EdgeKind::Strong {
             self.found[t as usize] = self.found[t as usize].saturating_add(1);
@@ -589,7 +595,11 @@ impl<W: Write> Walker<W> {
                 self.frame_roots(ts, &who)?;
                 let cur: usize = rd(ts, h.tstate_current_exception);
                 if cur != 0 && cur != self.none {
-                    self.root(cur, RootKind::Exception, &format!("{who} current exception"))?;
+                    self.root(
+                        cur,
+                        RootKind::Exception,
+                        &format!("{who} current exception"),
+                    )?;
                 }
                 let mut item: usize = rd(ts, h.tstate_exc_info);
                 let mut g = 0;
@@ -639,10 +649,8 @@ impl<W: Write> Walker<W> {
                         if code != 0 {
                             names = self.l.code_names(code);
                         }
-                        let desc = format!(
-                            "{who} frame `{}` ({}:{line})",
-                            names.qualname, names.file
-                        );
+                        let desc =
+                            format!("{who} frame `{}` ({}:{line})", names.qualname, names.file);
                         self.root(f, RootKind::ThreadFrame, &desc)?;
                         f = rd(f, f_back);
                     }
@@ -678,10 +686,8 @@ impl<W: Write> Walker<W> {
                             let start = code + self.l.co_code_adaptive.unwrap_or(0);
                             let lasti = ip.saturating_sub(start).min(i32::MAX as usize) as c_int;
                             let line = ffi::PyCode_Addr2Line(code as *mut c_void, lasti);
-                            let desc = format!(
-                                "{who} frame `{}` ({}:{line})",
-                                names.qualname, names.file
-                            );
+                            let desc =
+                                format!("{who} frame `{}` ({}:{line})", names.qualname, names.file);
                             let id = self.synthetic(f);
                             self.stats.roots += 1;
                             self.b.add_root(NodeId(id), RootKind::ThreadFrame, &desc)?;
@@ -790,9 +796,8 @@ impl<W: Write> Walker<W> {
     /// `f` is a live `_PyInterpreterFrame` with a code object.
     unsafe fn emit_iframe(&mut self, id: u32, f: usize) -> Result<(), HeapError> {
         let ty = self.b.add_type("frame")?;
-        self.b.add_object(
-            Object::new(f as u64, ty, 0).flags(NodeFlags(NodeFlags::SYNTHETIC.0)),
-        )?;
+        self.b
+            .add_object(Object::new(f as u64, ty, 0).flags(NodeFlags(NodeFlags::SYNTHETIC.0)))?;
         self.stats.objects += 1;
         self.labeled.clear();
         // SAFETY: forwarded.
@@ -923,7 +928,8 @@ impl<W: Write> Walker<W> {
                 }
                 Kind::Bytes => {
                     let n = rd::<isize>(obj, OB_SIZE).max(0) as usize;
-                    let data = std::slice::from_raw_parts((obj + BYTES_SVAL) as *const u8, n.min(PREVIEW));
+                    let data =
+                        std::slice::from_raw_parts((obj + BYTES_SVAL) as *const u8, n.min(PREVIEW));
                     preview = data.escape_ascii().to_string();
                     if n > PREVIEW {
                         flags |= NodeFlags::PREVIEW_TRUNCATED.0;
@@ -978,9 +984,7 @@ impl<W: Write> Walker<W> {
                     let tag: usize = rd(obj, 16);
                     LONG_DIGITS + 4 * (tag >> 3).max(1)
                 }
-                Kind::List => {
-                    info.basicsize + 8 * rd::<isize>(obj, LIST_ALLOCATED).max(0) as usize
-                }
+                Kind::List => info.basicsize + 8 * rd::<isize>(obj, LIST_ALLOCATED).max(0) as usize,
                 Kind::Dict => match self.dict_sizeof {
                     Some(f) => f(obj as *mut c_void).max(0) as usize,
                     None => info.basicsize,
@@ -1039,8 +1043,8 @@ impl<W: Write> Walker<W> {
             if keys == 0 {
                 return 0;
             }
-            let usable = (rd::<isize>(keys, KEYS_USABLE) + rd::<isize>(keys, KEYS_NENTRIES))
-                .max(0) as usize;
+            let usable =
+                (rd::<isize>(keys, KEYS_USABLE) + rd::<isize>(keys, KEYS_NENTRIES)).max(0) as usize;
             match h.managed {
                 ManagedDict::Split311 => {
                     let values: usize = rd(obj - 32, 0);
@@ -1086,7 +1090,8 @@ impl<W: Write> Walker<W> {
             // SAFETY: the type supports GC for this object (HAVE_GC and tp_is_gc), so its
             // tp_traverse accepts it; the visitor only records pointers.
             unsafe {
-                let f: ffi::TraverseProc = std::mem::transmute::<usize, ffi::TraverseProc>(info.traverse);
+                let f: ffi::TraverseProc =
+                    std::mem::transmute::<usize, ffi::TraverseProc>(info.traverse);
                 let out = &mut self.traversed as *mut Vec<usize> as *mut c_void;
                 f(obj as *mut c_void, visit, out);
             }
@@ -1096,8 +1101,7 @@ impl<W: Write> Walker<W> {
         // Extras: references traverse does not report (or everything, for complete extractors).
         for &(to, label, extra) in &labeled {
             if extra || complete {
-                let kind = if matches!(label, EdgeLabel::Internal(s) if s == self.labels.referent)
-                {
+                let kind = if matches!(label, EdgeLabel::Internal(s) if s == self.labels.referent) {
                     EdgeKind::Weak
                 } else {
                     EdgeKind::Strong
@@ -1136,7 +1140,12 @@ impl<W: Write> Walker<W> {
     ///
     /// # Safety
     /// `obj` is live and of type `tp`.
-    unsafe fn extract(&mut self, obj: usize, tp: usize, info: &TypeInfo) -> Result<bool, HeapError> {
+    unsafe fn extract(
+        &mut self,
+        obj: usize,
+        tp: usize,
+        info: &TypeInfo,
+    ) -> Result<bool, HeapError> {
         let h = self.l.heap;
         let lb = &self.labels;
         let (dict, key, class, base, mro) = (lb.dict, lb.key, lb.class, lb.base, lb.mro);
@@ -1219,7 +1228,10 @@ impl<W: Write> Walker<W> {
                     }
                 }
                 Kind::Method => {
-                    for (off, l) in [(METHOD_FUNC, self.labels.func), (METHOD_SELF, self.labels.self_)] {
+                    for (off, l) in [
+                        (METHOD_FUNC, self.labels.func),
+                        (METHOD_SELF, self.labels.self_),
+                    ] {
                         let v: usize = rd(obj, off);
                         if v != 0 {
                             self.labeled.push((v, EdgeLabel::Internal(l), false));
@@ -1229,11 +1241,15 @@ impl<W: Write> Walker<W> {
                 Kind::Cell => {
                     let v: usize = rd(obj, CELL_REF);
                     if v != 0 {
-                        self.labeled.push((v, EdgeLabel::Internal(self.labels.cell), false));
+                        self.labeled
+                            .push((v, EdgeLabel::Internal(self.labels.cell), false));
                     }
                 }
                 Kind::Traceback => {
-                    for (off, l) in [(TB_NEXT, self.labels.tb_next), (TB_FRAME, self.labels.tb_frame)] {
+                    for (off, l) in [
+                        (TB_NEXT, self.labels.tb_next),
+                        (TB_FRAME, self.labels.tb_frame),
+                    ] {
                         let v: usize = rd(obj, off);
                         if v != 0 {
                             self.labeled.push((v, EdgeLabel::Internal(l), false));
@@ -1263,7 +1279,10 @@ impl<W: Write> Walker<W> {
                     }
                 }
                 Kind::Code => {
-                    for (off, l) in [(h.co_consts, self.labels.consts), (h.co_names, self.labels.names)] {
+                    for (off, l) in [
+                        (h.co_consts, self.labels.consts),
+                        (h.co_names, self.labels.names),
+                    ] {
                         let v: usize = rd(obj, off);
                         if v != 0 {
                             self.labeled.push((v, EdgeLabel::Internal(l), true));
@@ -1272,19 +1291,18 @@ impl<W: Write> Walker<W> {
                     return Ok(true);
                 }
                 Kind::NdArray => {
-                    for (off, l) in [(NDARRAY_BASE, self.labels.array_base), (NDARRAY_DESCR, self.labels.descr)] {
+                    for (off, l) in [
+                        (NDARRAY_BASE, self.labels.array_base),
+                        (NDARRAY_DESCR, self.labels.descr),
+                    ] {
                         let v: usize = rd(obj, off);
                         if v != 0 {
                             self.labeled.push((v, EdgeLabel::Internal(l), true));
                         }
                     }
                 }
-                Kind::Str
-                | Kind::Bytes
-                | Kind::ByteArray
-                | Kind::Int
-                | Kind::Set
-                | Kind::Other => {}
+                Kind::Str | Kind::Bytes | Kind::ByteArray | Kind::Int | Kind::Set | Kind::Other => {
+                }
             }
             if !info.exact {
                 self.instance(obj, tp, info)?;
@@ -1378,7 +1396,9 @@ impl<W: Write> Walker<W> {
                         slot += n;
                     }
                 }
-                LocalsModel::Interpreter { f_frame, f_back, .. } => {
+                LocalsModel::Interpreter {
+                    f_frame, f_back, ..
+                } => {
                     let back: usize = rd(obj, f_back);
                     if back != 0 {
                         self.labeled
