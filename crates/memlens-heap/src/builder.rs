@@ -65,6 +65,12 @@ impl<W: Write> SnapshotBuilder<W> {
         })
     }
 
+    /// Makes room for about `strings` more distinct strings (a walker that knows roughly how
+    /// many objects it will add saves the intern table's rehashing).
+    pub fn reserve_strings(&mut self, strings: usize) {
+        self.interned.reserve(strings);
+    }
+
     /// Number of objects added so far (the id the next object will get).
     pub fn object_count(&self) -> u32 {
         self.counts.nodes as u32

@@ -40,7 +40,6 @@ pub(crate) const BYTEARRAY_ALLOC: usize = 24;
 pub(crate) const BYTES_SVAL: usize = 32;
 
 /// `PyDictKeysObject` (3.11+, Include/internal/pycore_dict.h).
-pub(crate) const KEYS_LOG2_SIZE: usize = 8;
 pub(crate) const KEYS_LOG2_INDEX_BYTES: usize = 9;
 pub(crate) const KEYS_KIND: usize = 10;
 pub(crate) const KEYS_USABLE: usize = 16;

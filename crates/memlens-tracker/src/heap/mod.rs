@@ -79,9 +79,97 @@ pub unsafe fn walk<W: Write>(
     Ok((w.b.finish()?, stats))
 }
 
-/// Maps and sets keyed by object address (as `u64`), with the capture format's address hasher.
-type AddrMap<V> = memlens_format::AddrMap<V>;
-type AddrSet = HashSet<u64, BuildHasherDefault<memlens_format::AddrHasher>>;
+/// Hashes object addresses: a 64x64->128-bit multiply folded onto itself, so every input bit
+/// reaches the low bits that pick a bucket (addresses are 16-byte aligned, and a plain multiply
+/// would leave their low bits zero).
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+#[inline(always)]
+fn mix(v: u64) -> u64 {
+    let m = u128::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    (m >> 64) as u64 ^ m as u64
+}
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = mix(self.0 ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = mix(v ^ self.0);
+    }
+}
+
+/// Address -> node id: open addressing with linear probing over packed `(address, id)` slots,
+/// so a lookup costs one cache miss (the walk does one per reference). Address 0 marks a free
+/// slot; the table doubles at half load.
+struct NodeIds {
+    slots: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl NodeIds {
+    fn with_capacity(n: usize) -> Self {
+        let cap = (2 * n).next_power_of_two().max(1024);
+        NodeIds {
+            slots: vec![(0, 0); cap],
+            len: 0,
+        }
+    }
+
+    /// The id stored for `addr`, or `fresh` after storing it.
+    #[inline]
+    fn get_or_insert(&mut self, addr: u64, fresh: u32) -> u32 {
+        if 2 * (self.len + 1) > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = mix(addr) as usize & mask;
+        loop {
+            let (k, v) = self.slots[i];
+            if k == addr {
+                return v;
+            }
+            if k == 0 {
+                self.slots[i] = (addr, fresh);
+                self.len += 1;
+                return fresh;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn contains(&self, addr: u64) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = mix(addr) as usize & mask;
+        loop {
+            match self.slots[i].0 {
+                0 => return false,
+                k if k == addr => return true,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![(0, 0); 2 * self.slots.len()];
+        let old = std::mem::replace(&mut self.slots, bigger);
+        self.len = 0;
+        for (k, v) in old {
+            if k != 0 {
+                self.get_or_insert(k, v);
+            }
+        }
+    }
+}
+
+type AddrMap<V> = std::collections::HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
+type AddrSet = HashSet<u64, BuildHasherDefault<AddrHasher>>;
 
 /// Reads `T` at `base + offset`.
 ///
@@ -173,13 +261,15 @@ struct Labels {
 struct Walker<W: Write> {
     l: &'static Layout,
     b: SnapshotBuilder<W>,
-    ids: AddrMap<u32>,
+    ids: NodeIds,
     queue: Vec<Item>,
     /// Strong references found to each node.
     found: Vec<u32>,
     types: AddrMap<TypeInfo>,
     /// `str` object -> interned text.
     strs: AddrMap<StrId>,
+    /// Key type -> the label of keys of that type that are neither `str` nor `int`.
+    other_keys: AddrMap<StrId>,
     /// Closure tuple -> the code object naming its cells.
     closure_of: AddrMap<usize>,
     frozen: AddrSet,
@@ -187,7 +277,10 @@ struct Walker<W: Write> {
     dict_sizeof: Option<unsafe extern "C" fn(*mut c_void) -> isize>,
     traversed: Vec<usize>,
     labeled: Vec<(usize, EdgeLabel, bool)>,
+    /// Scratch: the labels available to name traverse's references.
+    names: Vec<(usize, EdgeLabel, bool)>,
     text: String,
+    preview: String,
     stats: HeapStats,
     none: usize,
     t: BuiltinTypes,
@@ -295,18 +388,21 @@ impl<W: Write> Walker<W> {
         Ok(Walker {
             l,
             b,
-            ids: AddrMap::default(),
+            ids: NodeIds::with_capacity(1 << 16),
             queue: Vec::new(),
             found: Vec::new(),
             types: AddrMap::default(),
             strs: AddrMap::default(),
             closure_of: AddrMap::default(),
+            other_keys: AddrMap::default(),
             frozen: AddrSet::default(),
             labels,
             dict_sizeof: ffi::dict_sizeof(),
             traversed: Vec::new(),
             labeled: Vec::new(),
+            names: Vec::new(),
             text: String::new(),
+            preview: String::new(),
             stats: HeapStats::default(),
             none: std::ptr::addr_of!(ffi::_Py_NoneStruct) as usize,
             t: BuiltinTypes::get(),
@@ -316,7 +412,7 @@ impl<W: Write> Walker<W> {
     /// The node id of the object at `addr`, queueing it when first seen.
     fn id(&mut self, addr: usize) -> u32 {
         let next = self.queue.len() as u32;
-        let id = *self.ids.entry(addr as u64).or_insert(next);
+        let id = self.ids.get_or_insert(addr as u64, next);
         if id == next {
             self.queue.push(Item { addr, frame: false });
             self.found.push(0);
@@ -400,7 +496,7 @@ impl<W: Write> Walker<W> {
         }
         // SAFETY: tp is a live type; its fields have the PyTypeObject layout.
         let info = unsafe {
-            let flags: u64 = rd::<std::ffi::c_ulong>(tp, TP_FLAGS) as u64;
+            let flags: u64 = rd::<u64>(tp, TP_FLAGS);
             let t = &self.t;
             let exact_kinds = [
                 (t.dict, Kind::Dict),
@@ -482,7 +578,7 @@ impl<W: Write> Walker<W> {
     unsafe fn type_name(&mut self, tp: usize) -> String {
         // SAFETY: as documented; heap types have the PyHeapTypeObject layout.
         unsafe {
-            let flags: u64 = rd::<std::ffi::c_ulong>(tp, TP_FLAGS) as u64;
+            let flags: u64 = rd::<u64>(tp, TP_FLAGS);
             let raw = CStr::from_ptr(rd::<*const std::ffi::c_char>(tp, TP_NAME))
                 .to_string_lossy()
                 .into_owned();
@@ -584,7 +680,7 @@ impl<W: Write> Walker<W> {
             let mut guard = 0;
             while ts != 0 && guard < 100_000 {
                 guard += 1;
-                let ident: u64 = rd::<std::ffi::c_ulong>(ts, h.tstate_thread_id) as u64;
+                let ident: u64 = rd::<u64>(ts, h.tstate_thread_id);
                 let name = roots
                     .thread_names
                     .iter()
@@ -720,6 +816,18 @@ impl<W: Write> Walker<W> {
             });
             self.frozen = frozen;
         }
+        // Size the tables once: untracked objects (strs, ints) are about as many as tracked ones.
+        let mut tracked = 0usize;
+        for &head in &lists {
+            // SAFETY: as above.
+            unsafe { gc_list(head, |_| tracked += 1) };
+        }
+        let expect = 2 * tracked + 4096;
+        self.ids = NodeIds::with_capacity(expect);
+        self.queue.reserve(expect);
+        self.found.reserve(expect);
+        self.b.reserve_strings(tracked / 2);
+        self.strs.reserve(4096);
         self.run_roots(roots)?;
         let mut next = 0;
         // SAFETY: forwarded.
@@ -727,11 +835,11 @@ impl<W: Write> Walker<W> {
         let reached = self.queue.len();
         // Objects of the GC lists that no root reaches: garbage cycles, or objects held by C.
         let mut unreached = Vec::new();
-        for head in lists {
+        for &head in &lists {
             // SAFETY: as above.
             unsafe {
                 gc_list(head, |o| {
-                    if !self.ids.contains_key(&(o as u64)) {
+                    if !self.ids.contains(o as u64) {
                         unreached.push(o);
                     }
                 })
@@ -917,12 +1025,15 @@ impl<W: Write> Walker<W> {
             }
             let size = self.size(obj, tp, &info, gc);
             self.stats.bytes += size;
-            let mut preview = String::new();
+            let preview = &mut self.preview;
+            preview.clear();
             match info.kind {
                 Kind::Str => {
-                    self.l.read_str(obj, PREVIEW + 1, &mut preview);
-                    if preview.chars().count() > PREVIEW {
-                        preview = preview.chars().take(PREVIEW).collect();
+                    // The length is known: read one character more than kept only to tell
+                    // that the preview was cut.
+                    let len = rd::<isize>(obj, 16).max(0) as usize;
+                    self.l.read_str(obj, PREVIEW, preview);
+                    if len > PREVIEW {
                         flags |= NodeFlags::PREVIEW_TRUNCATED.0;
                     }
                 }
@@ -930,7 +1041,8 @@ impl<W: Write> Walker<W> {
                     let n = rd::<isize>(obj, OB_SIZE).max(0) as usize;
                     let data =
                         std::slice::from_raw_parts((obj + BYTES_SVAL) as *const u8, n.min(PREVIEW));
-                    preview = data.escape_ascii().to_string();
+                    use std::fmt::Write as _;
+                    let _ = write!(preview, "{}", data.escape_ascii());
                     if n > PREVIEW {
                         flags |= NodeFlags::PREVIEW_TRUNCATED.0;
                     }
@@ -939,7 +1051,7 @@ impl<W: Write> Walker<W> {
             }
             let mut o = Object::new(obj as u64, info.id, size).flags(NodeFlags(flags));
             if matches!(info.kind, Kind::Str | Kind::Bytes) {
-                o = o.preview(&preview);
+                o = o.preview(&self.preview);
             }
             self.b.add_object(o)?;
             self.stats.objects += 1;
@@ -1110,9 +1222,12 @@ impl<W: Write> Walker<W> {
             }
         }
         // Traverse's references, named by the extractor where it knows them.
-        let mut names: Vec<(usize, EdgeLabel, bool)> =
-            labeled.iter().copied().filter(|l| !l.2).collect();
-        names.sort_unstable_by_key(|l| l.0);
+        let mut names = std::mem::take(&mut self.names);
+        names.clear();
+        if !traversed.is_empty() {
+            names.extend(labeled.iter().copied().filter(|l| !l.2));
+            names.sort_unstable_by_key(|l| l.0);
+        }
         for &to in &traversed {
             let mut label = EdgeLabel::None;
             let mut i = names.partition_point(|l| l.0 < to);
@@ -1131,6 +1246,7 @@ impl<W: Write> Walker<W> {
         }
         self.labeled = labeled;
         self.traversed = traversed;
+        self.names = names;
         Ok(())
     }
 
@@ -1148,7 +1264,7 @@ impl<W: Write> Walker<W> {
     ) -> Result<bool, HeapError> {
         let h = self.l.heap;
         let lb = &self.labels;
-        let (dict, key, class, base, mro) = (lb.dict, lb.key, lb.class, lb.base, lb.mro);
+        let (dict, base, mro) = (lb.dict, lb.base, lb.mro);
         // SAFETY (for the block): each arm reads the layout of its kind, checked by
         // tests/layouts.rs; referenced objects are alive while obj is.
         unsafe {
@@ -1307,7 +1423,6 @@ impl<W: Write> Walker<W> {
             if !info.exact {
                 self.instance(obj, tp, info)?;
             }
-            let _ = (key, class);
             Ok(false)
         }
     }
@@ -1455,15 +1570,17 @@ impl<W: Write> Walker<W> {
             if ktp == self.t.str_ {
                 return Ok(EdgeLabel::Key(self.str_id(k)?));
             }
-            if ktp == self.t.int {
-                if let Some(v) = self.small_int(k) {
-                    return Ok(EdgeLabel::IntKey(v));
-                }
+            if ktp == self.t.int
+                && let Some(v) = self.small_int(k)
+            {
+                return Ok(EdgeLabel::IntKey(v));
             }
-            let info = self.type_info(ktp)?;
-            let _ = info;
+            if let Some(&s) = self.other_keys.get(&(ktp as u64)) {
+                return Ok(EdgeLabel::OtherKey(s));
+            }
             let name = self.type_name(ktp);
             let s = self.b.intern(&format!("<{name}>"))?;
+            self.other_keys.insert(ktp as u64, s);
             Ok(EdgeLabel::OtherKey(s))
         }
     }
@@ -1566,7 +1683,6 @@ impl<W: Write> Walker<W> {
             let n = rd::<isize>(keys, KEYS_NENTRIES).max(0) as usize;
             let index_bytes = 1usize << rd::<u8>(keys, KEYS_LOG2_INDEX_BYTES);
             let entries = keys + KEYS_INDICES + index_bytes;
-            let _ = KEYS_LOG2_SIZE;
             for i in 0..n.min(1 << 16) {
                 let v: usize = rd(values, h.dictvalues_values + 8 * i);
                 if v == 0 {
