@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,9 +36,9 @@ gc.enable()
 
 MEMLENS = BUILD + """
 import memlens
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 stats = memlens._take_snapshot({path!r})
-print(time.perf_counter() - t, stats["objects"], stats["file_bytes"])
+print(time.perf_counter() - t, time.process_time() - c, stats["objects"], stats["file_bytes"])
 """
 
 GUPPY = BUILD + """
@@ -77,22 +78,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             path = os.path.join(tmp, f"h{n}.mlheap")
-            walk_s, objects, file_bytes = run(MEMLENS.format(n=n, path=path))
+            walk_s, walk_cpu, objects, file_bytes = run(MEMLENS.format(n=n, path=path))
             t = time.perf_counter()
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(
                 [sys.executable, "-m", "memlens", "heap", path, "--format", "json",
                  "-o", os.path.join(tmp, "h.json")],
                 check=True,
             )
             analyse_s = time.perf_counter() - t
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            analyse_cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
             report = json.load(open(os.path.join(tmp, "h.json")))
             total = float(walk_s) + analyse_s
             target = 1.0 if n <= 1_000_000 else 5.0 * n / 5_000_000
+            cpu = float(walk_cpu) + analyse_cpu
             print(
-                f"{int(objects):>10,} objects: snapshot {float(walk_s):.2f} s "
-                f"({int(file_bytes) / int(objects):.1f} B/object), analysis + JSON "
-                f"{analyse_s:.2f} s, total {total:.2f} s = {total / target:.2f}x the "
-                f"{target:g} s target; {report['edges']:,} references"
+                f"{int(objects):>10,} objects, {report['edges']:,} references: snapshot "
+                f"{float(walk_s):.2f} s ({float(walk_cpu):.2f} s CPU, "
+                f"{int(file_bytes) / int(objects):.1f} B/object), analysis + JSON "
+                f"{analyse_s:.2f} s ({analyse_cpu:.2f} s CPU); total {total:.2f} s wall = "
+                f"{total / target:.2f}x the {target:g} s target, {cpu:.2f} s CPU = "
+                f"{cpu / target:.2f}x"
             )
             if compare:
                 for name, module, source in (("guppy3", "guppy", GUPPY), ("pympler", "pympler", PYMPLER)):

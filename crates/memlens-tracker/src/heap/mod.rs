@@ -105,11 +105,11 @@ impl std::hash::Hasher for AddrHasher {
     }
 }
 
-/// Address -> node id: open addressing with linear probing over packed `(address, id)` slots,
-/// so a lookup costs one cache miss (the walk does one per reference). Address 0 marks a free
-/// slot; the table doubles at half load.
+/// Address -> node id and the strong references found to it: open addressing with linear
+/// probing over packed `(address, id, found)` slots, so a lookup costs one cache miss (the walk
+/// does one per reference). Address 0 marks a free slot; the table doubles at half load.
 struct NodeIds {
-    slots: Vec<(u64, u32)>,
+    slots: Vec<(u64, u32, u32)>,
     len: usize,
 }
 
@@ -117,31 +117,57 @@ impl NodeIds {
     fn with_capacity(n: usize) -> Self {
         let cap = (2 * n).next_power_of_two().max(1024);
         NodeIds {
-            slots: vec![(0, 0); cap],
+            slots: vec![(0, 0, 0); cap],
             len: 0,
         }
     }
 
-    /// The id stored for `addr`, or `fresh` after storing it.
+    /// The slot of `addr`, filled with id `fresh` when new; true when it was new.
     #[inline]
-    fn get_or_insert(&mut self, addr: u64, fresh: u32) -> u32 {
+    fn slot(&mut self, addr: u64, fresh: u32) -> (&mut (u64, u32, u32), bool) {
         if 2 * (self.len + 1) > self.slots.len() {
             self.grow();
         }
         let mask = self.slots.len() - 1;
         let mut i = mix(addr) as usize & mask;
         loop {
-            let (k, v) = self.slots[i];
+            let k = self.slots[i].0;
             if k == addr {
-                return v;
+                return (&mut self.slots[i], false);
             }
             if k == 0 {
-                self.slots[i] = (addr, fresh);
+                self.slots[i] = (addr, fresh, 0);
                 self.len += 1;
-                return fresh;
+                return (&mut self.slots[i], true);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![(0, 0, 0); 2 * self.slots.len()];
+        let old = std::mem::replace(&mut self.slots, bigger);
+        self.len = 0;
+        for (k, v, f) in old {
+            if k != 0 {
+                self.slot(k, v).0.2 = f;
+            }
+        }
+    }
+
+    /// Starts loading the slot of `addr` into the cache (the walk knows an object's references
+    /// before it looks them up, so several misses overlap).
+    #[inline(always)]
+    fn prefetch(&self, addr: u64) {
+        let i = mix(addr) as usize & (self.slots.len() - 1);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint that never faults; the pointer is inside `slots`.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(i) as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 
     fn contains(&self, addr: u64) -> bool {
@@ -152,17 +178,6 @@ impl NodeIds {
                 0 => return false,
                 k if k == addr => return true,
                 _ => i = (i + 1) & mask,
-            }
-        }
-    }
-
-    fn grow(&mut self) {
-        let bigger = vec![(0, 0); 2 * self.slots.len()];
-        let old = std::mem::replace(&mut self.slots, bigger);
-        self.len = 0;
-        for (k, v) in old {
-            if k != 0 {
-                self.get_or_insert(k, v);
             }
         }
     }
@@ -263,8 +278,6 @@ struct Walker<W: Write> {
     b: SnapshotBuilder<W>,
     ids: NodeIds,
     queue: Vec<Item>,
-    /// Strong references found to each node.
-    found: Vec<u32>,
     types: AddrMap<TypeInfo>,
     /// `str` object -> interned text.
     strs: AddrMap<StrId>,
@@ -390,7 +403,6 @@ impl<W: Write> Walker<W> {
             b,
             ids: NodeIds::with_capacity(1 << 16),
             queue: Vec::new(),
-            found: Vec::new(),
             types: AddrMap::default(),
             strs: AddrMap::default(),
             closure_of: AddrMap::default(),
@@ -409,13 +421,18 @@ impl<W: Write> Walker<W> {
         })
     }
 
-    /// The node id of the object at `addr`, queueing it when first seen.
-    fn id(&mut self, addr: usize) -> u32 {
+    /// The node id of the object at `addr`, queueing it when first seen; counts a strong
+    /// reference to it when `strong`.
+    #[inline]
+    fn id(&mut self, addr: usize, strong: bool) -> u32 {
         let next = self.queue.len() as u32;
-        let id = self.ids.get_or_insert(addr as u64, next);
-        if id == next {
+        let (slot, new) = self.ids.slot(addr as u64, next);
+        if strong {
+            slot.2 = slot.2.saturating_add(1);
+        }
+        let id = slot.1;
+        if new {
             self.queue.push(Item { addr, frame: false });
-            self.found.push(0);
         }
         id
     }
@@ -423,7 +440,6 @@ impl<W: Write> Walker<W> {
     fn synthetic(&mut self, addr: usize) -> u32 {
         let id = self.queue.len() as u32;
         self.queue.push(Item { addr, frame: true });
-        self.found.push(0);
         id
     }
 
@@ -434,10 +450,7 @@ impl<W: Write> Walker<W> {
         label: EdgeLabel,
         kind: EdgeKind,
     ) -> Result<(), HeapError> {
-        let t = self.id(to);
-        if kind == EdgeKind::Strong {
-            self.found[t as usize] = self.found[t as usize].saturating_add(1);
-        }
+        let t = self.id(to, kind == EdgeKind::Strong);
         self.stats.edges += 1;
         self.b.add_edge(NodeId(from), NodeId(t), label, kind)
     }
@@ -446,7 +459,7 @@ impl<W: Write> Walker<W> {
         if addr == 0 {
             return Ok(());
         }
-        let id = self.id(addr);
+        let id = self.id(addr, false);
         self.stats.roots += 1;
         self.b.add_root(NodeId(id), kind, description)
     }
@@ -825,7 +838,6 @@ impl<W: Write> Walker<W> {
         let expect = 2 * tracked + 4096;
         self.ids = NodeIds::with_capacity(expect);
         self.queue.reserve(expect);
-        self.found.reserve(expect);
         self.b.reserve_strings(tracked / 2);
         self.strs.reserve(4096);
         self.run_roots(roots)?;
@@ -846,26 +858,30 @@ impl<W: Write> Walker<W> {
             };
         }
         for o in unreached {
-            self.id(o);
+            self.id(o, false);
         }
         // SAFETY: forwarded.
         unsafe { self.drain(&mut next)? };
         // Held from outside the heap: more references than the walk found.
-        for i in reached..self.queue.len() {
-            let item = self.queue[i];
-            if item.frame {
+        let mut surplus = Vec::new();
+        for &(addr, id, found) in &self.ids.slots {
+            if addr == 0 || (id as usize) < reached {
                 continue;
             }
-            // SAFETY: a queued object is alive.
-            let (refcnt, immortal) = unsafe { self.refcount(item.addr) };
-            if !immortal && refcnt > i64::from(self.found[i]) {
-                self.stats.roots += 1;
-                self.b.add_root(
-                    NodeId(i as u32),
-                    RootKind::RefcountSurplus,
-                    "held outside the Python heap (refcount surplus)",
-                )?;
+            // SAFETY: every address in the table is a live object.
+            let (refcnt, immortal) = unsafe { self.refcount(addr as usize) };
+            if !immortal && refcnt > i64::from(found) {
+                surplus.push(id);
             }
+        }
+        surplus.sort_unstable();
+        for id in surplus {
+            self.stats.roots += 1;
+            self.b.add_root(
+                NodeId(id),
+                RootKind::RefcountSurplus,
+                "held outside the Python heap (refcount surplus)",
+            )?;
         }
         Ok(())
     }
@@ -885,6 +901,9 @@ impl<W: Write> Walker<W> {
         while *next < self.queue.len() {
             let i = *next;
             *next += 1;
+            if let Some(ahead) = self.queue.get(i + 4) {
+                prefetch_object(ahead.addr);
+            }
             let item = self.queue[i];
             // SAFETY: forwarded.
             unsafe {
@@ -1211,7 +1230,14 @@ impl<W: Write> Walker<W> {
         let labeled = std::mem::take(&mut self.labeled);
         let traversed = std::mem::take(&mut self.traversed);
         // Extras: references traverse does not report (or everything, for complete extractors).
-        for &(to, label, extra) in &labeled {
+        const AHEAD: usize = 8;
+        for &(to, _, _) in labeled.iter().take(AHEAD) {
+            self.ids.prefetch(to as u64);
+        }
+        for (i, &(to, label, extra)) in labeled.iter().enumerate() {
+            if let Some(&(next, _, _)) = labeled.get(i + AHEAD) {
+                self.ids.prefetch(next as u64);
+            }
             if extra || complete {
                 let kind = if matches!(label, EdgeLabel::Internal(s) if s == self.labels.referent) {
                     EdgeKind::Weak
@@ -1228,7 +1254,13 @@ impl<W: Write> Walker<W> {
             names.extend(labeled.iter().copied().filter(|l| !l.2));
             names.sort_unstable_by_key(|l| l.0);
         }
-        for &to in &traversed {
+        for &to in traversed.iter().take(AHEAD) {
+            self.ids.prefetch(to as u64);
+        }
+        for (k, &to) in traversed.iter().enumerate() {
+            if let Some(&next) = traversed.get(k + AHEAD) {
+                self.ids.prefetch(next as u64);
+            }
             let mut label = EdgeLabel::None;
             let mut i = names.partition_point(|l| l.0 < to);
             while i < names.len() && names[i].0 == to {
@@ -1727,6 +1759,19 @@ unsafe fn ndarray_nbytes(obj: usize) -> usize {
         }
         count.saturating_mul(item.max(1))
     }
+}
+
+/// Starts loading an object's header into the cache.
+#[inline(always)]
+fn prefetch_object(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(addr as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
 }
 
 /// Calls `f` with every object of a GC list (`head` is the list's `PyGC_Head`).
