@@ -6,7 +6,8 @@
 //! updates exact running totals ([`current`]); a byte-weighted Poisson sample of them (or every
 //! one, with `exact`) is recorded with its Python stack, read in place from the interpreter's
 //! frames ([`python`] holds the per-version layouts). [`stop`] restores everything and closes
-//! the file.
+//! the file. [`heap_snapshot`] walks every object of the interpreter into a heap snapshot
+//! ([`heap`]), written to a file or added to the capture with [`add_heap_snapshot`].
 //!
 //! Every public function except [`current`] must be called with the GIL held.
 //!

@@ -107,7 +107,7 @@ impl std::hash::Hasher for AddrHasher {
 
 /// Address -> node id and the strong references found to it: open addressing with linear
 /// probing over packed `(address, id, found)` slots, so a lookup costs one cache miss (the walk
-/// does one per reference). Address 0 marks a free slot; the table doubles at half load.
+/// does one per reference). Address 0 marks a free slot; the table doubles at 3/4 load.
 struct NodeIds {
     slots: Vec<(u64, u32, u32)>,
     len: usize,
@@ -115,7 +115,7 @@ struct NodeIds {
 
 impl NodeIds {
     fn with_capacity(n: usize) -> Self {
-        let cap = (2 * n).next_power_of_two().max(1024);
+        let cap = (n + n / 2).next_power_of_two().max(1024);
         NodeIds {
             slots: vec![(0, 0, 0); cap],
             len: 0,
@@ -125,7 +125,7 @@ impl NodeIds {
     /// The slot of `addr`, filled with id `fresh` when new; true when it was new.
     #[inline]
     fn slot(&mut self, addr: u64, fresh: u32) -> (&mut (u64, u32, u32), bool) {
-        if 2 * (self.len + 1) > self.slots.len() {
+        if 4 * (self.len + 1) > 3 * self.slots.len() {
             self.grow();
         }
         let mask = self.slots.len() - 1;
@@ -830,12 +830,15 @@ impl<W: Write> Walker<W> {
             self.frozen = frozen;
         }
         // Size the tables once: untracked objects (strs, ints) are about as many as tracked ones.
-        let mut tracked = 0usize;
+        // The GC's objects, read once (the lists are linked lists: a cache miss per object).
+        let mut gc_objects: Vec<usize> = Vec::new();
         for &head in &lists {
             // SAFETY: as above.
-            unsafe { gc_list(head, |_| tracked += 1) };
+            unsafe { gc_list(head, |o| gc_objects.push(o)) };
         }
-        let expect = 2 * tracked + 4096;
+        let tracked = gc_objects.len();
+        // Untracked objects (strs, ints) are typically twice as many as tracked ones.
+        let expect = 3 * tracked + 4096;
         self.ids = NodeIds::with_capacity(expect);
         self.queue.reserve(expect);
         self.b.reserve_strings(tracked / 2);
@@ -847,16 +850,15 @@ impl<W: Write> Walker<W> {
         let reached = self.queue.len();
         // Objects of the GC lists that no root reaches: garbage cycles, or objects held by C.
         let mut unreached = Vec::new();
-        for &head in &lists {
-            // SAFETY: as above.
-            unsafe {
-                gc_list(head, |o| {
-                    if !self.ids.contains(o as u64) {
-                        unreached.push(o);
-                    }
-                })
-            };
+        for (i, &o) in gc_objects.iter().enumerate() {
+            if let Some(&ahead) = gc_objects.get(i + 8) {
+                self.ids.prefetch(ahead as u64);
+            }
+            if !self.ids.contains(o as u64) {
+                unreached.push(o);
+            }
         }
+        drop(gc_objects);
         for o in unreached {
             self.id(o, false);
         }
