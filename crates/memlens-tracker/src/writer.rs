@@ -81,17 +81,7 @@ impl WriterHandle {
         c.flush_requests += 1;
         let want = c.flush_requests;
         cv.notify_all();
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while c.flushes_done < want && !c.stop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            c = cv
-                .wait_timeout(c, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
+        wait_for_flush(c, cv, want, Duration::from_secs(1));
     }
 
     /// Appends a heap snapshot chunk after every event recorded so far; waits (up to a minute)
@@ -103,17 +93,7 @@ impl WriterHandle {
         let want = c.flush_requests;
         c.heap.push((want, data));
         cv.notify_all();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while c.flushes_done < want && !c.stop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            c = cv
-                .wait_timeout(c, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
+        wait_for_flush(c, cv, want, Duration::from_secs(60));
     }
 
     /// Writes everything left plus the end marker and waits for the thread.
@@ -127,6 +107,26 @@ impl WriterHandle {
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default()
+    }
+}
+
+/// Waits (at most `limit`) until the writer has done flush request `want`.
+fn wait_for_flush(
+    mut c: std::sync::MutexGuard<'_, Control>,
+    cv: &Condvar,
+    want: u64,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    while c.flushes_done < want && !c.stop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        c = cv
+            .wait_timeout(c, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
     }
 }
 

@@ -739,71 +739,33 @@ impl<W: Write> Walker<W> {
     /// # Safety
     /// `ts` is a live thread state; GIL held.
     unsafe fn frame_roots(&mut self, ts: usize, who: &str) -> Result<(), HeapError> {
-        let mut names = crate::python::CodeNames::default();
+        let mut frames = Vec::new();
         // SAFETY: as in `thread_roots`.
         unsafe {
-            match self.l.frames {
-                FrameModel::FrameObject {
-                    tstate_frame,
-                    f_back,
-                    f_code,
-                    ..
-                } => {
-                    let mut f: usize = rd(ts, tstate_frame);
-                    let mut g = 0;
-                    while f != 0 && g < 100_000 {
-                        g += 1;
-                        let code: usize = rd(f, f_code);
-                        let line = ffi::PyFrame_GetLineNumber(f as *mut c_void);
-                        if code != 0 {
-                            names = self.l.code_names(code);
-                        }
-                        let desc =
-                            format!("{who} frame `{}` ({}:{line})", names.qualname, names.file);
-                        self.root(f, RootKind::ThreadFrame, &desc)?;
-                        f = rd(f, f_back);
-                    }
-                }
-                FrameModel::Interpreter {
-                    tstate_cframe,
-                    current_frame,
-                    code: code_off,
-                    previous,
-                    instr,
-                    owner,
-                    shim_owner,
-                    ..
-                } => {
-                    let holder = match tstate_cframe {
-                        Some(off) => rd::<usize>(ts, off),
-                        None => ts,
-                    };
-                    if holder == 0 {
-                        return Ok(());
-                    }
-                    let mut f: usize = rd(holder, current_frame);
-                    let mut g = 0;
-                    while f != 0 && g < 100_000 {
-                        g += 1;
-                        let own: u8 = rd(f, owner);
-                        let code: usize = rd(f, code_off);
-                        let next: usize = rd(f, previous);
-                        let shim = shim_owner.is_some_and(|s| own >= s);
-                        if !shim && code != 0 && rd::<usize>(code, OB_TYPE) == self.t.code {
-                            names = self.l.code_names(code);
-                            let ip: usize = rd(f, instr);
-                            let start = code + self.l.co_code_adaptive.unwrap_or(0);
-                            let lasti = ip.saturating_sub(start).min(i32::MAX as usize) as c_int;
-                            let line = ffi::PyCode_Addr2Line(code as *mut c_void, lasti);
-                            let desc =
-                                format!("{who} frame `{}` ({}:{line})", names.qualname, names.file);
-                            let id = self.synthetic(f);
-                            self.stats.roots += 1;
-                            self.b.add_root(NodeId(id), RootKind::ThreadFrame, &desc)?;
-                        }
-                        f = next;
-                    }
-                }
+            self.l.visit_frames(ts, self.t.code, |addr, raw| {
+                frames.push((addr, raw));
+                true
+            })
+        };
+        let object_frames = matches!(self.l.frames, FrameModel::FrameObject { .. });
+        for (addr, raw) in frames {
+            // SAFETY: the frames and their code objects are alive (the thread waits for the GIL).
+            let (names, line) = unsafe {
+                let line = if object_frames {
+                    ffi::PyFrame_GetLineNumber(addr as *mut c_void)
+                } else {
+                    ffi::PyCode_Addr2Line(raw.code as *mut c_void, raw.lasti)
+                };
+                (self.l.code_names(raw.code), line)
+            };
+            let desc = format!("{who} frame `{}` ({}:{line})", names.qualname, names.file);
+            if object_frames {
+                // Before 3.11 the frame is a frame object: a root like any object.
+                self.root(addr, RootKind::ThreadFrame, &desc)?;
+            } else {
+                let id = self.synthetic(addr);
+                self.stats.roots += 1;
+                self.b.add_root(NodeId(id), RootKind::ThreadFrame, &desc)?;
             }
         }
         Ok(())

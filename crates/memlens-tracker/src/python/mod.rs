@@ -249,11 +249,38 @@ impl Layout {
         code_type: usize,
         out: &mut [RawFrame],
     ) -> usize {
-        let tstate = tstate as usize;
-        if tstate == 0 {
-            return 0;
-        }
         let mut n = 0;
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.visit_frames(tstate as usize, code_type, |_, frame| {
+                if n == out.len() {
+                    return false;
+                }
+                out[n] = frame;
+                n += 1;
+                true
+            })
+        };
+        n
+    }
+
+    /// Calls `f(frame address, frame)` for each Python frame of `tstate`'s chain, innermost
+    /// first, until it returns false. The address is the `PyFrameObject` before 3.11 and the
+    /// `_PyInterpreterFrame` from 3.11 on; C-stack shims and frames not yet past their first
+    /// instruction are skipped.
+    ///
+    /// # Safety
+    /// `tstate` is a live `PyThreadState` (or 0) whose thread runs no Python code meanwhile
+    /// (it is the caller, or it waits for the GIL the caller holds).
+    pub unsafe fn visit_frames(
+        &self,
+        tstate: usize,
+        code_type: usize,
+        mut f: impl FnMut(usize, RawFrame) -> bool,
+    ) {
+        if tstate == 0 {
+            return;
+        }
         match self.frames {
             FrameModel::FrameObject {
                 tstate_frame,
@@ -264,15 +291,16 @@ impl Layout {
             } => {
                 // SAFETY: tstate is live; frames in the chain are alive while they are on it.
                 let mut frame: usize = unsafe { read(tstate, tstate_frame) };
-                while frame != 0 && n < out.len() {
+                let mut guard = 0;
+                while frame != 0 && guard < 100_000 {
+                    guard += 1;
                     let code: usize = unsafe { read(frame, f_code) };
                     let mut lasti: i32 = unsafe { read(frame, f_lasti) };
                     if lasti_in_units && lasti > 0 {
                         lasti *= 2;
                     }
-                    if code != 0 {
-                        out[n] = RawFrame { code, lasti };
-                        n += 1;
+                    if code != 0 && !f(frame, RawFrame { code, lasti }) {
+                        return;
                     }
                     frame = unsafe { read(frame, f_back) };
                 }
@@ -288,19 +316,19 @@ impl Layout {
                 check_code_type,
             } => {
                 let holder = match tstate_cframe {
-                    // SAFETY: cframe points into the C stack of this thread, alive during the call.
+                    // SAFETY: cframe points into the C stack of the thread, alive during the call.
                     Some(off) => unsafe { read::<usize>(tstate, off) },
                     None => tstate,
                 };
                 if holder == 0 {
-                    return 0;
+                    return;
                 }
                 let adaptive = self.co_code_adaptive.unwrap_or(0);
                 let first_traceable = self.co_firsttraceable.unwrap_or(0);
                 // SAFETY: as above; every frame on the chain is initialised up to `previous`.
                 let mut frame: usize = unsafe { read(holder, current_frame) };
                 let mut guard = 0;
-                while frame != 0 && n < out.len() && guard < 100_000 {
+                while frame != 0 && guard < 100_000 {
                     guard += 1;
                     let own: u8 = unsafe { read(frame, owner) };
                     let code: usize = unsafe { read(frame, code_off) };
@@ -316,18 +344,19 @@ impl Layout {
                         let incomplete = own != 1 && ip < start + 2 * first.max(0) as usize;
                         if !incomplete {
                             let lasti = ip.wrapping_sub(start) as isize;
-                            out[n] = RawFrame {
+                            let raw = RawFrame {
                                 code,
                                 lasti: lasti.clamp(-1, i32::MAX as isize) as i32,
                             };
-                            n += 1;
+                            if !f(frame, raw) {
+                                return;
+                            }
                         }
                     }
                     frame = next;
                 }
             }
         }
-        n
     }
 
     /// Reads a `str` object's text without calling into Python (no allocation, no GIL needed
