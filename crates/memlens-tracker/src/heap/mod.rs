@@ -1326,29 +1326,27 @@ impl<W: Write> Walker<W> {
                     if closure != 0 && code != 0 {
                         self.closure_of.insert(closure as u64, code);
                     }
-                    for (off, l) in [
-                        (h.func_code, self.labels.code),
-                        (h.func_globals, self.labels.globals),
-                        (h.func_closure, self.labels.closure),
-                        (h.func_defaults, self.labels.defaults),
-                        (h.func_dict, dict),
-                    ] {
-                        let v: usize = rd(obj, off);
-                        if v != 0 {
-                            self.labeled.push((v, EdgeLabel::Internal(l), false));
-                        }
-                    }
+                    self.fields(
+                        obj,
+                        &[
+                            (h.func_code, self.labels.code),
+                            (h.func_globals, self.labels.globals),
+                            (h.func_closure, self.labels.closure),
+                            (h.func_defaults, self.labels.defaults),
+                            (h.func_dict, dict),
+                        ],
+                        false,
+                    );
                 }
                 Kind::Method => {
-                    for (off, l) in [
-                        (METHOD_FUNC, self.labels.func),
-                        (METHOD_SELF, self.labels.self_),
-                    ] {
-                        let v: usize = rd(obj, off);
-                        if v != 0 {
-                            self.labeled.push((v, EdgeLabel::Internal(l), false));
-                        }
-                    }
+                    self.fields(
+                        obj,
+                        &[
+                            (METHOD_FUNC, self.labels.func),
+                            (METHOD_SELF, self.labels.self_),
+                        ],
+                        false,
+                    );
                 }
                 Kind::Cell => {
                     let v: usize = rd(obj, CELL_REF);
@@ -1358,29 +1356,27 @@ impl<W: Write> Walker<W> {
                     }
                 }
                 Kind::Traceback => {
-                    for (off, l) in [
-                        (TB_NEXT, self.labels.tb_next),
-                        (TB_FRAME, self.labels.tb_frame),
-                    ] {
-                        let v: usize = rd(obj, off);
-                        if v != 0 {
-                            self.labeled.push((v, EdgeLabel::Internal(l), false));
-                        }
-                    }
+                    self.fields(
+                        obj,
+                        &[
+                            (TB_NEXT, self.labels.tb_next),
+                            (TB_FRAME, self.labels.tb_frame),
+                        ],
+                        false,
+                    );
                 }
                 Kind::Exception => {
-                    for (off, l) in [
-                        (EXC_DICT, dict),
-                        (EXC_ARGS, self.labels.args),
-                        (h.exc_traceback, self.labels.traceback),
-                        (h.exc_context, self.labels.context),
-                        (h.exc_cause, self.labels.cause),
-                    ] {
-                        let v: usize = rd(obj, off);
-                        if v != 0 {
-                            self.labeled.push((v, EdgeLabel::Internal(l), false));
-                        }
-                    }
+                    self.fields(
+                        obj,
+                        &[
+                            (EXC_DICT, dict),
+                            (EXC_ARGS, self.labels.args),
+                            (h.exc_traceback, self.labels.traceback),
+                            (h.exc_context, self.labels.context),
+                            (h.exc_cause, self.labels.cause),
+                        ],
+                        false,
+                    );
                 }
                 Kind::Frame => self.frame_object(obj)?,
                 Kind::Weakref => {
@@ -1391,27 +1387,25 @@ impl<W: Write> Walker<W> {
                     }
                 }
                 Kind::Code => {
-                    for (off, l) in [
-                        (h.co_consts, self.labels.consts),
-                        (h.co_names, self.labels.names),
-                    ] {
-                        let v: usize = rd(obj, off);
-                        if v != 0 {
-                            self.labeled.push((v, EdgeLabel::Internal(l), true));
-                        }
-                    }
+                    self.fields(
+                        obj,
+                        &[
+                            (h.co_consts, self.labels.consts),
+                            (h.co_names, self.labels.names),
+                        ],
+                        true,
+                    );
                     return Ok(true);
                 }
                 Kind::NdArray => {
-                    for (off, l) in [
-                        (NDARRAY_BASE, self.labels.array_base),
-                        (NDARRAY_DESCR, self.labels.descr),
-                    ] {
-                        let v: usize = rd(obj, off);
-                        if v != 0 {
-                            self.labeled.push((v, EdgeLabel::Internal(l), true));
-                        }
-                    }
+                    self.fields(
+                        obj,
+                        &[
+                            (NDARRAY_BASE, self.labels.array_base),
+                            (NDARRAY_DESCR, self.labels.descr),
+                        ],
+                        true,
+                    );
                 }
                 Kind::Str | Kind::Bytes | Kind::ByteArray | Kind::Int | Kind::Set | Kind::Other => {
                 }
@@ -1420,6 +1414,21 @@ impl<W: Write> Walker<W> {
                 self.instance(obj, tp, info)?;
             }
             Ok(false)
+        }
+    }
+
+    /// Pushes the non-null object pointers at `fields` (offset, name) of `obj` as internal
+    /// references; `extra` as in [`Self::extract`].
+    ///
+    /// # Safety
+    /// Each offset is a `PyObject *` field of the live object `obj`.
+    unsafe fn fields(&mut self, obj: usize, fields: &[(usize, StrId)], extra: bool) {
+        for &(off, name) in fields {
+            // SAFETY: forwarded.
+            let v: usize = unsafe { rd(obj, off) };
+            if v != 0 {
+                self.labeled.push((v, EdgeLabel::Internal(name), extra));
+            }
         }
     }
 
