@@ -6,6 +6,7 @@ import builtins
 import io
 import os
 import runpy
+import signal
 import sys
 import threading
 import traceback
@@ -25,6 +26,38 @@ def _exit_status(code: object) -> int:
     return 1
 
 
+def _on_snapshot_signal(signum: int, frame: object) -> None:
+    """SIGUSR2: add a heap snapshot to the capture (runs between bytecodes, in the main thread)."""
+    if memlens._native.is_active():
+        try:
+            memlens._take_snapshot(None)
+        except Exception as exc:
+            print(f"memlens: heap snapshot failed: {exc}", file=sys.stderr)
+
+
+def _install_snapshot_signal() -> bool:
+    """Takes a heap snapshot on SIGUSR2 unless something already handles that signal.
+
+    The handler is a Python one, so the walk runs at a safe point of the main thread, never
+    inside the C signal handler. A handler the program installs later replaces it.
+    """
+    sig = getattr(signal, "SIGUSR2", None)
+    if sig is None or threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(sig) not in (signal.SIG_DFL, None):
+            return False
+        signal.signal(sig, _on_snapshot_signal)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _uninstall_snapshot_signal(installed: bool) -> None:
+    if installed and signal.getsignal(signal.SIGUSR2) is _on_snapshot_signal:
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+
+
 def run(
     kind: str,
     target: str,
@@ -34,6 +67,7 @@ def run(
     sample_rate: int,
     native: bool,
     follow_fork: bool,
+    heap_snapshot: bool = False,
 ) -> int:
     """Runs the program and returns its exit status; raises only for memlens's own failures."""
     if kind == "script":
@@ -84,6 +118,7 @@ def run(
     failure = None
     saved_main = sys.modules.get("__main__")
     memlens._start(output, exact, sample_rate, native, follow_fork)
+    usr2 = _install_snapshot_signal()
     status = 0
     try:
         if main_module is not None:
@@ -113,6 +148,13 @@ def run(
                 pass
         sys.stdout.flush()
         sys.stderr.flush()
+        _uninstall_snapshot_signal(usr2)
+        if heap_snapshot and memlens._native.is_active():
+            # The program's globals are still held (`held`), as at interpreter exit.
+            try:
+                memlens._take_snapshot(None)
+            except Exception as exc:
+                print(f"memlens: no heap snapshot at exit: {exc}", file=sys.stderr)
         if memlens._native.is_active():
             memlens._stop()
         if saved_main is not None:

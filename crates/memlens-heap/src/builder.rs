@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::error::{HeapError, Result};
 use crate::file::{BLOCK_TARGET, BlockWriter, Counts, Kind, put_varint};
-use crate::hash::FxBuild;
+use crate::hash::{FxBuild, Interner};
 use crate::model::{
     EdgeKind, EdgeLabel, NodeId, Object, PAYLOAD_MAX, RootKind, SiteId, StrId, Tag, TypeId, zig,
 };
@@ -24,7 +24,7 @@ use crate::model::{
 /// Nothing here panics on bad input: misuse is reported as [`HeapError::Build`].
 pub struct SnapshotBuilder<W: Write> {
     out: BlockWriter<W>,
-    interned: HashMap<Box<str>, u32, FxBuild>,
+    interned: Interner,
     type_ids: HashMap<u32, u32, FxBuild>,
     site_ids: HashMap<(u32, u32), u32, FxBuild>,
     counts: Counts,
@@ -54,7 +54,7 @@ impl<W: Write> SnapshotBuilder<W> {
     pub fn with_level(out: W, level: i32) -> Result<Self> {
         Ok(SnapshotBuilder {
             out: BlockWriter::new(out, level)?,
-            interned: HashMap::default(),
+            interned: Interner::default(),
             type_ids: HashMap::default(),
             site_ids: HashMap::default(),
             counts: Counts::default(),
@@ -63,6 +63,12 @@ impl<W: Write> SnapshotBuilder<W> {
             last_from: 0,
             max_edge_node: None,
         })
+    }
+
+    /// Makes room for about `strings` more distinct strings (a walker that knows roughly how
+    /// many objects it will add saves the intern table's rehashing).
+    pub fn reserve_strings(&mut self, strings: usize) {
+        self.interned.reserve(strings);
     }
 
     /// Number of objects added so far (the id the next object will get).
@@ -86,7 +92,7 @@ impl<W: Write> SnapshotBuilder<W> {
 
     /// Interns a string and returns its id (the same id for the same text).
     pub fn intern(&mut self, s: &str) -> Result<StrId> {
-        if let Some(&id) = self.interned.get(s) {
+        if let Some(id) = self.interned.get(s) {
             return Ok(StrId(id));
         }
         let id = self.counts.strings;
@@ -99,7 +105,7 @@ impl<W: Write> SnapshotBuilder<W> {
         put_varint(buf, s.len() as u64);
         buf.extend_from_slice(s.as_bytes());
         self.counts.strings += 1;
-        self.interned.insert(s.into(), id as u32);
+        self.interned.push(s);
         self.maybe_flush(Kind::Strings)?;
         Ok(StrId(id as u32))
     }
@@ -306,12 +312,13 @@ impl<W: Write> SnapshotBuilder<W> {
 impl<W: Write> SnapshotBuilder<W> {
     pub(crate) fn intern_raw(&mut self, s: &str) -> Result<()> {
         // Duplicate strings may exist in foreign files: keep them as separate ids.
-        let id = self.counts.strings as u32;
         let buf = self.buf(Kind::Strings);
         put_varint(buf, s.len() as u64);
         buf.extend_from_slice(s.as_bytes());
         self.counts.strings += 1;
-        self.interned.entry(s.into()).or_insert(id);
+        // Interner ids follow the string ids one for one (a duplicate gets its own id, which
+        // lookups of its text never return: they find the first).
+        self.interned.push(s);
         self.maybe_flush(Kind::Strings)
     }
 

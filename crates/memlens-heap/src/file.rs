@@ -67,12 +67,21 @@ impl Kind {
     }
 }
 
+#[inline]
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
+    if v < 0x80 {
+        buf.push(v as u8);
+        return;
     }
-    buf.push(v as u8);
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        tmp[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    tmp[n] = v as u8;
+    buf.extend_from_slice(&tmp[..=n]);
 }
 
 /// Writes the header and compressed blocks to a sink, counting bytes.

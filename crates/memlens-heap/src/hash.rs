@@ -75,3 +75,93 @@ pub(crate) fn hash_str(s: &str) -> u64 {
     h.write(s.as_bytes());
     h.finish()
 }
+
+/// The slot hash of an interned string: [`hash_str`] with its high half folded into the low
+/// bits that pick a slot.
+#[inline]
+fn slot_hash(s: &str) -> u64 {
+    let h = hash_str(s);
+    h ^ (h >> 32)
+}
+
+/// A string interner that keeps every string in one arena: no allocation per string, one
+/// table of `u32` ids probed linearly (0 marks a free slot, ids are stored plus one).
+#[derive(Default)]
+pub(crate) struct Interner {
+    arena: String,
+    /// End of string `id` in `arena`.
+    ends: Vec<usize>,
+    hashes: Vec<u64>,
+    slots: Vec<u32>,
+}
+
+impl Interner {
+    fn text(&self, id: usize) -> &str {
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.arena[start..self.ends[id]]
+    }
+
+    /// Makes room for `n` more strings.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let want = (2 * (self.ends.len() + n)).next_power_of_two();
+        if want > self.slots.len() {
+            self.rehash(want);
+        }
+        self.ends.reserve(n);
+        self.hashes.reserve(n);
+    }
+
+    fn rehash(&mut self, cap: usize) {
+        self.slots = vec![0; cap.max(64)];
+        let mask = self.slots.len() - 1;
+        for (id, &h) in self.hashes.iter().enumerate() {
+            let mut i = h as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = id as u32 + 1;
+        }
+    }
+
+    /// The id of `s`, if interned.
+    pub(crate) fn get(&self, s: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let h = slot_hash(s);
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => return None,
+                v => {
+                    let id = (v - 1) as usize;
+                    if self.hashes[id] == h && self.text(id) == s {
+                        return Some(id as u32);
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `s` as the next id (the caller checked it is new, or wants a duplicate id that
+    /// lookups never return).
+    pub(crate) fn push(&mut self, s: &str) -> u32 {
+        if 2 * (self.ends.len() + 1) > self.slots.len() {
+            self.rehash(2 * self.slots.len().max(32));
+        }
+        let id = self.ends.len();
+        let h = slot_hash(s);
+        self.arena.push_str(s);
+        self.ends.push(self.arena.len());
+        self.hashes.push(h);
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = id as u32 + 1;
+        id as u32
+    }
+}

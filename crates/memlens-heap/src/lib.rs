@@ -79,6 +79,28 @@ impl Snapshot {
         file::read(bytes)
     }
 
+    /// Sets the allocation site of objects after the fact (the join with an exact capture):
+    /// `sites` lists `(file, line)` pairs and `site_of(node)` names an index into it, or `None`
+    /// to leave the node's site as it is. Ids of existing sites are kept.
+    pub fn set_alloc_sites(
+        &mut self,
+        sites: &[(String, u32)],
+        mut site_of: impl FnMut(NodeId) -> Option<usize>,
+    ) {
+        let base = self.sites.len() as u32;
+        for (file, line) in sites {
+            let f = self.strings.push(file);
+            self.sites.push((f, *line));
+        }
+        for n in 0..self.addr.len() {
+            if let Some(i) = site_of(NodeId(n as u32))
+                && i < sites.len()
+            {
+                self.site[n] = base + i as u32;
+            }
+        }
+    }
+
     /// Whether `bytes` start like a heap snapshot (the magic).
     pub fn is_snapshot(bytes: &[u8]) -> bool {
         bytes.starts_with(&MAGIC)

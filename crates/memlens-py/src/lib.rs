@@ -103,6 +103,84 @@ fn after_fork_in_child() {
     memlens_tracker::after_fork_in_child();
 }
 
+/// Takes a heap snapshot: into the file at `path`, or (`path=None`) as a chunk of the current
+/// capture. The roots are `sys.modules`, `sys.__dict__` and `builtins.__dict__`; `threads`
+/// names threads by ident. Returns counts (`objects`, `edges`, `roots`, `bytes`,
+/// `file_bytes`). The walk allocates no Python object.
+#[pyfunction]
+#[pyo3(signature = (path, python, modules, sys_dict, builtins, threads, meta))]
+#[allow(clippy::too_many_arguments)]
+fn heap_snapshot<'py>(
+    py: Python<'py>,
+    path: Option<PathBuf>,
+    python: (u8, u8),
+    modules: &Bound<'py, PyDict>,
+    sys_dict: &Bound<'py, PyDict>,
+    builtins: &Bound<'py, PyDict>,
+    threads: Vec<(u64, String)>,
+    meta: Vec<(String, String)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let roots = memlens_tracker::heap::Roots {
+        modules: modules.as_ptr() as usize,
+        sys_dict: sys_dict.as_ptr() as usize,
+        builtins: builtins.as_ptr() as usize,
+        thread_names: threads,
+    };
+    if path.is_none() && !memlens_tracker::is_active() {
+        return Err(PyRuntimeError::new_err(
+            "no capture to add the heap snapshot to: give a path or start tracking",
+        ));
+    }
+    let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || -> PyResult<(memlens_tracker::heap::HeapStats, u64, Option<Vec<u8>>)> {
+            // SAFETY (both calls): we hold the GIL (`py`) and run no Python code until the walk
+            // returns; the three dicts are kept alive by the borrowed `Bound`s.
+            match &path {
+                Some(p) => {
+                    let cannot = |e: std::io::Error| {
+                        PyOSError::new_err(format!("cannot write {}: {e}", p.display()))
+                    };
+                    let file = std::fs::File::create(p).map_err(cannot)?;
+                    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+                    let (w, stats) =
+                        unsafe { memlens_tracker::heap_snapshot(python, &roots, &meta, out) }
+                            .map_err(tracker_error)?;
+                    let file = w.into_inner().map_err(|e| cannot(e.into_error()))?;
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    Ok((stats, len, None))
+                }
+                None => {
+                    let (bytes, stats) = unsafe {
+                        memlens_tracker::heap_snapshot(python, &roots, &meta, Vec::new())
+                    }
+                    .map_err(tracker_error)?;
+                    Ok((stats, bytes.len() as u64, Some(bytes)))
+                }
+            }
+        },
+    ));
+    let (stats, file_bytes, chunk) = match walked {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(PyRuntimeError::new_err(
+                "the heap walk failed (internal error in memlens); the program is unaffected",
+            ));
+        }
+    };
+    if let Some(bytes) = chunk {
+        // Writing a large chunk takes a moment: let other threads run meanwhile.
+        py.detach(|| memlens_tracker::add_heap_snapshot(bytes))
+            .map_err(tracker_error)?;
+    }
+    let d = PyDict::new(py);
+    d.set_item("objects", stats.objects)?;
+    d.set_item("edges", stats.edges)?;
+    d.set_item("roots", stats.roots)?;
+    d.set_item("bytes", stats.bytes)?;
+    d.set_item("file_bytes", file_bytes)?;
+    Ok(d)
+}
+
 /// Runs profiled programs through `memlens._runner.run`.
 struct PyRunner;
 
@@ -129,6 +207,7 @@ impl ProgramRunner for PyRunner {
             kwargs.set_item("sample_rate", options.sample_rate)?;
             kwargs.set_item("native", true)?;
             kwargs.set_item("follow_fork", options.follow_fork)?;
+            kwargs.set_item("heap_snapshot", options.heap_snapshot_at_exit)?;
             let status: i64 = runner.call_method("run", (), Some(&kwargs))?.extract()?;
             Ok((status & 0xff) as u8)
         })
@@ -182,6 +261,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flush, m)?)?;
     m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(heap_snapshot, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! updates exact running totals ([`current`]); a byte-weighted Poisson sample of them (or every
 //! one, with `exact`) is recorded with its Python stack, read in place from the interpreter's
 //! frames ([`python`] holds the per-version layouts). [`stop`] restores everything and closes
-//! the file.
+//! the file. [`heap_snapshot`] walks every object of the interpreter into a heap snapshot
+//! ([`heap`]), written to a file or added to the capture with [`add_heap_snapshot`].
 //!
 //! Every public function except [`current`] must be called with the GIL held.
 //!
@@ -24,6 +25,7 @@
 
 mod counters;
 mod ffi;
+pub mod heap;
 mod hooks;
 pub mod python;
 mod recorder;
@@ -64,6 +66,14 @@ pub enum TrackerError {
     /// The capture header could not be written.
     #[error("cannot write capture header: {0}")]
     Format(#[from] memlens_format::FormatError),
+    /// A heap snapshot could not be written.
+    #[error("heap snapshot: {0}")]
+    Heap(#[from] memlens_heap::HeapError),
+    /// A heap snapshot is too large to be a chunk of the capture.
+    #[error(
+        "heap snapshot of {0} bytes is too large for a capture chunk: write it to a file with memlens.snapshot(path)"
+    )]
+    SnapshotTooLarge(usize),
 }
 
 /// How to track.
@@ -200,6 +210,42 @@ pub fn stop() -> Result<Summary, TrackerError> {
         totals,
         writer: stats,
     })
+}
+
+/// Takes a heap snapshot of the running interpreter into `out` (see [`heap`]); returns the
+/// writer and what was found. Allocates no Python object.
+///
+/// # Safety
+/// The caller holds the GIL and `roots` names live objects (see [`heap::Roots`]).
+pub unsafe fn heap_snapshot<W: std::io::Write>(
+    python: (u8, u8),
+    roots: &heap::Roots,
+    meta: &[(String, String)],
+    out: W,
+) -> Result<(W, heap::HeapStats), TrackerError> {
+    let layout = python::Layout::detect(python.0, python.1)
+        .ok_or(TrackerError::UnsupportedPython(python.0, python.1))?;
+    let mut builder = memlens_heap::SnapshotBuilder::new(out)?;
+    for (k, v) in meta {
+        builder.set_meta(k, v)?;
+    }
+    // SAFETY: forwarded from the caller.
+    Ok(unsafe { heap::walk(layout, roots, builder) }?)
+}
+
+/// Appends a heap snapshot (the bytes of a snapshot file) to the capture as one chunk, after
+/// every event recorded before this call, and waits until it is written.
+pub fn add_heap_snapshot(snapshot: Vec<u8>) -> Result<(), TrackerError> {
+    if snapshot.len() > writer::MAX_HEAP_CHUNK {
+        return Err(TrackerError::SnapshotTooLarge(snapshot.len()));
+    }
+    match recorder::lock(&SESSION).as_ref() {
+        Some(s) => {
+            s.writer.heap_chunk(snapshot);
+            Ok(())
+        }
+        None => Err(TrackerError::NotActive),
+    }
 }
 
 /// True while tracking.

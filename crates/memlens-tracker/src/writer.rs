@@ -32,7 +32,12 @@ struct Control {
     stop: bool,
     flush_requests: u64,
     flushes_done: u64,
+    /// Heap snapshots to append, each after the flush request it came with.
+    heap: Vec<(u64, Vec<u8>)>,
 }
+
+/// Largest heap snapshot a capture chunk holds (the reader's limit on a chunk).
+pub(crate) const MAX_HEAP_CHUNK: usize = 256 << 20;
 
 /// Handle to the writer thread.
 pub(crate) struct WriterHandle {
@@ -76,17 +81,19 @@ impl WriterHandle {
         c.flush_requests += 1;
         let want = c.flush_requests;
         cv.notify_all();
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while c.flushes_done < want && !c.stop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            c = cv
-                .wait_timeout(c, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
+        wait_for_flush(c, cv, want, Duration::from_secs(1));
+    }
+
+    /// Appends a heap snapshot chunk after every event recorded so far; waits (up to a minute)
+    /// until it is written.
+    pub(crate) fn heap_chunk(&self, data: Vec<u8>) {
+        let (m, cv) = &*self.control;
+        let mut c = lock(m);
+        c.flush_requests += 1;
+        let want = c.flush_requests;
+        c.heap.push((want, data));
+        cv.notify_all();
+        wait_for_flush(c, cv, want, Duration::from_secs(60));
     }
 
     /// Writes everything left plus the end marker and waits for the thread.
@@ -100,6 +107,26 @@ impl WriterHandle {
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default()
+    }
+}
+
+/// Waits (at most `limit`) until the writer has done flush request `want`.
+fn wait_for_flush(
+    mut c: std::sync::MutexGuard<'_, Control>,
+    cv: &Condvar,
+    want: u64,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    while c.flushes_done < want && !c.stop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        c = cv
+            .wait_timeout(c, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
     }
 }
 
@@ -164,6 +191,26 @@ fn run(
                 st.records.push(Record::End);
             }
             write(&mut st);
+            // Heap snapshots requested before `flush_want` was read: every event before them
+            // has been collected (the horizon is read after), so they follow those events.
+            let heaps: Vec<(u64, Vec<u8>)> = {
+                let mut c = lock(&control.0);
+                let (now, later) = std::mem::take(&mut c.heap)
+                    .into_iter()
+                    .partition(|(n, _)| stop || *n <= flush_want);
+                c.heap = later;
+                now
+            };
+            for (_, data) in heaps {
+                if !st.stats.failed
+                    && st
+                        .writer
+                        .write_chunk(memlens_format::ChunkKind::HeapSnapshot, &data)
+                        .is_err()
+                {
+                    st.stats.failed = true;
+                }
+            }
             if signalled {
                 SIGNAL_FLUSHES.fetch_add(1, Ordering::SeqCst);
             }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use memlens_tracker::python::{FrameModel, Layout};
+use memlens_tracker::heap::COMMON_OFFSETS;
+use memlens_tracker::python::{FrameModel, Layout, LocalsModel, ManagedDict};
 
 fn interpreters() -> Vec<(u8, PathBuf)> {
     let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| "/root/.pyenv".into());
@@ -116,6 +117,120 @@ fn layouts_match_the_interpreters_own_headers() {
                 "{ctx}"
             );
         }
+
+        // The heap walker's offsets.
+        let h = &layout.heap;
+        let pairs: &[(&str, usize)] = &[
+            ("interp.gc.generations", h.gc_generations),
+            ("interp.gc.permanent_generation", h.gc_permanent),
+            ("heaptype.ht_qualname", h.ht_qualname),
+            ("tstate.thread_id", h.tstate_thread_id),
+            ("tstate.exc_info", h.tstate_exc_info),
+            ("tstate.dict", h.tstate_dict),
+            ("tstate.async_exc", h.tstate_async_exc),
+            ("tstate.context", h.tstate_context),
+            ("stackitem.exc_value", h.stackitem_exc_value),
+            ("stackitem.previous_item", h.stackitem_previous),
+            ("code.co_consts", h.co_consts),
+            ("code.co_names", h.co_names),
+            ("func.func_code", h.func_code),
+            ("func.func_globals", h.func_globals),
+            ("func.func_closure", h.func_closure),
+            ("func.func_defaults", h.func_defaults),
+            ("func.func_dict", h.func_dict),
+            ("exc.traceback", h.exc_traceback),
+            ("exc.context", h.exc_context),
+            ("exc.cause", h.exc_cause),
+        ];
+        for (key, value) in pairs {
+            assert_eq!(*value, get(key), "{ctx} {key}");
+        }
+        for (key, value) in COMMON_OFFSETS {
+            assert_eq!(*value, get(key), "{ctx} {key} (the same in every version)");
+        }
+        let current_exception = if minor >= 12 {
+            get("tstate.current_exception")
+        } else {
+            get("tstate.curexc_value")
+        };
+        assert_eq!(h.tstate_current_exception, current_exception, "{ctx}");
+        assert_eq!(get("sizeof(gc_generation)"), 24, "{ctx} gc_generation");
+        assert_eq!(get("NUM_GENERATIONS"), 3, "{ctx} generations");
+        assert_eq!(get("sizeof(PyGC_Head)"), 16, "{ctx} PyGC_Head");
+        match h.locals {
+            LocalsModel::FrameObject {
+                f_localsplus,
+                co_nlocals,
+                co_varnames,
+                co_cellvars,
+                co_freevars,
+            } => {
+                assert!(minor < 11, "{ctx}");
+                assert_eq!(f_localsplus, get("frame.f_localsplus"), "{ctx}");
+                assert_eq!(co_nlocals, get("code.co_nlocals"), "{ctx}");
+                assert_eq!(co_varnames, get("code.co_varnames"), "{ctx}");
+                assert_eq!(co_cellvars, get("code.co_cellvars"), "{ctx}");
+                assert_eq!(co_freevars, get("code.co_freevars"), "{ctx}");
+            }
+            LocalsModel::Interpreter {
+                f_frame,
+                f_back,
+                localsplus,
+                frame_obj,
+                f_locals,
+                co_nlocalsplus,
+                co_nfreevars,
+                co_localsplusnames,
+            } => {
+                assert!(minor >= 11, "{ctx}");
+                assert_eq!(f_frame, get("frameobj.f_frame"), "{ctx}");
+                assert_eq!(f_back, get("frameobj.f_back"), "{ctx}");
+                assert_eq!(localsplus, get("iframe.localsplus"), "{ctx}");
+                assert_eq!(frame_obj, get("iframe.frame_obj"), "{ctx}");
+                assert_eq!(f_locals, get("iframe.f_locals"), "{ctx}");
+                assert_eq!(co_nlocalsplus, get("code.co_nlocalsplus"), "{ctx}");
+                assert_eq!(co_nfreevars, get("code.co_nfreevars"), "{ctx}");
+                assert_eq!(co_localsplusnames, get("code.co_localsplusnames"), "{ctx}");
+            }
+        }
+        if minor >= 11 {
+            assert_eq!(
+                h.ht_cached_keys,
+                Some(get("heaptype.ht_cached_keys")),
+                "{ctx}"
+            );
+            assert_eq!(h.dictvalues_values, get("dictvalues.values"), "{ctx}");
+            for (key, value) in [
+                ("keys.dk_log2_size", 8),
+                ("keys.dk_kind", 10),
+                ("keys.dk_usable", 16),
+                ("keys.dk_nentries", 24),
+                ("keys.dk_indices", 32),
+                ("sizeof(PyDictUnicodeEntry)", 16),
+                ("keys.dk_log2_index_bytes", 9),
+                ("Py_TPFLAGS_MANAGED_DICT", 16),
+            ] {
+                assert_eq!(get(key), value, "{ctx} {key}");
+            }
+        } else {
+            assert_eq!(h.ht_cached_keys, None, "{ctx}");
+        }
+        let managed = match minor {
+            9 | 10 => ManagedDict::None,
+            11 => ManagedDict::Split311,
+            12 => ManagedDict::Tagged312,
+            _ => ManagedDict::Inline313,
+        };
+        assert_eq!(h.managed, managed, "{ctx}");
+        if minor >= 13 {
+            assert_eq!(get("Py_TPFLAGS_INLINE_VALUES"), 4, "{ctx}");
+        }
+        if minor >= 12 {
+            assert_eq!(get("long.lv_tag"), 16, "{ctx}");
+            assert_eq!(get("Py_TPFLAGS_MANAGED_WEAKREF"), 8, "{ctx}");
+        }
+        assert_eq!(h.long_tag, minor >= 12, "{ctx}");
+        assert_eq!(h.immortal, minor >= 12, "{ctx}");
         match layout.frames {
             FrameModel::FrameObject {
                 tstate_frame,

@@ -1,5 +1,6 @@
 //! `memlens heap`: who keeps memory alive in a heap snapshot, and what grew between snapshots.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,8 @@ use memlens_heap::{Analysis, Format, HeapReport, ReportOptions, Snapshot};
 /// Arguments of `memlens heap`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The heap snapshot to analyse (with --diff: the newest one).
+    /// The heap snapshot to analyse: a `.mlheap` file or a capture holding snapshots (with
+    /// --diff: the newest one).
     snapshot: PathBuf,
     /// An older snapshot of the same program to compare with. Repeat it, oldest first, for
     /// growth across three or more snapshots: then only what grew every time is shown.
@@ -25,6 +27,10 @@ pub struct Args {
     /// Rows per view.
     #[arg(long, value_name = "N", default_value_t = 20)]
     top: usize,
+    /// Which heap snapshot of a capture to read: 1 for the first, 2 for the second, ...
+    /// [default: the last one].
+    #[arg(long = "snapshot", value_name = "N")]
+    pick: Option<usize>,
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
@@ -44,17 +50,176 @@ pub enum FormatArg {
 /// The magic of memlens capture files (`memlens-format`), to say what they are.
 const CAPTURE_MAGIC: &[u8] = b"MLENS\0\r\n";
 
-/// Reads a heap snapshot; every failure is one line naming the file.
-fn load(path: &Path) -> anyhow::Result<Snapshot> {
+/// Reads a heap snapshot file, or snapshot number `pick` (1-based; default the last) of a
+/// capture, joined with the capture's allocation sites when it was recorded with `--exact`.
+/// Every failure is one line naming the file.
+fn load(path: &Path, pick: Option<usize>) -> anyhow::Result<Snapshot> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.starts_with(CAPTURE_MAGIC) {
+        return from_capture(&bytes, pick)
+            .with_context(|| format!("cannot read {}", path.display()));
+    }
+    if pick.is_some() {
         anyhow::bail!(
-            "{} is a capture file; this build reads heap snapshot files only \
-             (write one with memlens.snapshot(path))",
+            "--snapshot picks a snapshot inside a capture; {} is a single heap snapshot",
             path.display()
         );
     }
     Snapshot::read_from(&bytes).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The chosen heap snapshot chunk of a capture, with allocation sites for an exact capture.
+fn from_capture(bytes: &[u8], pick: Option<usize>) -> anyhow::Result<Snapshot> {
+    let reader = memlens_format::Reader::new(bytes)?;
+    // Every chunk up to a damaged one (a killed process leaves a cut last chunk).
+    let mut chunks = Vec::new();
+    for span in reader.chunk_spans() {
+        match span.and_then(|s| s.load()) {
+            Ok(chunk) => chunks.push(chunk),
+            Err(_) if !chunks.is_empty() => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let heaps: Vec<usize> = chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind == memlens_format::ChunkKind::HeapSnapshot)
+        .map(|(i, _)| i)
+        .collect();
+    if heaps.is_empty() {
+        anyhow::bail!(
+            "the capture holds no heap snapshot (take one with `memlens run --heap-snapshot exit`, \
+             SIGUSR2 during `memlens run`, or memlens.snapshot() while tracking)"
+        );
+    }
+    let index = match pick {
+        None => heaps.len() - 1,
+        Some(n) if (1..=heaps.len()).contains(&n) => n - 1,
+        Some(n) => anyhow::bail!(
+            "--snapshot {n}: the capture holds {} heap snapshot{} (1 to {})",
+            heaps.len(),
+            if heaps.len() == 1 { "" } else { "s" },
+            heaps.len()
+        ),
+    };
+    let at = heaps[index];
+    let mut snap = Snapshot::read_from(&chunks[at].data)?;
+    if reader.header().mode == memlens_format::Mode::Exact {
+        join_sites(&mut snap, &chunks[..at], &reader.header().library_prefixes)?;
+    }
+    Ok(snap)
+}
+
+/// Replays the events before the snapshot and gives each object the site of the live block
+/// it sits in: the innermost frame of the program's own code (frames of the standard library
+/// and site-packages fold into their caller, as for `memlens report` sites). A GC object's
+/// block starts 16 bytes (its GC header) or 32 bytes (plus the managed-dict pre-header, 3.11+)
+/// before the object.
+fn join_sites(
+    snap: &mut Snapshot,
+    chunks: &[memlens_format::Chunk<'_>],
+    library: &[String],
+) -> anyhow::Result<()> {
+    use memlens_format::{AddrMap, ChunkKind, Record};
+    let mut strings: HashMap<u32, String> = HashMap::new();
+    let mut functions: HashMap<u32, u32> = HashMap::new();
+    let mut frames: HashMap<u32, (u32, u32)> = HashMap::new();
+    let mut stacks: HashMap<u32, (u32, u32)> = HashMap::new();
+    let mut live: AddrMap<(u64, u32)> = AddrMap::default();
+    for chunk in chunks.iter().filter(|c| c.kind == ChunkKind::Events) {
+        for record in chunk.records() {
+            match record? {
+                Record::String { id, text } => {
+                    strings.insert(id, text);
+                }
+                Record::Function { id, file, .. } => {
+                    functions.insert(id, file);
+                }
+                Record::Frame { id, function, line } => {
+                    frames.insert(id, (function, line));
+                }
+                Record::Stack { id, parent, frame } => {
+                    stacks.insert(id, (parent, frame));
+                }
+                Record::Alloc {
+                    addr, size, stack, ..
+                } => {
+                    live.insert(addr, (size, stack));
+                }
+                Record::Free { addr } => {
+                    live.remove(&addr);
+                }
+                _ => {}
+            }
+        }
+    }
+    let is_library = |file: &str| {
+        file.starts_with("<frozen")
+            || library
+                .iter()
+                .any(|p| !p.is_empty() && file.starts_with(p.as_str()))
+    };
+    let mut sites: Vec<(String, u32)> = Vec::new();
+    let mut site_index: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut by_stack: HashMap<u32, Option<usize>> = HashMap::new();
+    let mut site_of_stack = |stack: u32| -> Option<usize> {
+        if let Some(&s) = by_stack.get(&stack) {
+            return s;
+        }
+        let mut first = None;
+        let mut chosen = None;
+        let mut s = stack;
+        let mut guard = 0;
+        while s != 0 && guard < 10_000 {
+            guard += 1;
+            let Some(&(parent, frame)) = stacks.get(&s) else {
+                break;
+            };
+            if let Some(&(function, line)) = frames.get(&frame) {
+                let file = functions.get(&function).copied().unwrap_or(u32::MAX);
+                first.get_or_insert((file, line));
+                if !strings.get(&file).is_some_and(|f| is_library(f)) {
+                    chosen = Some((file, line));
+                    break;
+                }
+            }
+            s = parent;
+        }
+        let result = chosen.or(first).map(|(file, line)| {
+            *site_index.entry((file, line)).or_insert_with(|| {
+                let name = strings
+                    .get(&file)
+                    .cloned()
+                    .unwrap_or_else(|| "<unknown>".into());
+                sites.push((name, line));
+                sites.len() - 1
+            })
+        });
+        by_stack.insert(stack, result);
+        result
+    };
+    let mut assigned: Vec<Option<usize>> = Vec::with_capacity(snap.node_count());
+    for n in 0..snap.node_count() {
+        let node = memlens_heap::NodeId(n as u32);
+        let mut site = None;
+        if !snap
+            .flags(node)
+            .contains(memlens_heap::NodeFlags::SYNTHETIC)
+        {
+            let addr = snap.address(node);
+            for back in [0u64, 16, 32] {
+                if let Some(&(size, stack)) = addr.checked_sub(back).and_then(|a| live.get(&a))
+                    && size >= back + 16
+                {
+                    site = site_of_stack(stack);
+                    break;
+                }
+            }
+        }
+        assigned.push(site);
+    }
+    snap.set_alloc_sites(&sites, |n| assigned[n.0 as usize]);
+    Ok(())
 }
 
 /// Runs `memlens heap`.
@@ -65,7 +230,7 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
              (DevTools compares two exported snapshots itself)"
         );
     }
-    let newest = load(&args.snapshot)?;
+    let newest = load(&args.snapshot, args.pick)?;
     let output = |write: &mut dyn FnMut(&mut dyn Write) -> anyhow::Result<()>| match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -88,7 +253,7 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
     let older: Vec<Snapshot> = args
         .diff
         .iter()
-        .map(|p| load(p))
+        .map(|p| load(p, None))
         .collect::<Result<_, _>>()?;
     let analyses: Vec<Analysis<'_>> = older
         .iter()

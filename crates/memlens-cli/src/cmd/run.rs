@@ -24,7 +24,8 @@ pub struct Args {
     /// Keep tracking in forked children; each writes its own capture.
     #[arg(long)]
     follow_fork: bool,
-    /// Take a heap snapshot when the program exits.
+    /// Take a heap snapshot when the program exits (into the capture; `memlens heap CAPTURE`
+    /// reads it). SIGUSR2 takes one at any time during the run.
     #[arg(long, value_enum, default_value = "never", value_name = "WHEN")]
     heap_snapshot: HeapSnapshotWhen,
     /// Write the HTML report here [default: next to the capture].
@@ -165,6 +166,9 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
     // A forked child returns here too: only the original process summarizes.
     if !args.quiet && std::process::id() == pid {
         summarize(&output);
+        if args.heap_snapshot == HeapSnapshotWhen::Exit {
+            eprintln!("Heap:    memlens heap {}", output.display());
+        }
     }
     Ok(status)
 }

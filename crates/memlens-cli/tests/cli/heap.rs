@@ -376,7 +376,7 @@ fn bad_input_is_one_line_and_status_2() {
     std::fs::write(&capture, b"MLENS\0\r\n\x01\x00rest").unwrap();
     let err = String::from_utf8(memlens(&[capture.as_os_str()]).stderr).unwrap();
     assert!(
-        err.contains("is a capture file; this build reads heap snapshot files only"),
+        err.contains("run.mlens: capture truncated at offset 14"),
         "{err}"
     );
 
@@ -401,4 +401,138 @@ fn bad_input_is_one_line_and_status_2() {
             .unwrap()
             .contains("cannot read")
     );
+}
+
+/// A capture holding events and heap snapshot chunks, as `memlens run --exact` writes it.
+fn write_capture(dir: &Path, exact: bool, snapshots: &[u64]) -> PathBuf {
+    use memlens_format::{ChunkKind, Domain, Header, Mode, Record, Writer};
+    let header = Header {
+        python_version: "3.11.7".into(),
+        pid: 42,
+        command: vec!["app.py".into()],
+        mode: if exact { Mode::Exact } else { Mode::Sampling },
+        sample_rate: 1,
+        start_unix_ns: 0,
+        library_prefixes: vec!["/usr/lib/python3.11/".into()],
+    };
+    let path = dir.join("run.mlens");
+    let mut w = Writer::new(std::fs::File::create(&path).unwrap(), &header).unwrap();
+    for (n, &blob) in snapshots.iter().enumerate() {
+        // A user frame (app.py:7) calling a library frame: the site is the user's line.
+        let base = 10 * n as u32;
+        w.write_records(&[
+            Record::String {
+                id: base + 1,
+                text: "/app/app.py".into(),
+            },
+            Record::String {
+                id: base + 2,
+                text: "/usr/lib/python3.11/json/decoder.py".into(),
+            },
+            Record::String {
+                id: base + 3,
+                text: "load".into(),
+            },
+            Record::Function {
+                id: base + 1,
+                name: base + 3,
+                qualname: base + 3,
+                file: base + 1,
+                first_line: 1,
+            },
+            Record::Function {
+                id: base + 2,
+                name: base + 3,
+                qualname: base + 3,
+                file: base + 2,
+                first_line: 1,
+            },
+            Record::Frame {
+                id: base + 1,
+                function: base + 1,
+                line: 7 + n as u32,
+            },
+            Record::Frame {
+                id: base + 2,
+                function: base + 2,
+                line: 300,
+            },
+            Record::Stack {
+                id: base + 1,
+                parent: 0,
+                frame: base + 1,
+            },
+            Record::Stack {
+                id: base + 2,
+                parent: base + 1,
+                frame: base + 2,
+            },
+            // A GC object's block starts at its GC header, 16 bytes before the object.
+            Record::Alloc {
+                addr: blob - 16,
+                size: 1_000_072,
+                stack: base + 2,
+                domain: Domain::Python,
+            },
+        ])
+        .unwrap();
+        let mut b = SnapshotBuilder::new(Vec::new()).unwrap();
+        let module = b.add_type("module").unwrap();
+        let bytes = b.add_type("bytearray").unwrap();
+        let m = b.add_object(Object::new(0x1000, module, 72)).unwrap();
+        let x = b.add_object(Object::new(blob, bytes, 1_000_056)).unwrap();
+        b.add_attr(m, x, "BLOB").unwrap();
+        b.add_root(m, RootKind::Module, "module `app`").unwrap();
+        w.write_chunk(ChunkKind::HeapSnapshot, &b.finish().unwrap())
+            .unwrap();
+    }
+    w.finish().unwrap();
+    path
+}
+
+fn json_of(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    serde_json::from_str(&ok_stdout(args)).unwrap()
+}
+
+#[test]
+fn capture_snapshots_are_picked_and_joined_with_exact_sites() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = write_capture(dir.path(), true, &[0x7f00_0000_1000, 0x7f00_0000_9000]);
+    let last = json_of(&[capture.as_os_str(), os("--format"), os("json")]);
+    let top = &last["dominators"][0];
+    assert_eq!(top["type"], "bytearray");
+    assert_eq!(top["path"], "module `app`, global `BLOB` -> bytearray");
+    assert_eq!(top["alloc_site"]["file"], "/app/app.py");
+    assert_eq!(top["alloc_site"]["line"], 8);
+    let first = json_of(&[
+        capture.as_os_str(),
+        os("--snapshot"),
+        os("1"),
+        os("--format"),
+        os("json"),
+    ]);
+    assert_eq!(first["dominators"][0]["alloc_site"]["line"], 7);
+    let out = memlens(&[capture.as_os_str(), os("--snapshot"), os("3")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "memlens: error: cannot read {}: --snapshot 3: the capture holds 2 heap snapshots (1 to 2)\n",
+            capture.display()
+        )
+    );
+}
+
+#[test]
+fn sampling_captures_carry_no_sites_and_empty_ones_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = write_capture(dir.path(), false, &[0x7f00_0000_1000]);
+    let json = json_of(&[capture.as_os_str(), os("--format"), os("json")]);
+    assert!(json["dominators"][0]["alloc_site"].is_null());
+    let empty = write_capture(dir.path(), true, &[]);
+    let out = memlens(&[empty.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("the capture holds no heap snapshot"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -75,6 +75,120 @@ pub struct Layout {
     pub compact_size: usize,
     /// pymalloc pool size (`POOL_SIZE`): 4 KiB before 3.10, 16 KiB after (radix tree).
     pub pool_size: usize,
+    /// What the heap walker reads (`src/heap`).
+    pub heap: HeapLayout,
+}
+
+/// Where a frame keeps its local variables and how they are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalsModel {
+    /// 3.9, 3.10: `PyFrameObject.f_localsplus`, named by `co_varnames`, `co_cellvars`,
+    /// `co_freevars` in that order.
+    FrameObject {
+        /// `PyFrameObject.f_localsplus`.
+        f_localsplus: usize,
+        /// `PyCodeObject.co_nlocals` (int).
+        co_nlocals: usize,
+        /// `PyCodeObject.co_varnames`.
+        co_varnames: usize,
+        /// `PyCodeObject.co_cellvars`.
+        co_cellvars: usize,
+        /// `PyCodeObject.co_freevars`.
+        co_freevars: usize,
+    },
+    /// 3.11+: `_PyInterpreterFrame.localsplus`, named by `co_localsplusnames`.
+    Interpreter {
+        /// `PyFrameObject.f_frame`.
+        f_frame: usize,
+        /// `PyFrameObject.f_back`.
+        f_back: usize,
+        /// `_PyInterpreterFrame.localsplus`.
+        localsplus: usize,
+        /// `_PyInterpreterFrame.frame_obj`.
+        frame_obj: usize,
+        /// `_PyInterpreterFrame.f_locals`.
+        f_locals: usize,
+        /// `PyCodeObject.co_nlocalsplus` (int).
+        co_nlocalsplus: usize,
+        /// `PyCodeObject.co_nfreevars` (int).
+        co_nfreevars: usize,
+        /// `PyCodeObject.co_localsplusnames`.
+        co_localsplusnames: usize,
+    },
+}
+
+/// Where an instance keeps its attributes when its type manages the dict (3.11+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedDict {
+    /// 3.9, 3.10: only `tp_dictoffset`.
+    None,
+    /// 3.11: `PyDictValues*` at -4 words, `PyObject *dict` at -3 words.
+    Split311,
+    /// 3.12: a `PyDictOrValues` at -3 words; bit 0 set means values (pointer + 1).
+    Tagged312,
+    /// 3.13: the dict pointer at -3 words; with `Py_TPFLAGS_INLINE_VALUES` the values follow
+    /// the object header, behind a 8-byte `capacity, size, embedded, valid` prefix.
+    Inline313,
+}
+
+/// Offsets the heap walker reads that differ between versions. Offsets that are the same in
+/// every supported version are constants in `heap::layout`, checked by `tests/layouts.rs` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapLayout {
+    /// `PyInterpreterState.gc.generations`.
+    pub gc_generations: usize,
+    /// `PyInterpreterState.gc.permanent_generation`.
+    pub gc_permanent: usize,
+    /// `PyHeapTypeObject.ht_qualname`.
+    pub ht_qualname: usize,
+    /// `PyHeapTypeObject.ht_cached_keys` (3.11+).
+    pub ht_cached_keys: Option<usize>,
+    /// `PyThreadState.thread_id`.
+    pub tstate_thread_id: usize,
+    /// `PyThreadState.exc_info`.
+    pub tstate_exc_info: usize,
+    /// `PyThreadState.dict`.
+    pub tstate_dict: usize,
+    /// `PyThreadState.async_exc`.
+    pub tstate_async_exc: usize,
+    /// `PyThreadState.context`.
+    pub tstate_context: usize,
+    /// `PyThreadState.curexc_value` (before 3.12) or `current_exception`.
+    pub tstate_current_exception: usize,
+    /// `_PyErr_StackItem.exc_value`.
+    pub stackitem_exc_value: usize,
+    /// `_PyErr_StackItem.previous_item`.
+    pub stackitem_previous: usize,
+    /// Frame locals.
+    pub locals: LocalsModel,
+    /// `PyCodeObject.co_consts`.
+    pub co_consts: usize,
+    /// `PyCodeObject.co_names`.
+    pub co_names: usize,
+    /// `PyFunctionObject.func_code`.
+    pub func_code: usize,
+    /// `PyFunctionObject.func_globals`.
+    pub func_globals: usize,
+    /// `PyFunctionObject.func_closure`.
+    pub func_closure: usize,
+    /// `PyFunctionObject.func_defaults`.
+    pub func_defaults: usize,
+    /// `PyFunctionObject.func_dict`.
+    pub func_dict: usize,
+    /// `PyBaseExceptionObject.traceback`.
+    pub exc_traceback: usize,
+    /// `PyBaseExceptionObject.context`.
+    pub exc_context: usize,
+    /// `PyBaseExceptionObject.cause`.
+    pub exc_cause: usize,
+    /// Offset of `values[]` in `PyDictValues` (3.11+).
+    pub dictvalues_values: usize,
+    /// Managed dicts and inline values.
+    pub managed: ManagedDict,
+    /// `int` keeps `lv_tag` (digit count << 3 | sign) instead of `ob_size` (3.12+).
+    pub long_tag: bool,
+    /// Objects can be immortal (3.12+): a negative 32-bit refcount.
+    pub immortal: bool,
 }
 
 /// The `PyASCIIObject.state` bits, the same in 3.9-3.13 (checked by tests/layouts.rs).
@@ -135,11 +249,38 @@ impl Layout {
         code_type: usize,
         out: &mut [RawFrame],
     ) -> usize {
-        let tstate = tstate as usize;
-        if tstate == 0 {
-            return 0;
-        }
         let mut n = 0;
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.visit_frames(tstate as usize, code_type, |_, frame| {
+                if n == out.len() {
+                    return false;
+                }
+                out[n] = frame;
+                n += 1;
+                true
+            })
+        };
+        n
+    }
+
+    /// Calls `f(frame address, frame)` for each Python frame of `tstate`'s chain, innermost
+    /// first, until it returns false. The address is the `PyFrameObject` before 3.11 and the
+    /// `_PyInterpreterFrame` from 3.11 on; C-stack shims and frames not yet past their first
+    /// instruction are skipped.
+    ///
+    /// # Safety
+    /// `tstate` is a live `PyThreadState` (or 0) whose thread runs no Python code meanwhile
+    /// (it is the caller, or it waits for the GIL the caller holds).
+    pub unsafe fn visit_frames(
+        &self,
+        tstate: usize,
+        code_type: usize,
+        mut f: impl FnMut(usize, RawFrame) -> bool,
+    ) {
+        if tstate == 0 {
+            return;
+        }
         match self.frames {
             FrameModel::FrameObject {
                 tstate_frame,
@@ -150,15 +291,16 @@ impl Layout {
             } => {
                 // SAFETY: tstate is live; frames in the chain are alive while they are on it.
                 let mut frame: usize = unsafe { read(tstate, tstate_frame) };
-                while frame != 0 && n < out.len() {
+                let mut guard = 0;
+                while frame != 0 && guard < 100_000 {
+                    guard += 1;
                     let code: usize = unsafe { read(frame, f_code) };
                     let mut lasti: i32 = unsafe { read(frame, f_lasti) };
                     if lasti_in_units && lasti > 0 {
                         lasti *= 2;
                     }
-                    if code != 0 {
-                        out[n] = RawFrame { code, lasti };
-                        n += 1;
+                    if code != 0 && !f(frame, RawFrame { code, lasti }) {
+                        return;
                     }
                     frame = unsafe { read(frame, f_back) };
                 }
@@ -174,19 +316,19 @@ impl Layout {
                 check_code_type,
             } => {
                 let holder = match tstate_cframe {
-                    // SAFETY: cframe points into the C stack of this thread, alive during the call.
+                    // SAFETY: cframe points into the C stack of the thread, alive during the call.
                     Some(off) => unsafe { read::<usize>(tstate, off) },
                     None => tstate,
                 };
                 if holder == 0 {
-                    return 0;
+                    return;
                 }
                 let adaptive = self.co_code_adaptive.unwrap_or(0);
                 let first_traceable = self.co_firsttraceable.unwrap_or(0);
                 // SAFETY: as above; every frame on the chain is initialised up to `previous`.
                 let mut frame: usize = unsafe { read(holder, current_frame) };
                 let mut guard = 0;
-                while frame != 0 && n < out.len() && guard < 100_000 {
+                while frame != 0 && guard < 100_000 {
                     guard += 1;
                     let own: u8 = unsafe { read(frame, owner) };
                     let code: usize = unsafe { read(frame, code_off) };
@@ -202,18 +344,19 @@ impl Layout {
                         let incomplete = own != 1 && ip < start + 2 * first.max(0) as usize;
                         if !incomplete {
                             let lasti = ip.wrapping_sub(start) as isize;
-                            out[n] = RawFrame {
+                            let raw = RawFrame {
                                 code,
                                 lasti: lasti.clamp(-1, i32::MAX as isize) as i32,
                             };
-                            n += 1;
+                            if !f(frame, raw) {
+                                return;
+                            }
                         }
                     }
                     frame = next;
                 }
             }
         }
-        n
     }
 
     /// Reads a `str` object's text without calling into Python (no allocation, no GIL needed

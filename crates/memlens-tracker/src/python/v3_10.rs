@@ -1,6 +1,6 @@
 //! CPython 3.10 (Include/cpython/pystate.h, Include/cpython/frameobject.h,
 //! Include/cpython/code.h at v3.10.13). `f_lasti` counts 2-byte code units from 3.10 on.
-use super::{FrameModel, Layout};
+use super::{FrameModel, HeapLayout, Layout, LocalsModel, ManagedDict};
 
 pub(super) const LAYOUT: Layout = Layout {
     version: (3, 10),
@@ -21,4 +21,39 @@ pub(super) const LAYOUT: Layout = Layout {
     compact_size: 72,
     // Objects/obmalloc.c: WITH_PYMALLOC_RADIX_TREE on 64-bit enables USE_LARGE_POOLS (16 KiB).
     pool_size: 16384,
+    heap: HeapLayout {
+        gc_generations: 640,
+        gc_permanent: 720,
+        ht_qualname: 864,
+        ht_cached_keys: None,
+        tstate_thread_id: 176,
+        tstate_exc_info: 144,
+        tstate_dict: 152,
+        tstate_async_exc: 168,
+        tstate_context: 240,
+        tstate_current_exception: 96,
+        stackitem_exc_value: 8,
+        stackitem_previous: 24,
+        locals: LocalsModel::FrameObject {
+            f_localsplus: 352,
+            co_nlocals: 28,
+            co_varnames: 72,
+            co_cellvars: 88,
+            co_freevars: 80,
+        },
+        co_consts: 56,
+        co_names: 64,
+        func_code: 48,
+        func_globals: 16,
+        func_closure: 72,
+        func_defaults: 56,
+        func_dict: 88,
+        exc_traceback: 32,
+        exc_context: 40,
+        exc_cause: 48,
+        dictvalues_values: 0,
+        managed: ManagedDict::None,
+        long_tag: false,
+        immortal: false,
+    },
 };

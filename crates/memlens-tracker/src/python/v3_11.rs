@@ -1,7 +1,7 @@
 //! CPython 3.11 (Include/cpython/pystate.h `_PyCFrame`, Include/internal/pycore_frame.h,
 //! Include/cpython/code.h at v3.11.7): `tstate->cframe->current_frame`, `prev_instr` is the
 //! last executed instruction, `is_entry` frames are still Python frames.
-use super::{FrameModel, Layout};
+use super::{FrameModel, HeapLayout, Layout, LocalsModel, ManagedDict};
 
 pub(super) const LAYOUT: Layout = Layout {
     version: (3, 11),
@@ -24,4 +24,42 @@ pub(super) const LAYOUT: Layout = Layout {
     ascii_size: 48,
     compact_size: 72,
     pool_size: 16384,
+    heap: HeapLayout {
+        gc_generations: 672,
+        gc_permanent: 752,
+        ht_qualname: 864,
+        ht_cached_keys: Some(872),
+        tstate_thread_id: 152,
+        tstate_exc_info: 120,
+        tstate_dict: 128,
+        tstate_async_exc: 144,
+        tstate_context: 224,
+        tstate_current_exception: 104,
+        stackitem_exc_value: 0,
+        stackitem_previous: 8,
+        locals: LocalsModel::Interpreter {
+            f_frame: 24,
+            f_back: 16,
+            localsplus: 72,
+            frame_obj: 40,
+            f_locals: 24,
+            co_nlocalsplus: 76,
+            co_nfreevars: 92,
+            co_localsplusnames: 96,
+        },
+        co_consts: 24,
+        co_names: 32,
+        func_code: 48,
+        func_globals: 16,
+        func_closure: 72,
+        func_defaults: 56,
+        func_dict: 88,
+        exc_traceback: 40,
+        exc_context: 48,
+        exc_cause: 56,
+        dictvalues_values: 0,
+        managed: ManagedDict::Split311,
+        long_tag: false,
+        immortal: false,
+    },
 };

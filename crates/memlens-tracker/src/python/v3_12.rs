@@ -1,7 +1,7 @@
 //! CPython 3.12 (Include/cpython/pystate.h, Include/internal/pycore_frame.h,
 //! Include/cpython/code.h at v3.12.1): code and `previous` first; C-entry shim frames have
 //! `owner == FRAME_OWNED_BY_CSTACK (3)`.
-use super::{FrameModel, Layout};
+use super::{FrameModel, HeapLayout, Layout, LocalsModel, ManagedDict};
 
 pub(super) const LAYOUT: Layout = Layout {
     version: (3, 12),
@@ -24,4 +24,42 @@ pub(super) const LAYOUT: Layout = Layout {
     ascii_size: 40,
     compact_size: 56,
     pool_size: 16384,
+    heap: HeapLayout {
+        gc_generations: 136,
+        gc_permanent: 216,
+        ht_qualname: 872,
+        ht_cached_keys: Some(880),
+        tstate_thread_id: 136,
+        tstate_exc_info: 104,
+        tstate_dict: 112,
+        tstate_async_exc: 128,
+        tstate_context: 208,
+        tstate_current_exception: 96,
+        stackitem_exc_value: 0,
+        stackitem_previous: 8,
+        locals: LocalsModel::Interpreter {
+            f_frame: 24,
+            f_back: 16,
+            localsplus: 72,
+            frame_obj: 48,
+            f_locals: 40,
+            co_nlocalsplus: 72,
+            co_nfreevars: 88,
+            co_localsplusnames: 96,
+        },
+        co_consts: 24,
+        co_names: 32,
+        func_code: 48,
+        func_globals: 16,
+        func_closure: 72,
+        func_defaults: 56,
+        func_dict: 88,
+        exc_traceback: 40,
+        exc_context: 48,
+        exc_cause: 56,
+        dictvalues_values: 0,
+        managed: ManagedDict::Tagged312,
+        long_tag: true,
+        immortal: true,
+    },
 };

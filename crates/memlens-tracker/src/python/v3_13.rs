@@ -1,7 +1,7 @@
 //! CPython 3.13 (Include/cpython/pystate.h, Include/internal/pycore_frame.h,
 //! Include/cpython/code.h at v3.13.0): `tstate->current_frame`, `f_executable` may be a
 //! non-code object, `instr_ptr` points at the instruction being executed.
-use super::{FrameModel, Layout};
+use super::{FrameModel, HeapLayout, Layout, LocalsModel, ManagedDict};
 
 pub(super) const LAYOUT: Layout = Layout {
     version: (3, 13),
@@ -24,4 +24,42 @@ pub(super) const LAYOUT: Layout = Layout {
     ascii_size: 40,
     compact_size: 56,
     pool_size: 16384,
+    heap: HeapLayout {
+        gc_generations: 7424,
+        gc_permanent: 7504,
+        ht_qualname: 872,
+        ht_cached_keys: Some(880),
+        tstate_thread_id: 152,
+        tstate_exc_info: 120,
+        tstate_dict: 128,
+        tstate_async_exc: 144,
+        tstate_context: 208,
+        tstate_current_exception: 112,
+        stackitem_exc_value: 0,
+        stackitem_previous: 8,
+        locals: LocalsModel::Interpreter {
+            f_frame: 24,
+            f_back: 16,
+            localsplus: 72,
+            frame_obj: 48,
+            f_locals: 40,
+            co_nlocalsplus: 72,
+            co_nfreevars: 88,
+            co_localsplusnames: 96,
+        },
+        co_consts: 24,
+        co_names: 32,
+        func_code: 48,
+        func_globals: 16,
+        func_closure: 72,
+        func_defaults: 56,
+        func_dict: 88,
+        exc_traceback: 40,
+        exc_context: 48,
+        exc_cause: 56,
+        dictvalues_values: 8,
+        managed: ManagedDict::Inline313,
+        long_tag: true,
+        immortal: true,
+    },
 };

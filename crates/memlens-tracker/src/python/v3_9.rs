@@ -1,6 +1,6 @@
 //! CPython 3.9 (Include/cpython/pystate.h, Include/cpython/frameobject.h,
 //! Include/cpython/code.h, Include/cpython/unicodeobject.h at v3.9.18).
-use super::{FrameModel, Layout};
+use super::{FrameModel, HeapLayout, Layout, LocalsModel, ManagedDict};
 
 pub(super) const LAYOUT: Layout = Layout {
     version: (3, 9),
@@ -21,4 +21,39 @@ pub(super) const LAYOUT: Layout = Layout {
     compact_size: 72,
     // Objects/obmalloc.c: no radix tree before 3.10, so POOL_SIZE == SYSTEM_PAGE_SIZE.
     pool_size: 4096,
+    heap: HeapLayout {
+        gc_generations: 640,
+        gc_permanent: 720,
+        ht_qualname: 856,
+        ht_cached_keys: None,
+        tstate_thread_id: 176,
+        tstate_exc_info: 144,
+        tstate_dict: 152,
+        tstate_async_exc: 168,
+        tstate_context: 240,
+        tstate_current_exception: 96,
+        stackitem_exc_value: 8,
+        stackitem_previous: 24,
+        locals: LocalsModel::FrameObject {
+            f_localsplus: 360,
+            co_nlocals: 28,
+            co_varnames: 72,
+            co_cellvars: 88,
+            co_freevars: 80,
+        },
+        co_consts: 56,
+        co_names: 64,
+        func_code: 16,
+        func_globals: 24,
+        func_closure: 48,
+        func_defaults: 32,
+        func_dict: 72,
+        exc_traceback: 32,
+        exc_context: 40,
+        exc_cause: 48,
+        dictvalues_values: 0,
+        managed: ManagedDict::None,
+        long_tag: false,
+        immortal: false,
+    },
 };

@@ -1,0 +1,110 @@
+//! Offsets and flags that are the same in every supported CPython (3.9-3.13, x86-64), read off
+//! Include/object.h, Include/cpython/*.h and Include/internal/pycore_*.h; `tests/layouts.rs`
+//! checks each against `offsetof` in every installed interpreter's headers. Offsets that differ
+//! between versions live in `crate::python` ([`crate::python::HeapLayout`]).
+
+pub(crate) const OB_REFCNT: usize = 0;
+pub(crate) const OB_TYPE: usize = 8;
+pub(crate) const OB_SIZE: usize = 16;
+pub(crate) const GC_HEAD: usize = 16;
+
+pub(crate) const TP_NAME: usize = 24;
+pub(crate) const TP_BASICSIZE: usize = 32;
+pub(crate) const TP_ITEMSIZE: usize = 40;
+pub(crate) const TP_FLAGS: usize = 168;
+pub(crate) const TP_TRAVERSE: usize = 184;
+pub(crate) const TP_BASE: usize = 256;
+pub(crate) const TP_DICT: usize = 264;
+pub(crate) const TP_DICTOFFSET: usize = 288;
+pub(crate) const TP_IS_GC: usize = 328;
+pub(crate) const TP_MRO: usize = 344;
+
+pub(crate) const LIST_ITEMS: usize = 24;
+pub(crate) const LIST_ALLOCATED: usize = 32;
+pub(crate) const TUPLE_ITEMS: usize = 24;
+pub(crate) const SET_MASK: usize = 32;
+pub(crate) const SET_TABLE: usize = 40;
+pub(crate) const SET_SMALLTABLE: usize = 64;
+pub(crate) const DICT_KEYS: usize = 32;
+pub(crate) const DICT_VALUES: usize = 40;
+pub(crate) const METHOD_FUNC: usize = 16;
+pub(crate) const METHOD_SELF: usize = 24;
+pub(crate) const CELL_REF: usize = 16;
+pub(crate) const WEAKREF_OBJECT: usize = 16;
+pub(crate) const EXC_DICT: usize = 16;
+pub(crate) const EXC_ARGS: usize = 24;
+pub(crate) const TB_NEXT: usize = 16;
+pub(crate) const TB_FRAME: usize = 24;
+pub(crate) const LONG_DIGITS: usize = 24;
+pub(crate) const BYTEARRAY_ALLOC: usize = 24;
+pub(crate) const BYTES_SVAL: usize = 32;
+
+/// `PyDictKeysObject` (3.11+, Include/internal/pycore_dict.h).
+pub(crate) const KEYS_LOG2_INDEX_BYTES: usize = 9;
+pub(crate) const KEYS_KIND: usize = 10;
+pub(crate) const KEYS_USABLE: usize = 16;
+pub(crate) const KEYS_NENTRIES: usize = 24;
+pub(crate) const KEYS_INDICES: usize = 32;
+pub(crate) const UNICODE_ENTRY: usize = 16;
+
+pub(crate) const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
+pub(crate) const TPFLAGS_MANAGED_WEAKREF: u64 = 1 << 3;
+pub(crate) const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
+pub(crate) const TPFLAGS_HEAPTYPE: u64 = 1 << 9;
+pub(crate) const TPFLAGS_HAVE_GC: u64 = 1 << 14;
+pub(crate) const TPFLAGS_LONG_SUBCLASS: u64 = 1 << 24;
+pub(crate) const TPFLAGS_LIST_SUBCLASS: u64 = 1 << 25;
+pub(crate) const TPFLAGS_TUPLE_SUBCLASS: u64 = 1 << 26;
+pub(crate) const TPFLAGS_BYTES_SUBCLASS: u64 = 1 << 27;
+pub(crate) const TPFLAGS_UNICODE_SUBCLASS: u64 = 1 << 28;
+pub(crate) const TPFLAGS_DICT_SUBCLASS: u64 = 1 << 29;
+pub(crate) const TPFLAGS_BASE_EXC_SUBCLASS: u64 = 1 << 30;
+pub(crate) const TPFLAGS_TYPE_SUBCLASS: u64 = 1 << 31;
+
+/// numpy's `PyArrayObject_fields` (numpy/ndarraytypes.h, unchanged from numpy 1.7 to 2.x):
+/// `data`, `nd`, `dimensions`, `strides`, `base`, `descr`, `flags`.
+pub(crate) const NDARRAY_ND: usize = 24;
+pub(crate) const NDARRAY_DIMENSIONS: usize = 32;
+pub(crate) const NDARRAY_STRIDES: usize = 40;
+pub(crate) const NDARRAY_BASE: usize = 48;
+pub(crate) const NDARRAY_DESCR: usize = 56;
+pub(crate) const NDARRAY_FLAGS: usize = 64;
+/// `NPY_ARRAY_OWNDATA`: the array frees its data buffer.
+pub(crate) const NPY_OWNDATA: i32 = 0x4;
+
+/// Every offset above that a C compiler can check, by the name the layout probe prints.
+pub const COMMON_OFFSETS: &[(&str, usize)] = &[
+    ("type.tp_name", TP_NAME),
+    ("type.tp_basicsize", TP_BASICSIZE),
+    ("type.tp_itemsize", TP_ITEMSIZE),
+    ("type.tp_flags", TP_FLAGS),
+    ("type.tp_traverse", TP_TRAVERSE),
+    ("type.tp_base", TP_BASE),
+    ("type.tp_dict", TP_DICT),
+    ("type.tp_dictoffset", TP_DICTOFFSET),
+    ("type.tp_is_gc", TP_IS_GC),
+    ("type.tp_mro", TP_MRO),
+    ("varobject.ob_size", OB_SIZE),
+    ("sizeof(PyGC_Head)", GC_HEAD),
+    ("list.ob_item", LIST_ITEMS),
+    ("list.allocated", LIST_ALLOCATED),
+    ("tuple.ob_item", TUPLE_ITEMS),
+    ("set.mask", SET_MASK),
+    ("set.table", SET_TABLE),
+    ("set.smalltable", SET_SMALLTABLE),
+    ("dict.ma_keys", DICT_KEYS),
+    ("dict.ma_values", DICT_VALUES),
+    ("method.im_func", METHOD_FUNC),
+    ("method.im_self", METHOD_SELF),
+    ("cell.ob_ref", CELL_REF),
+    ("weakref.wr_object", WEAKREF_OBJECT),
+    ("exc.dict", EXC_DICT),
+    ("exc.args", EXC_ARGS),
+    ("tb.tb_next", TB_NEXT),
+    ("tb.tb_frame", TB_FRAME),
+    ("long.digits", LONG_DIGITS),
+    ("bytearray.ob_alloc", BYTEARRAY_ALLOC),
+    ("bytes.ob_sval", BYTES_SVAL),
+    ("Py_TPFLAGS_HEAPTYPE", TPFLAGS_HEAPTYPE as usize),
+    ("Py_TPFLAGS_HAVE_GC", TPFLAGS_HAVE_GC as usize),
+];
