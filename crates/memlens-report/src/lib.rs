@@ -3,7 +3,8 @@
 //!
 //! [`Format`] selects a renderer; [`render`] writes it. Every name that came from the profiled
 //! program (files, functions) is escaped for the target: JSON by serde_json, the terminal by
-//! [`text::escape_terminal`].
+//! [`text::escape_terminal`], HTML by embedding it as escaped JSON that the page shows as text
+//! ([`html::escape_script_json`]).
 //!
 //! ```no_run
 //! # let report = memlens_analysis::Report::default();
@@ -12,6 +13,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod html;
 pub mod json;
 pub mod text;
 pub use memlens_analysis::human_bytes;
@@ -25,6 +27,8 @@ pub enum Format {
     Text,
     /// The JSON contract (`memlens-report`, version 1).
     Json,
+    /// One self-contained HTML page (flame graphs, top lines, memory over time), at most 5 MB.
+    Html,
 }
 
 /// Renders `report` in `format`, ranking sites by `view`.
@@ -37,5 +41,6 @@ pub fn render(
     match format {
         Format::Text => text::render(report, view, &text::TextOptions::default(), out),
         Format::Json => json::render(report, view, out),
+        Format::Html => html::render(report, view, &html::HtmlOptions::default(), out),
     }
 }

@@ -18,7 +18,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: FormatArg,
-    /// Write here instead of standard output.
+    /// Write here instead of standard output (`-` for standard output) [html: default
+    /// `CAPTURE` with the extension `.html`].
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
 }
@@ -51,6 +52,8 @@ pub enum FormatArg {
     Text,
     /// JSON (the `memlens-report` contract).
     Json,
+    /// One self-contained HTML page (every view; opens on `--view`).
+    Html,
 }
 
 impl From<FormatArg> for Format {
@@ -58,6 +61,7 @@ impl From<FormatArg> for Format {
         match f {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
+            FormatArg::Html => Format::Html,
         }
     }
 }
@@ -81,12 +85,21 @@ pub fn load(path: &Path) -> anyhow::Result<Report> {
 /// Runs `memlens report`.
 pub fn exec(args: Args) -> anyhow::Result<u8> {
     let report = load(&args.capture)?;
+    // A page is a file to open, not text for a terminal: by default it goes next to the capture.
+    let output = match (args.output, args.format) {
+        (Some(path), _) if path.as_os_str() == "-" => None,
+        (None, FormatArg::Html) => Some(args.capture.with_extension("html")),
+        (output, _) => output,
+    };
     write_output(
         &report,
         args.format.into(),
         args.view.into(),
-        args.output.as_deref(),
+        output.as_deref(),
     )?;
+    if let (FormatArg::Html, Some(path)) = (args.format, &output) {
+        eprintln!("HTML report: {}", path.display());
+    }
     Ok(0)
 }
 
