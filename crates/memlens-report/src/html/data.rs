@@ -511,6 +511,11 @@ fn source_line(file: &str, line: u32, cache: &mut HashMap<String, Option<Vec<Str
         .unwrap_or_default()
 }
 
+/// Seconds rounded to the microsecond (shorter JSON, no float noise).
+fn micros(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e6
+}
+
 /// Picks at most `max` items spread evenly over `items`, keeping the first and the last.
 fn spread<T>(items: &[T], max: usize) -> Vec<&T> {
     if items.len() <= max {
@@ -634,7 +639,7 @@ fn build(
         let _ = write!(
             moments,
             "{{\"t\":{},\"live\":{},\"values\":",
-            json!(m.time_s),
+            json!(micros(m.time_s)),
             m.live_bytes
         );
         remap(
@@ -653,7 +658,7 @@ fn build(
     let checkpoints: Vec<Value> = report
         .checkpoints
         .iter()
-        .map(|c| json!({"t": c.time_s, "label": strings.id(&c.label)}))
+        .map(|c| json!({"t": micros(c.time_s), "label": strings.id(&c.label)}))
         .collect();
 
     // Top lines: the union of each view's top sites, with their source read now.
@@ -741,7 +746,7 @@ fn build(
         "strings": strings.list,
         "threads": threads,
         "timeline": {
-            "t": timeline.iter().map(|p| p.time_s).collect::<Vec<_>>(),
+            "t": timeline.iter().map(|p| micros(p.time_s)).collect::<Vec<_>>(),
             "live": timeline.iter().map(|p| p.live_bytes).collect::<Vec<_>>(),
             "rss": timeline.iter().map(|p| p.rss_bytes).collect::<Vec<_>>(),
         },
