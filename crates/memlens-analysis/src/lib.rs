@@ -19,14 +19,16 @@
 pub mod findings;
 mod model;
 mod replay;
+mod source;
 mod units;
 
 pub use findings::{Finding, Severity};
 pub use model::{
-    CallNode, CallTree, CheckpointMark, Flame, Location, Meta, Moment, Report, Site, StackValue,
-    ThreadInfo, Timeline, TimelinePoint, Totals, View,
+    CallNode, CallTree, CheckpointMark, Flame, LeakWindow, Location, Meta, Moment, Report, Site,
+    StackValue, ThreadInfo, Timeline, TimelinePoint, Totals, View,
 };
-pub use replay::{Options, analyze};
+pub use replay::{Options, Progress, TemporaryRule, analyze, analyze_with_progress};
+pub use source::CaptureBytes;
 pub use units::human_bytes;
 
 /// Why a capture could not be analysed.
@@ -35,4 +37,25 @@ pub enum AnalysisError {
     /// The file is not a readable capture.
     #[error(transparent)]
     Format(#[from] memlens_format::FormatError),
+    /// A checkpoint named on the command line is not in the capture (or not after the
+    /// opening one).
+    #[error("no checkpoint {label:?} in the capture{}", known_list(known))]
+    NoCheckpoint {
+        /// The label asked for.
+        label: String,
+        /// Labels the capture has, in order.
+        known: Vec<String>,
+    },
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        " (it has no checkpoints)".to_owned()
+    } else {
+        let list: Vec<String> = known.iter().map(|k| format!("{k:?}")).collect();
+        format!(
+            " where the leak window needs it (checkpoints: {})",
+            list.join(", ")
+        )
+    }
 }

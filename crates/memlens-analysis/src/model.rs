@@ -127,6 +127,8 @@ pub type Timeline = Vec<TimelinePoint>;
 pub struct ThreadInfo {
     /// The tracker's thread id (as in the capture).
     pub id: u64,
+    /// The kernel's thread id (0 when the capture does not say).
+    pub native_id: u64,
     /// The thread's name (`"MainThread"`, or the name given to `threading.Thread`).
     pub name: String,
 }
@@ -185,6 +187,20 @@ pub struct Moment {
     pub values: Vec<StackValue>,
 }
 
+/// The stretch of the run the leaks view covers when it is bounded by checkpoints
+/// (`memlens report --from A --to B`): blocks allocated after `from` and still live at `to`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LeakWindow {
+    /// Label of the opening checkpoint (`None`: from the start).
+    pub from: Option<String>,
+    /// Label of the closing checkpoint (`None`: at exit).
+    pub to: Option<String>,
+    /// When the window opened, seconds from start.
+    pub from_time_s: f64,
+    /// When it closed, seconds from start.
+    pub to_time_s: f64,
+}
+
 /// A `memlens.checkpoint(label)` mark.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CheckpointMark {
@@ -192,6 +208,23 @@ pub struct CheckpointMark {
     pub time_s: f64,
     /// The label given.
     pub label: String,
+}
+
+impl CallTree {
+    /// Frames from the outermost caller down to `node`'s own frame (empty for the root).
+    pub fn path(&self, node: u32) -> Vec<&Location> {
+        let mut out = Vec::new();
+        let mut n = node as usize;
+        while n != 0 && n < self.nodes.len() && out.len() < self.nodes.len() {
+            let node = self.nodes[n];
+            if let Some(f) = self.frames.get(node.frame as usize) {
+                out.push(f);
+            }
+            n = node.parent as usize;
+        }
+        out.reverse();
+        out
+    }
 }
 
 /// Everything a renderer needs.
@@ -211,12 +244,15 @@ pub struct Report {
     pub threads: Vec<ThreadInfo>,
     /// The call tree all flames and moments index into.
     pub calls: CallTree,
-    /// One flame graph per view that has data.
+    /// One flame graph per view that has data (views with nothing to show are left out).
     pub flames: Vec<Flame>,
-    /// The live set at a bounded number of moments along the timeline.
+    /// The live set at a bounded number of moments along the timeline, in time order
+    /// (between half of `Options::max_moments` and that many, evenly spaced).
     pub moments: Vec<Moment>,
     /// Checkpoint marks, in order.
     pub checkpoints: Vec<CheckpointMark>,
+    /// Set when the leaks view is bounded by checkpoints rather than "live at exit".
+    pub leak_window: Option<LeakWindow>,
 }
 
 impl Report {

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod progress;
 
 pub use cmd::run::{ProgramRunner, RunOptions, RunTarget};
 

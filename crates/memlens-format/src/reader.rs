@@ -174,6 +174,16 @@ impl<'a> ChunkSpan<'a> {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+
+    /// File offset just past the chunk.
+    pub fn end(&self) -> u64 {
+        self.offset + 16 + self.stored.len() as u64
+    }
+
+    /// What the chunk holds (read from its header, before any check).
+    pub fn kind(&self) -> ChunkKind {
+        ChunkKind::from_code(self.kind)
+    }
 }
 
 /// Iterator over [`ChunkSpan`]s.

@@ -1,5 +1,7 @@
 //! The JSON contract of design.md §3: `{"format": "memlens-report", "version": 1, ...}`.
-//! Fields are only ever added.
+//! Fields are only ever added: beyond design.md's list, `view` (the view sites are ranked by),
+//! `meta.events`/`meta.warning`, each site's `temporary_bytes`, `threads`, `checkpoints` and
+//! `leak_window` (`null` unless the leaks view is bounded by checkpoints).
 
 use memlens_analysis::{Location, Report, View};
 use serde_json::{Value, json};
@@ -48,6 +50,7 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "leaked_bytes": s.leaked_bytes,
             "allocated_bytes": s.allocated_bytes,
             "allocations": s.allocations,
+            "temporary_bytes": s.temporary_bytes,
             "stack": s.stack.iter().map(location).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "findings": report.findings.iter().map(|f| json!({
@@ -62,6 +65,15 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "fix": f.fix,
             "evidence": f.evidence,
         })).collect::<Vec<_>>(),
+        "threads": report.threads.iter().map(|t| json!({
+            "id": t.id, "native_id": t.native_id, "name": t.name,
+        })).collect::<Vec<_>>(),
+        "checkpoints": report.checkpoints.iter().map(|c| json!({
+            "t": c.time_s, "label": c.label,
+        })).collect::<Vec<_>>(),
+        "leak_window": report.leak_window.as_ref().map(|w| json!({
+            "from": w.from, "to": w.to, "from_t": w.from_time_s, "to_t": w.to_time_s,
+        })),
         "timeline": report.timeline.iter().map(|p| json!({
             "t": p.time_s, "live_bytes": p.live_bytes, "rss_bytes": p.rss_bytes,
         })).collect::<Vec<_>>(),

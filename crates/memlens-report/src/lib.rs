@@ -3,8 +3,9 @@
 //!
 //! [`Format`] selects a renderer; [`render`] writes it. Every name that came from the profiled
 //! program (files, functions) is escaped for the target: JSON by serde_json, the terminal by
-//! [`text::escape_terminal`], HTML by embedding it as escaped JSON that the page shows as text
-//! ([`html::escape_script_json`]).
+//! [`text::escape_terminal`], folded stacks by [`collapsed::escape`]; pprof and speedscope hold
+//! them as data (protobuf and JSON strings); HTML embeds them as escaped JSON that the page
+//! shows as text only ([`html::escape_script_json`]).
 //!
 //! ```no_run
 //! # let report = memlens_analysis::Report::default();
@@ -13,8 +14,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod collapsed;
 pub mod html;
 pub mod json;
+pub mod pprof;
+pub mod speedscope;
 pub mod text;
 pub use memlens_analysis::human_bytes;
 
@@ -27,6 +31,12 @@ pub enum Format {
     Text,
     /// The JSON contract (`memlens-report`, version 1).
     Json,
+    /// Gzipped pprof `profile.proto` (`go tool pprof`).
+    Pprof,
+    /// speedscope's JSON file format.
+    Speedscope,
+    /// Folded stacks (`flamegraph.pl`, inferno).
+    Collapsed,
     /// One self-contained HTML page (flame graphs, top lines, memory over time), at most 5 MB.
     Html,
 }
@@ -41,6 +51,9 @@ pub fn render(
     match format {
         Format::Text => text::render(report, view, &text::TextOptions::default(), out),
         Format::Json => json::render(report, view, out),
+        Format::Pprof => pprof::render(report, view, out),
+        Format::Speedscope => speedscope::render(report, view, out),
+        Format::Collapsed => collapsed::render(report, view, out),
         Format::Html => html::render(report, view, &html::HtmlOptions::default(), out),
     }
 }

@@ -13,6 +13,8 @@ pub struct TextOptions {
     pub top: usize,
     /// Show the source line of each site when the file is readable.
     pub show_source: bool,
+    /// Colour with ANSI escapes (the CLI sets it on a terminal unless `NO_COLOR` is set).
+    pub color: bool,
 }
 
 impl Default for TextOptions {
@@ -20,6 +22,7 @@ impl Default for TextOptions {
         TextOptions {
             top: 10,
             show_source: true,
+            color: false,
         }
     }
 }
@@ -36,6 +39,15 @@ pub fn escape_terminal(s: &str) -> String {
         }
     }
     out
+}
+
+/// Wraps `text` in an SGR colour code when `on`.
+fn paint(text: &str, code: &str, on: bool) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
 }
 
 fn source_line(file: &str, line: u32) -> Option<String> {
@@ -76,7 +88,11 @@ pub fn render(
     } else {
         format!("sampling every {} on average", human_bytes(m.sample_rate))
     };
-    writeln!(out, "memlens report: {command}")?;
+    writeln!(
+        out,
+        "{}",
+        paint(&format!("memlens report: {command}"), "1", options.color)
+    )?;
     writeln!(
         out,
         "  Python {}, pid {}, {mode}, {:.2} s",
@@ -85,7 +101,20 @@ pub fn render(
         m.duration_s
     )?;
     if let Some(w) = &m.warning {
-        writeln!(out, "  warning: {}", escape_terminal(w))?;
+        writeln!(
+            out,
+            "  {} {}",
+            paint("warning:", "33", options.color),
+            escape_terminal(w)
+        )?;
+    }
+    if !report.checkpoints.is_empty() {
+        let marks: Vec<String> = report
+            .checkpoints
+            .iter()
+            .map(|c| format!("{} at {:.2} s", escape_terminal(&c.label), c.time_s))
+            .collect();
+        writeln!(out, "  checkpoints: {}", marks.join(", "))?;
     }
     writeln!(out)?;
     writeln!(
@@ -140,12 +169,30 @@ pub fn render_sites(
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     let t = &report.totals;
-    writeln!(out, "{}:", view_title(view))?;
+    let title = match (&report.leak_window, view) {
+        (Some(w), View::Leaks) => format!(
+            "Top lines allocated after {} and still live at {}",
+            w.from
+                .as_deref()
+                .map_or("the start".to_owned(), |l| format!(
+                    "checkpoint {:?}",
+                    escape_terminal(l)
+                )),
+            w.to.as_deref().map_or("exit".to_owned(), |l| format!(
+                "checkpoint {:?}",
+                escape_terminal(l)
+            )),
+        ),
+        _ => view_title(view).to_owned(),
+    };
+    writeln!(out, "{}:", paint(&title, "1", options.color))?;
     // Sampled site figures are estimates and may sum past the exact total: share them out of
     // whichever is larger, so no line shows more than 100%.
     let estimated: u64 = report.sites.iter().map(|s| s.bytes(view)).sum();
     let total = match view {
         View::Peak => t.peak_bytes,
+        // A checkpoint window has no exact counter either.
+        View::Leaks if report.leak_window.is_some() => 0,
         View::Leaks => t.leaked_bytes,
         View::Allocations => t.allocated_bytes,
         // No exact counter: the estimates are the total.
@@ -160,23 +207,62 @@ pub fn render_sites(
         let l = &site.location;
         writeln!(
             out,
-            "  {:>10} {:>5.1}%  {}:{}  {}",
-            human_bytes(bytes),
+            "  {} {:>5.1}%  {}  {}",
+            paint(&format!("{:>10}", human_bytes(bytes)), "33", options.color),
             bytes as f64 * 100.0 / total as f64,
-            escape_terminal(&l.file),
-            l.line,
+            paint(
+                &format!("{}:{}", escape_terminal(&l.file), l.line),
+                "36",
+                options.color
+            ),
             escape_terminal(&l.function),
         )?;
         if options.show_source
             && let Some(src) = source_line(&l.file, l.line)
         {
-            writeln!(out, "  {:>17}  │ {}", "", escape_terminal(&src))?;
+            let src = format!("│ {}", escape_terminal(&src));
+            writeln!(out, "  {:>17}  {}", "", paint(&src, "2", options.color))?;
         }
     }
     if !any {
         writeln!(out, "  (nothing recorded)")?;
     }
-    Ok(())
+    render_threads(report, view, out)
+}
+
+/// With more than one thread, the view's bytes per thread on one line.
+fn render_threads(
+    report: &Report,
+    view: View,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let Some(flame) = report.flame(view) else {
+        return Ok(());
+    };
+    if report.threads.len() < 2 {
+        return Ok(());
+    }
+    let mut per_thread = vec![0u64; report.threads.len()];
+    for v in &flame.values {
+        if let Some(b) = per_thread.get_mut(v.thread as usize) {
+            *b += v.bytes;
+        }
+    }
+    let mut order: Vec<usize> = (0..per_thread.len())
+        .filter(|&i| per_thread[i] > 0)
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(per_thread[i]));
+    let parts: Vec<String> = order
+        .iter()
+        .map(|&i| {
+            format!(
+                "{} {}",
+                escape_terminal(&report.threads[i].name),
+                human_bytes(per_thread[i])
+            )
+        })
+        .collect();
+    writeln!(out, "  by thread: {}", parts.join(" · "))
 }
 
 #[cfg(test)]

@@ -22,6 +22,43 @@ pub struct Args {
     /// `CAPTURE` with the extension `.html`].
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
+    /// Temporary view: freed within N further allocations (default 1000 when neither
+    /// --temporary-allocs nor --temporary-ms is given; with both, both must hold).
+    #[arg(long, value_name = "N")]
+    temporary_allocs: Option<u64>,
+    /// Temporary view: freed within T milliseconds (20 ms resolution).
+    #[arg(long, value_name = "T")]
+    temporary_ms: Option<f64>,
+    /// Leaks view: count blocks allocated after the first `memlens.checkpoint(LABEL)`.
+    #[arg(long, value_name = "LABEL")]
+    from: Option<String>,
+    /// Leaks view: count blocks still live at the first checkpoint LABEL after --from
+    /// (default: at exit).
+    #[arg(long, value_name = "LABEL")]
+    to: Option<String>,
+}
+
+impl Args {
+    fn options(&self) -> anyhow::Result<memlens_analysis::Options> {
+        if let Some(ms) = self.temporary_ms
+            && !(ms >= 0.0 && ms.is_finite())
+        {
+            anyhow::bail!("--temporary-ms must be a non-negative number of milliseconds");
+        }
+        let temporary = match (self.temporary_allocs, self.temporary_ms) {
+            (None, None) => memlens_analysis::TemporaryRule::default(),
+            (n, ms) => memlens_analysis::TemporaryRule {
+                max_allocations: n,
+                max_ms: ms,
+            },
+        };
+        Ok(memlens_analysis::Options {
+            temporary,
+            leaks_from: self.from.clone(),
+            leaks_to: self.to.clone(),
+            ..memlens_analysis::Options::default()
+        })
+    }
 }
 
 /// `--view`.
@@ -33,6 +70,8 @@ pub enum ViewArg {
     Leaks,
     /// Everything allocated.
     Allocations,
+    /// Allocated and freed soon after (see --temporary-allocs, --temporary-ms).
+    Temporary,
 }
 
 impl From<ViewArg> for View {
@@ -41,6 +80,7 @@ impl From<ViewArg> for View {
             ViewArg::Peak => View::Peak,
             ViewArg::Leaks => View::Leaks,
             ViewArg::Allocations => View::Allocations,
+            ViewArg::Temporary => View::Temporary,
         }
     }
 }
@@ -52,6 +92,12 @@ pub enum FormatArg {
     Text,
     /// JSON (the `memlens-report` contract).
     Json,
+    /// Gzipped pprof protobuf (`go tool pprof`).
+    Pprof,
+    /// speedscope JSON (<https://www.speedscope.app>).
+    Speedscope,
+    /// Folded stacks (`flamegraph.pl`, inferno).
+    Collapsed,
     /// One self-contained HTML page (every view; opens on `--view`).
     Html,
 }
@@ -61,6 +107,9 @@ impl From<FormatArg> for Format {
         match f {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
+            FormatArg::Pprof => Format::Pprof,
+            FormatArg::Speedscope => Format::Speedscope,
+            FormatArg::Collapsed => Format::Collapsed,
             FormatArg::Html => Format::Html,
         }
     }
@@ -68,29 +117,40 @@ impl From<FormatArg> for Format {
 
 /// Reads and analyses a capture; every failure is one line naming the file.
 pub fn load(path: &Path) -> anyhow::Result<Report> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // A plain read rather than a map: a capture may still be growing (or be truncated) while
-    // we read it, which a map would turn into SIGBUS.
-    let bytes = {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut &file, &mut v)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        v
-    };
-    memlens_analysis::analyze(&bytes, &memlens_analysis::Options::default())
-        .with_context(|| format!("cannot read capture {}", path.display()))
+    load_with(path, &memlens_analysis::Options::default())
+}
+
+/// [`load`] with analysis options, drawing a progress bar on a terminal.
+pub fn load_with(path: &Path, options: &memlens_analysis::Options) -> anyhow::Result<Report> {
+    // Mapped only when large and quiet; a capture still being written is read (no SIGBUS).
+    let bytes = memlens_analysis::CaptureBytes::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut bar = crate::progress::Bar::on_stderr("reading capture");
+    let report = memlens_analysis::analyze_with_progress(&bytes, options, &mut |p| {
+        bar.set(p.done_bytes, p.total_bytes)
+    });
+    bar.clear();
+    report.with_context(|| format!("cannot read capture {}", path.display()))
 }
 
 /// Runs `memlens report`.
 pub fn exec(args: Args) -> anyhow::Result<u8> {
-    let report = load(&args.capture)?;
+    let report = load_with(&args.capture, &args.options()?)?;
     // A page is a file to open, not text for a terminal: by default it goes next to the capture.
     let output = match (args.output, args.format) {
         (Some(path), _) if path.as_os_str() == "-" => None,
         (None, FormatArg::Html) => Some(args.capture.with_extension("html")),
         (output, _) => output,
     };
+    if matches!(args.format, FormatArg::Text) {
+        return write_text(&report, args.view.into(), output.as_deref()).map(|()| 0);
+    }
+    if matches!(args.format, FormatArg::Pprof) && output.is_none() {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            anyhow::bail!("pprof output is binary: give -o FILE.pb.gz or redirect it");
+        }
+    }
     write_output(
         &report,
         args.format.into(),
@@ -101,6 +161,31 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
         eprintln!("HTML report: {}", path.display());
     }
     Ok(0)
+}
+
+/// The terminal summary, coloured when it goes to a terminal and `NO_COLOR` is not set.
+fn write_text(report: &Report, view: View, output: Option<&Path>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let color = output.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let options = memlens_report::text::TextOptions {
+        color,
+        ..Default::default()
+    };
+    let mut buf = Vec::new();
+    memlens_report::text::render(report, view, &options, &mut buf)?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, buf).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut lock = std::io::stdout().lock();
+            lock.write_all(&buf)?;
+            lock.flush()?;
+            Ok(())
+        }
+    }
 }
 
 pub(crate) fn write_output(

@@ -219,6 +219,7 @@ fn summarize(
     let options = memlens_report::text::TextOptions {
         top: 5,
         show_source: true,
+        ..Default::default()
     };
     // Peak lines, then leaks, then findings last, where they are read.
     let mut without_findings = report.clone();

@@ -68,6 +68,13 @@
     search: '',
   };
 
+  if (D.leak_window) {
+    const w = D.leak_window;
+    const at = (label, t, none) => (label == null ? none : 'checkpoint “' + clean(str(label)) + '” (' + secs(t) + ')');
+    VIEW_CAPTIONS.leaks = 'Memory allocated after ' + at(w.from, w.from_t, 'the start') +
+      ' and still live at ' + at(w.to, w.to_t, 'exit') + '.';
+  }
+
   function currentValues() {
     if (state.moment >= 0) return { values: D.moments[state.moment].values, stride: 3, counts: false };
     const v = views.find((x) => x.name === state.view);

@@ -612,7 +612,9 @@ fn build(
     for (i, (view, values)) in fl.views.iter().enumerate() {
         let exact_total = match view {
             View::Peak => Some(t.peak_bytes),
-            View::Leaks => Some(t.leaked_bytes),
+            // Between checkpoints, the exact counter (live at exit) answers another question.
+            View::Leaks if report.leak_window.is_none() => Some(t.leaked_bytes),
+            View::Leaks => None,
             View::Allocations => Some(t.allocated_bytes),
             View::Temporary => None,
         };
@@ -710,6 +712,14 @@ fn build(
         .collect();
 
     let threads: Vec<u32> = fl.threads.iter().map(|t| strings.id(t)).collect();
+    let leak_window = report.leak_window.as_ref().map(|w| {
+        json!({
+            "from": w.from.as_deref().map(|l| strings.id(l)),
+            "to": w.to.as_deref().map(|l| strings.id(l)),
+            "from_t": micros(w.from_time_s),
+            "to_t": micros(w.to_time_s),
+        })
+    });
     let m = &report.meta;
     let command: Vec<u32> = m.command.iter().map(|c| strings.id(c)).collect();
     let pruning = Pruning {
@@ -751,6 +761,7 @@ fn build(
             "rss": timeline.iter().map(|p| p.rss_bytes).collect::<Vec<_>>(),
         },
         "checkpoints": checkpoints,
+        "leak_window": leak_window,
         "sites": sites,
         "findings": findings,
         "pruning": {

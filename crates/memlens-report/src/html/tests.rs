@@ -200,10 +200,12 @@ fn normal() -> Report {
             ThreadInfo {
                 id: 1,
                 name: "MainThread".into(),
+                ..ThreadInfo::default()
             },
             ThreadInfo {
                 id: 2,
                 name: "Worker-1".into(),
+                ..ThreadInfo::default()
             },
         ],
         calls,
@@ -224,6 +226,7 @@ fn normal() -> Report {
             time_s: 0.5,
             label: "after build".into(),
         }],
+        leak_window: None,
     }
 }
 
@@ -246,6 +249,7 @@ fn hostile() -> Report {
     report.threads = vec![ThreadInfo {
         id: 1,
         name: format!("<b>{SCRIPT_CLOSE}</b>"),
+        ..ThreadInfo::default()
     }];
     report.calls = calls;
     report.flames = View::ALL
@@ -523,6 +527,7 @@ fn large() -> Report {
         .map(|i| ThreadInfo {
             id: i,
             name: format!("T{i}"),
+            ..ThreadInfo::default()
         })
         .collect();
     report.sites = (0..2000)
@@ -652,4 +657,22 @@ fn browser_fixture_page_is_current() {
         "{} is stale: run `MEMLENS_BLESS=1 cargo test -p memlens-report browser_fixture`",
         path.display()
     );
+}
+
+#[test]
+fn a_leak_window_is_described_and_has_no_exact_total() {
+    let mut report = normal();
+    report.leak_window = Some(memlens_analysis::LeakWindow {
+        from: Some("warm".into()),
+        to: None,
+        from_time_s: 0.5,
+        to_time_s: 1.5,
+    });
+    let data = data_of(&report);
+    let strings = data["strings"].as_array().unwrap();
+    let from = data["leak_window"]["from"].as_u64().unwrap() as usize;
+    assert_eq!(strings[from], "warm");
+    assert_eq!(data["leak_window"]["to"], Value::Null);
+    assert_eq!(data["views"][1]["name"], "leaks");
+    assert_eq!(data["views"][1]["exact_total"], Value::Null);
 }

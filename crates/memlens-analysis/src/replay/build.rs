@@ -1,0 +1,273 @@
+//! From replayed slot figures to the report model: sites, the call tree, flames, moments.
+
+use std::collections::HashMap;
+
+use crate::model::{
+    CallNode, CallTree, Flame, Location, Meta, Moment, Report, Site, StackValue, ThreadInfo, View,
+};
+
+use super::tables::{MAX_DEPTH, Tables};
+use super::{Replay, Slot, thin};
+
+pub(super) fn report(replay: Replay<'_>, meta: Meta, prefixes: &[String]) -> Report {
+    let sites = aggregate_sites(&replay.tables, &replay.slots, replay.epoch, prefixes);
+    let mut tree = TreeBuilder::new(&replay.tables);
+    let node_of_slot: Vec<u32> = replay.slots.iter().map(|s| tree.node(s.stack)).collect();
+    let flames = View::ALL
+        .iter()
+        .map(|&view| Flame {
+            view,
+            values: replay
+                .slots
+                .iter()
+                .zip(&node_of_slot)
+                .filter_map(|(s, &node)| {
+                    let (bytes, count) = match view {
+                        View::Peak => s.peak(replay.epoch),
+                        View::Leaks => (s.leaked_bytes, s.leaked_count),
+                        View::Allocations => (s.allocated_bytes, s.allocations),
+                        View::Temporary => (s.temporary_bytes, s.temporary_count),
+                    };
+                    value(node, s.thread, bytes, count)
+                })
+                .collect(),
+        })
+        .filter(|f| !f.values.is_empty())
+        .collect();
+    let moments = replay
+        .moments
+        .iter()
+        .map(|m| Moment {
+            time_s: m.time_ns as f64 / 1e9,
+            live_bytes: m.live_bytes,
+            values: m
+                .values
+                .iter()
+                .filter_map(|&(slot, bytes, count)| {
+                    let s = &replay.slots[slot as usize];
+                    value(node_of_slot[slot as usize], s.thread, bytes, count)
+                })
+                .collect(),
+        })
+        .collect();
+    let threads = replay
+        .threads
+        .iter()
+        .map(|t| ThreadInfo {
+            id: u64::from(t.capture_id),
+            native_id: t.native_id,
+            name: match t.name {
+                Some(n) => replay.tables.string(n).to_owned(),
+                None => format!("thread {}", t.capture_id),
+            },
+        })
+        .collect();
+    Report {
+        meta,
+        totals: replay.totals,
+        sites,
+        timeline: thin(replay.timeline.clone(), replay.options.max_timeline_points),
+        findings: Vec::new(),
+        threads,
+        calls: tree.finish(),
+        flames,
+        moments,
+        leak_window: replay.leak_window(),
+        checkpoints: replay.checkpoints.clone(),
+    }
+}
+
+fn value(node: u32, thread: u32, bytes: f64, count: f64) -> Option<StackValue> {
+    let bytes = bytes.max(0.0).round() as u64;
+    (bytes > 0).then(|| StackValue {
+        node,
+        thread,
+        bytes,
+        count: count.max(0.0).round() as u64,
+    })
+}
+
+/// Builds the call tree from the capture's stack nodes, keeping only those that some slot
+/// uses (and their callers), and merging frames with equal locations.
+struct TreeBuilder<'t> {
+    tables: &'t Tables,
+    tree: CallTree,
+    node_of_stack: HashMap<u32, u32>,
+    frame_index: HashMap<u32, u32>,
+    location_index: HashMap<Location, u32>,
+    /// Child lookup: (parent node, frame index) -> node, so equal paths share one node.
+    children: HashMap<(u32, u32), u32>,
+}
+
+impl<'t> TreeBuilder<'t> {
+    fn new(tables: &'t Tables) -> Self {
+        TreeBuilder {
+            tables,
+            tree: CallTree {
+                frames: Vec::new(),
+                nodes: vec![CallNode::default()],
+            },
+            node_of_stack: HashMap::from([(0, 0)]),
+            frame_index: HashMap::new(),
+            location_index: HashMap::new(),
+            children: HashMap::new(),
+        }
+    }
+
+    fn frame(&mut self, frame: u32) -> u32 {
+        if let Some(&i) = self.frame_index.get(&frame) {
+            return i;
+        }
+        let location = self.tables.location(frame);
+        let next = self.tree.frames.len() as u32;
+        let i = *self.location_index.entry(location.clone()).or_insert(next);
+        if i == next {
+            self.tree.frames.push(location);
+        }
+        self.frame_index.insert(frame, i);
+        i
+    }
+
+    /// The node of capture stack `stack`, creating it and its callers as needed.
+    fn node(&mut self, stack: u32) -> u32 {
+        if let Some(&n) = self.node_of_stack.get(&stack) {
+            return n;
+        }
+        // Walk up to a known node (or the root), then create nodes outermost first.
+        let mut path = Vec::new();
+        let mut s = stack;
+        let mut parent_node = 0;
+        while path.len() < MAX_DEPTH {
+            if let Some(&n) = self.node_of_stack.get(&s) {
+                parent_node = n;
+                break;
+            }
+            let Some((parent, frame)) = self.tables.stack(s) else {
+                break;
+            };
+            path.push((s, frame));
+            s = parent;
+        }
+        let mut node = parent_node;
+        for &(s, frame) in path.iter().rev() {
+            let f = self.frame(frame);
+            let parent = node;
+            let next = self.tree.nodes.len() as u32;
+            node = *self.children.entry((parent, f)).or_insert(next);
+            if node == next {
+                self.tree.nodes.push(CallNode { parent, frame: f });
+            }
+            self.node_of_stack.insert(s, node);
+        }
+        node
+    }
+
+    fn finish(self) -> CallTree {
+        self.tree
+    }
+}
+
+fn is_library(file: &str, prefixes: &[String]) -> bool {
+    file.starts_with("<frozen")
+        || prefixes
+            .iter()
+            .any(|p| !p.is_empty() && file.starts_with(p.as_str()))
+}
+
+#[derive(Clone, Copy, Default)]
+struct StackSum {
+    peak: f64,
+    leaked: f64,
+    allocated: f64,
+    allocations: f64,
+    temporary: f64,
+}
+
+fn aggregate_sites(
+    tables: &Tables,
+    slots: &[Slot],
+    last_epoch: u32,
+    prefixes: &[String],
+) -> Vec<Site> {
+    // Threads are merged: a site is a line of code, whichever thread ran it.
+    let mut per_stack: HashMap<u32, StackSum> = HashMap::new();
+    for s in slots {
+        let e = per_stack.entry(s.stack).or_default();
+        e.peak += s.peak(last_epoch).0;
+        e.leaked += s.leaked_bytes;
+        e.allocated += s.allocated_bytes;
+        e.allocations += s.allocations;
+        e.temporary += s.temporary_bytes;
+    }
+    struct Acc {
+        site: Site,
+        best: f64,
+        best_stack: u32,
+    }
+    let mut by_location: HashMap<Location, Acc> = HashMap::new();
+    let mut frame_locations: HashMap<u32, Location> = HashMap::new();
+    let mut stacks: Vec<(u32, StackSum)> = per_stack.into_iter().collect();
+    stacks.sort_unstable_by_key(|&(id, _)| id);
+    for (stack_id, s) in stacks {
+        if s.allocated <= 0.0 && s.peak <= 0.0 && s.leaked <= 0.0 {
+            continue;
+        }
+        let frames = tables.frames_of(stack_id);
+        let mut site_frame = None;
+        for &f in &frames {
+            let loc = frame_locations
+                .entry(f)
+                .or_insert_with(|| tables.location(f));
+            if !is_library(&loc.file, prefixes) {
+                site_frame = Some(f);
+                break;
+            }
+        }
+        let location = match site_frame.or_else(|| frames.first().copied()) {
+            Some(f) => frame_locations
+                .entry(f)
+                .or_insert_with(|| tables.location(f))
+                .clone(),
+            None => Location {
+                file: "<native>".into(),
+                line: 0,
+                function: "<no Python frame>".into(),
+            },
+        };
+        let acc = by_location.entry(location.clone()).or_insert_with(|| Acc {
+            site: Site {
+                location,
+                peak_bytes: 0,
+                leaked_bytes: 0,
+                allocated_bytes: 0,
+                allocations: 0,
+                temporary_bytes: 0,
+                stack: Vec::new(),
+            },
+            best: -1.0,
+            best_stack: 0,
+        });
+        let round = |v: f64| v.max(0.0).round() as u64;
+        acc.site.peak_bytes += round(s.peak);
+        acc.site.leaked_bytes += round(s.leaked);
+        acc.site.allocated_bytes += round(s.allocated);
+        acc.site.allocations += round(s.allocations);
+        acc.site.temporary_bytes += round(s.temporary);
+        let weight = s.peak.max(0.0) * 4.0 + s.allocated;
+        if weight > acc.best {
+            acc.best = weight;
+            acc.best_stack = stack_id;
+        }
+    }
+    by_location
+        .into_values()
+        .map(|mut acc| {
+            acc.site.stack = tables
+                .frames_of(acc.best_stack)
+                .into_iter()
+                .map(|f| tables.location(f))
+                .collect();
+            acc.site
+        })
+        .collect()
+}
