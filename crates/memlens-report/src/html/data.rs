@@ -28,26 +28,6 @@ const MAX_NAME_CHARS: usize = 300;
 /// Longest source line embedded, in characters.
 const MAX_SOURCE_CHARS: usize = 200;
 
-/// What the embedding left out, shown on the page.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Pruning {
-    /// Call-tree nodes in the report (the root excluded).
-    pub nodes_total: usize,
-    /// Nodes embedded (the root and `(other)` nodes excluded).
-    pub nodes_kept: usize,
-    /// Smallest share of a view's total a kept node has (0 when nothing was dropped).
-    pub threshold: f64,
-    /// Moments in the report.
-    pub moments_total: usize,
-    /// Moments embedded.
-    pub moments_kept: usize,
-    /// Names longer than [`MAX_NAME_CHARS`] that were cut.
-    pub names_cut: usize,
-    /// The flame graphs were built from the sites' heaviest stacks (the analysis gave no call
-    /// tree).
-    pub from_sites: bool,
-}
-
 /// A flame-graph input: a call tree, threads and per-view figures, before pruning.
 struct Flames<'a> {
     calls: std::borrow::Cow<'a, CallTree>,
@@ -147,7 +127,7 @@ fn flames(report: &Report) -> Flames<'_> {
             .into_iter()
             .map(|(v, values)| (v, std::borrow::Cow::Owned(values)))
             .collect(),
-        from_sites: true,
+        from_sites: !report.sites.is_empty(),
     }
 }
 
@@ -564,7 +544,7 @@ impl<'a> Prepared<'a> {
         initial_view: View,
         options: &HtmlOptions,
         max_nodes: usize,
-    ) -> (String, Pruning) {
+    ) -> String {
         build(self, initial_view, options, max_nodes)
     }
 }
@@ -574,7 +554,7 @@ fn build(
     initial_view: View,
     options: &HtmlOptions,
     max_nodes: usize,
-) -> (String, Pruning) {
+) -> String {
     let report = prepared.report;
     let fl = &prepared.flames;
     let calls = fl.calls.as_ref();
@@ -722,15 +702,6 @@ fn build(
     });
     let m = &report.meta;
     let command: Vec<u32> = m.command.iter().map(|c| strings.id(c)).collect();
-    let pruning = Pruning {
-        nodes_total: calls.nodes.len().saturating_sub(1),
-        nodes_kept: pruned.kept,
-        threshold: pruned.threshold,
-        moments_total: report.moments.len(),
-        moments_kept: moments_kept.len(),
-        names_cut: strings.cuts,
-        from_sites: fl.from_sites,
-    };
     let value = json!({
         "format": "memlens-html-data",
         "version": 1,
@@ -765,15 +736,16 @@ fn build(
         "sites": sites,
         "findings": findings,
         "pruning": {
-            "nodes_total": pruning.nodes_total,
-            "nodes_kept": pruning.nodes_kept,
-            "threshold": pruning.threshold,
-            "moments_total": pruning.moments_total,
-            "moments_kept": pruning.moments_kept,
+            // What the page left out, said under the flame graph.
+            "nodes_total": calls.nodes.len().saturating_sub(1),
+            "nodes_kept": pruned.kept,
+            "threshold": pruned.threshold,
+            "moments_total": report.moments.len(),
+            "moments_kept": moments_kept.len(),
             "timeline_total": report.timeline.len(),
             "timeline_kept": timeline.len(),
-            "names_cut": pruning.names_cut,
-            "from_sites": pruning.from_sites,
+            "names_cut": strings.cuts,
+            "from_sites": fl.from_sites,
             "max_lines": options.max_lines,
         },
     });
@@ -808,5 +780,5 @@ fn build(
         let _ = write!(text, ",\"{key}\":{array}");
     }
     text.push('}');
-    (text, pruning)
+    text
 }

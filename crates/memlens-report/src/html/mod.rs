@@ -88,7 +88,7 @@ fn data_json(report: &Report, view: View, options: &HtmlOptions, budget: usize) 
     let mut options = options.clone();
     let mut max_nodes = options.max_nodes;
     loop {
-        let (value, _) = prepared.build(view, &options, max_nodes);
+        let value = prepared.build(view, &options, max_nodes);
         let json = escape_script_json(&value);
         if json.len() <= budget {
             return json;

@@ -296,9 +296,7 @@ fn embedded(page: &str) -> Value {
 }
 
 fn data_of(report: &Report) -> Value {
-    let text = data::Prepared::new(report)
-        .build(View::Peak, &options(), options().max_nodes)
-        .0;
+    let text = data::Prepared::new(report).build(View::Peak, &options(), options().max_nodes);
     serde_json::from_str(&text).unwrap()
 }
 
@@ -396,9 +394,7 @@ fn source_lines_are_read_at_render_time() {
         90,
         9,
     )];
-    let text = data::Prepared::new(&report)
-        .build(View::Peak, &HtmlOptions::default(), 100)
-        .0;
+    let text = data::Prepared::new(&report).build(View::Peak, &HtmlOptions::default(), 100);
     let data: Value = serde_json::from_str(&text).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
