@@ -135,12 +135,12 @@ try {
     await page.mouse.click(box.x + x, box.y + box.height / 2);
     out.moments.push({ ...(await snap()), info: await page.textContent('#moment-info') });
   }
-  if (moments === 0) {
+  if (moments === 0 && (await page.isVisible('#timeline'))) {
     await page.locator('#timeline').scrollIntoViewIfNeeded();
     const box = await page.locator('#timeline').boundingBox();
     if (box) await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
-    out.momentInfo = await page.textContent('#moment-info');
   }
+  out.momentInfo = await page.textContent('#moment-info');
 
   out.text = await page.evaluate(() => document.body.innerText);
   out.injected = await page.evaluate(() => ({
