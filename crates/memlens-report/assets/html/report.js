@@ -228,6 +228,7 @@
   function drawFlame() {
     const t = tree();
     const box = $('flame-box');
+    box.hidden = false; // measured before an empty view hides it again
     const W = Math.max(200, box.clientWidth - 2);
     const z = zoomNode(t);
     rects = [];
