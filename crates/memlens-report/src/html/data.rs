@@ -247,6 +247,37 @@ fn ranks(calls: &CallTree, score: &[f64]) -> Vec<u32> {
     rank
 }
 
+/// The [`NAMED_FRAMES`] frames that allocate the largest share of some view.
+fn named_frames(calls: &CallTree, views: &[&[StackValue]]) -> std::collections::HashSet<u32> {
+    let mut share = vec![0f64; calls.frames.len()];
+    let mut bytes = vec![0u64; calls.frames.len()];
+    for values in views {
+        bytes.iter_mut().for_each(|b| *b = 0);
+        let mut total = 0u64;
+        for v in values.iter() {
+            total += v.bytes;
+            if let Some(f) = calls.nodes.get(v.node as usize).map(|n| n.frame as usize)
+                && let Some(b) = bytes.get_mut(f)
+            {
+                *b += v.bytes;
+            }
+        }
+        for (s, &b) in share.iter_mut().zip(&bytes) {
+            *s = s.max(b as f64 / total.max(1) as f64);
+        }
+    }
+    let mut frames: Vec<u32> = (0..share.len() as u32)
+        .filter(|&f| share[f as usize] > 0.0)
+        .collect();
+    frames.sort_unstable_by(|&a, &b| {
+        share[b as usize]
+            .total_cmp(&share[a as usize])
+            .then(a.cmp(&b))
+    });
+    frames.truncate(NAMED_FRAMES);
+    frames.into_iter().collect()
+}
+
 /// The call tree cut to the nodes of rank at most `max_nodes` (moments: `max_moment_nodes`), with
 /// every other node mapped to an `(other)` child of its nearest kept ancestor.
 struct Pruned {
@@ -266,45 +297,99 @@ struct Pruned {
     threshold: f64,
 }
 
-fn prune(
-    calls: &CallTree,
-    rank: &[u32],
-    score: &[f64],
-    flags: &[u8],
-    max_nodes: usize,
-    max_moment_nodes: usize,
-) -> Pruned {
+/// Builds the pruned tree: kept nodes, `(other)` nodes and the allocating frames under them.
+struct PruneBuilder {
+    out: Pruned,
+    /// Pruned frame of each report frame (`u32::MAX`: not yet used).
+    frame_index: Vec<u32>,
+    /// The pruned frame that stands for `(other)`.
+    other_frame: Option<u32>,
+    /// The `(other)` child of each pruned node (`u32::MAX`: none yet).
+    other_child: Vec<u32>,
+    /// The child of an `(other)` node for one allocating frame.
+    leaf_child: HashMap<(u32, u32), u32>,
+}
+
+impl PruneBuilder {
+    fn frame(&mut self, frame: u32) -> u32 {
+        match self.frame_index.get(frame as usize) {
+            Some(&f) if f != u32::MAX => f,
+            _ => {
+                self.out.frames.push(Some(frame));
+                let f = self.out.frames.len() as u32 - 1;
+                if let Some(slot) = self.frame_index.get_mut(frame as usize) {
+                    *slot = f;
+                }
+                f
+            }
+        }
+    }
+
+    fn push(&mut self, parent: u32, frame: u32, flags: u8) -> u32 {
+        self.out.nodes.push((parent, frame));
+        self.out.flags.push(flags);
+        self.out.nodes.len() as u32 - 1
+    }
+
+    /// The `(other)` child of pruned node `parent`.
+    fn other(&mut self, parent: u32) -> u32 {
+        let p = parent as usize;
+        if self.other_child.len() <= p {
+            self.other_child.resize(p + 1, u32::MAX);
+        }
+        if self.other_child[p] == u32::MAX {
+            let f = match self.other_frame {
+                Some(f) => f,
+                None => {
+                    self.out.frames.push(None);
+                    let f = self.out.frames.len() as u32 - 1;
+                    self.other_frame = Some(f);
+                    f
+                }
+            };
+            self.other_child[p] = self.push(parent, f, FLAG_OTHER);
+        }
+        self.other_child[p]
+    }
+
+    /// Where a dropped node's figures go: under the `(other)` child of `parent`, in a node of
+    /// its own allocating frame when that frame is one of the heaviest (so the inverted graph
+    /// still names it), else in `(other)` itself.
+    fn dropped(&mut self, parent: u32, frame: u32, flags: u8, named: bool) -> u32 {
+        let other = self.other(parent);
+        if !named {
+            return other;
+        }
+        let f = self.frame(frame);
+        if let Some(&c) = self.leaf_child.get(&(other, f)) {
+            return c;
+        }
+        let c = self.push(other, f, flags);
+        self.leaf_child.insert((other, f), c);
+        c
+    }
+}
+
+fn prune(prepared: &Prepared<'_>, max_nodes: usize, max_moment_nodes: usize) -> Pruned {
+    let calls = prepared.flames.calls.as_ref();
+    let (rank, score, flags) = (&prepared.rank, &prepared.score, &prepared.flags);
     let n = calls.nodes.len();
     let cap = max_nodes.min(u32::MAX as usize - 1) as u32;
     let moment_cap = max_moment_nodes.min(max_nodes) as u32;
-    let mut out = Pruned {
-        nodes: vec![(0, 0)],
-        frames: Vec::new(),
-        flags: vec![0],
-        map: vec![0; n],
-        moment_map: vec![0; n],
-        kept: 0,
-        threshold: 0.0,
-    };
-    let mut frame_index: Vec<u32> = vec![u32::MAX; calls.frames.len()];
-    let mut other_frame: Option<u32> = None;
-    // The `(other)` child of each pruned node, when it has one.
-    let mut other_child: Vec<u32> = Vec::new();
-    let mut other_of = |out: &mut Pruned, pruned_parent: u32| -> u32 {
-        let p = pruned_parent as usize;
-        if other_child.len() <= p {
-            other_child.resize(p + 1, u32::MAX);
-        }
-        if other_child[p] == u32::MAX {
-            let f = *other_frame.get_or_insert_with(|| {
-                out.frames.push(None);
-                out.frames.len() as u32 - 1
-            });
-            out.nodes.push((pruned_parent, f));
-            out.flags.push(FLAG_OTHER);
-            other_child[p] = out.nodes.len() as u32 - 1;
-        }
-        other_child[p]
+    let mut b = PruneBuilder {
+        out: Pruned {
+            nodes: vec![(0, 0)],
+            frames: Vec::new(),
+            flags: vec![0],
+            map: vec![0; n],
+            moment_map: vec![0; n],
+            kept: 0,
+            threshold: 0.0,
+        },
+        frame_index: vec![u32::MAX; calls.frames.len()],
+        other_frame: None,
+        other_child: Vec::new(),
+        leaf_child: HashMap::new(),
     };
     // Nearest kept ancestor-or-self (a report node) for the views and for the moments.
     let mut near = vec![0u32; n];
@@ -318,39 +403,40 @@ fn prune(
         } else {
             0
         };
+        let valued = prepared.valued[i];
+        let named = prepared.named_frames.contains(&node.frame);
         if rank[i] <= cap {
-            let f = match frame_index.get(node.frame as usize) {
-                Some(&f) if f != u32::MAX => f,
-                _ => {
-                    out.frames.push(Some(node.frame));
-                    let f = out.frames.len() as u32 - 1;
-                    if let Some(slot) = frame_index.get_mut(node.frame as usize) {
-                        *slot = f;
-                    }
-                    f
-                }
-            };
-            out.map[i] = out.nodes.len() as u32;
-            out.nodes.push((out.map[p], f));
-            out.flags.push(flags[i]);
-            out.kept += 1;
+            let f = b.frame(node.frame);
+            let parent = b.out.map[p];
+            b.out.map[i] = b.push(parent, f, flags[i]);
+            b.out.kept += 1;
             near[i] = i as u32;
             smallest = smallest.min(score[i]);
         } else {
             dropped |= score[i] > 0.0;
             near[i] = near[p];
-            let a = out.map[near[i] as usize];
-            out.map[i] = other_of(&mut out, a);
+            let a = b.out.map[near[i] as usize];
+            // Nodes without figures of their own need no place (their figures are in children).
+            b.out.map[i] = if valued {
+                b.dropped(a, node.frame, flags[i], named)
+            } else {
+                a
+            };
         }
         if rank[i] <= moment_cap {
             near_moment[i] = i as u32;
-            out.moment_map[i] = out.map[i];
+            b.out.moment_map[i] = b.out.map[i];
         } else {
             near_moment[i] = near_moment[p];
-            let a = out.map[near_moment[i] as usize];
-            out.moment_map[i] = other_of(&mut out, a);
+            let a = b.out.map[near_moment[i] as usize];
+            b.out.moment_map[i] = if valued {
+                b.dropped(a, node.frame, flags[i], named)
+            } else {
+                a
+            };
         }
     }
+    let mut out = b.out;
     if dropped && smallest.is_finite() {
         out.threshold = smallest;
     }
@@ -517,7 +603,15 @@ pub(crate) struct Prepared<'a> {
     flags: Vec<u8>,
     score: Vec<f64>,
     rank: Vec<u32>,
+    /// Nodes with a figure of their own in some view or moment.
+    valued: Vec<bool>,
+    /// The allocating frames that keep their name when their nodes are pruned: the heaviest
+    /// [`NAMED_FRAMES`], by their largest share of a view.
+    named_frames: std::collections::HashSet<u32>,
 }
+
+/// How many allocating frames keep their name inside `(other)`.
+const NAMED_FRAMES: usize = 256;
 
 impl<'a> Prepared<'a> {
     /// Ranks the nodes of `report`'s call tree (or of the one built from its sites).
@@ -529,12 +623,22 @@ impl<'a> Prepared<'a> {
             flames.views.iter().map(|(_, v)| v.as_ref()).collect();
         let score = scores(calls, &view_values);
         let rank = ranks(calls, &score);
+        let mut valued = vec![false; calls.nodes.len()];
+        let moments = report.moments.iter().map(|m| m.values.as_slice());
+        for v in view_values.iter().copied().chain(moments).flatten() {
+            if let Some(x) = valued.get_mut(v.node as usize) {
+                *x = true;
+            }
+        }
+        let named_frames = named_frames(calls, &view_values);
         Prepared {
             report,
             flames,
             flags,
             score,
             rank,
+            valued,
+            named_frames,
         }
     }
 
@@ -558,14 +662,7 @@ fn build(
     let report = prepared.report;
     let fl = &prepared.flames;
     let calls = fl.calls.as_ref();
-    let pruned = prune(
-        calls,
-        &prepared.rank,
-        &prepared.score,
-        &prepared.flags,
-        max_nodes,
-        (max_nodes / 8).max(64),
-    );
+    let pruned = prune(prepared, max_nodes, (max_nodes / 8).max(64));
     let mut strings = Strings::default();
 
     let mut frames = Vec::with_capacity(pruned.frames.len() * 3);

@@ -672,3 +672,59 @@ fn a_leak_window_is_described_and_has_no_exact_total() {
     assert_eq!(data["views"][1]["name"], "leaks");
     assert_eq!(data["views"][1]["exact_total"], Value::Null);
 }
+
+#[test]
+fn pruned_stacks_keep_their_allocating_frame_under_other() {
+    // 1,000 distinct callers of one allocating function, each too small to keep.
+    let stacks: Vec<Vec<Location>> = (0..1000)
+        .map(|i| {
+            vec![
+                loc("/app/main.py", 1, "<module>"),
+                loc("/app/main.py", 10 + i, "caller"),
+                loc("/app/alloc.py", 3, "make"),
+            ]
+        })
+        .collect();
+    let (calls, leaves) = tree_of(&stacks);
+    let mut report = Report {
+        calls,
+        ..Report::default()
+    };
+    report.flames.push(Flame {
+        view: View::Peak,
+        values: leaves.iter().map(|&n| value(n, 0, 100, 1)).collect(),
+    });
+    let text = data::Prepared::new(&report).build(View::Peak, &options(), 10);
+    let data: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(data["pruning"]["nodes_kept"], 10);
+    let strings = data["strings"].as_array().unwrap();
+    let frames = data["frames"].as_array().unwrap();
+    let function = |node: usize| {
+        let f = data["node_frames"][node].as_u64().unwrap() as usize;
+        strings[frames[3 * f + 2].as_u64().unwrap() as usize]
+            .as_str()
+            .unwrap()
+    };
+    let parents = data["parents"].as_array().unwrap();
+    // Sum the bytes that sit on `make` nodes whose parent is an `(other)` node.
+    let values = data["views"][0]["values"].as_array().unwrap();
+    let under_other: u64 = values
+        .chunks(4)
+        .filter(|c| {
+            let n = c[0].as_u64().unwrap() as usize;
+            let p = parents[n].as_u64().unwrap() as usize;
+            function(n) == "make" && function(p) == "(other)"
+        })
+        .map(|c| c[2].as_u64().unwrap())
+        .sum();
+    let kept_make: u64 = values
+        .chunks(4)
+        .filter(|c| function(c[0].as_u64().unwrap() as usize) == "make")
+        .map(|c| c[2].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        kept_make, 100_000,
+        "every byte still sits on a `make` frame"
+    );
+    assert!(under_other >= 100_000 - 10 * 100, "{under_other}");
+}
