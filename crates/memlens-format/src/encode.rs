@@ -173,6 +173,7 @@ impl<'a> RecordDecoder<'a> {
         }
     }
 
+    #[cold]
     fn err(&self, what: impl Into<String>) -> FormatError {
         FormatError::corrupt(
             self.base_offset,
@@ -180,6 +181,7 @@ impl<'a> RecordDecoder<'a> {
         )
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, FormatError> {
         let b = *self
             .data
@@ -189,6 +191,7 @@ impl<'a> RecordDecoder<'a> {
         Ok(b)
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, FormatError> {
         match get_varint(self.data, &mut self.pos) {
             Ok(v) => Ok(v),
@@ -202,6 +205,7 @@ impl<'a> RecordDecoder<'a> {
         u32::try_from(v).map_err(|_| self.err(format!("id {v} out of range")))
     }
 
+    #[inline]
     fn addr(&mut self) -> Result<u64, FormatError> {
         let v = self.varint()?;
         let mut delta = unzigzag(v >> 1) << 4;
@@ -224,9 +228,10 @@ impl<'a> RecordDecoder<'a> {
             let addr = self.addr()?;
             if tag & 0x10 == 0 {
                 let delta = unzigzag(self.varint()?);
-                let stack = i64::from(self.prev_stack) + delta;
-                self.prev_stack =
-                    u32::try_from(stack).map_err(|_| self.err("stack id out of range"))?;
+                let stack = i64::from(self.prev_stack).checked_add(delta);
+                self.prev_stack = stack
+                    .and_then(|s| u32::try_from(s).ok())
+                    .ok_or_else(|| self.err("stack id out of range"))?;
             }
             return Ok(Record::Alloc {
                 addr,
@@ -325,7 +330,20 @@ pub(crate) enum VarintError {
 }
 
 /// Reads a LEB128 varint at `*pos`, advancing it.
+#[inline]
 pub(crate) fn get_varint(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
+    // Most varints in an event stream are one byte (small deltas, sizes, ids).
+    if let Some(&b) = data.get(*pos)
+        && b < 0x80
+    {
+        *pos += 1;
+        return Ok(u64::from(b));
+    }
+    get_varint_long(data, pos)
+}
+
+#[cold]
+fn get_varint_long(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *data.get(*pos).ok_or(VarintError::CutShort)?;
@@ -417,6 +435,19 @@ mod tests {
             },
             Record::End,
         ]);
+    }
+
+    /// Found by `cargo fuzz run records`: a stack delta near `i64::MAX` overflowed the addition
+    /// (a panic in debug builds, a wrong id in release ones).
+    #[test]
+    fn fuzz_huge_stack_delta_is_an_error() {
+        let mut payload = vec![TAG_ALLOC | 1, 0];
+        put_varint(&mut payload, zigzag(i64::MAX));
+        let err = RecordDecoder::new(&payload, 7).next().unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "capture corrupt at offset 7: stack id out of range (payload byte 12)"
+        );
     }
 
     #[test]

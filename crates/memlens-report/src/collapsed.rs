@@ -54,7 +54,8 @@ pub fn render(report: &Report, view: View, out: &mut dyn std::io::Write) -> std:
         if parts.is_empty() {
             parts.push("<no Python frame>".to_owned());
         }
-        *lines.entry(parts.join(";")).or_default() += v.bytes;
+        let sum = lines.entry(parts.join(";")).or_default();
+        *sum = sum.saturating_add(v.bytes);
     }
     for (stack, bytes) in lines {
         writeln!(out, "{stack} {bytes}")?;

@@ -143,8 +143,11 @@ pub fn encode(report: &Report, view: View) -> Vec<u8> {
     for (v, offset) in [(View::Allocations, 0), (inuse_view(view), 2)] {
         for sv in report.flame(v).map(|f| f.values.as_slice()).unwrap_or(&[]) {
             let e = values.entry((sv.node, sv.thread)).or_default();
-            e[offset] += sv.count as i64;
-            e[offset + 1] += sv.bytes as i64;
+            // Figures past i64::MAX only come from corrupt captures: saturate.
+            let count = i64::try_from(sv.count).unwrap_or(i64::MAX);
+            let bytes = i64::try_from(sv.bytes).unwrap_or(i64::MAX);
+            e[offset] = e[offset].saturating_add(count);
+            e[offset + 1] = e[offset + 1].saturating_add(bytes);
         }
     }
     let mut keys: Vec<(u32, u32)> = values.keys().copied().collect();

@@ -55,7 +55,7 @@ pub fn to_value(report: &Report, view: View) -> Value {
                 stack.extend(path_frames(report, sv.node));
                 samples.push(stack);
                 weights.push(sv.bytes);
-                total += sv.bytes;
+                total = total.saturating_add(sv.bytes);
             }
             json!({
                 "type": "sampled",

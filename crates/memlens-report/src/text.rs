@@ -188,7 +188,10 @@ pub fn render_sites(
     writeln!(out, "{}:", paint(&title, "1", options.color))?;
     // Sampled site figures are estimates and may sum past the exact total: share them out of
     // whichever is larger, so no line shows more than 100%.
-    let estimated: u64 = report.sites.iter().map(|s| s.bytes(view)).sum();
+    let estimated = report
+        .sites
+        .iter()
+        .fold(0u64, |sum, s| sum.saturating_add(s.bytes(view)));
     let total = match view {
         View::Peak => t.peak_bytes,
         // A checkpoint window has no exact counter either.
@@ -245,7 +248,7 @@ fn render_threads(
     let mut per_thread = vec![0u64; report.threads.len()];
     for v in &flame.values {
         if let Some(b) = per_thread.get_mut(v.thread as usize) {
-            *b += v.bytes;
+            *b = b.saturating_add(v.bytes);
         }
     }
     let mut order: Vec<usize> = (0..per_thread.len())

@@ -21,7 +21,7 @@ fn check(report: &Report) -> Vec<Finding> {
     report
         .top_sites(View::Leaks)
         .take(3)
-        .filter(|s| s.leaked_bytes >= 10 * MIB && s.leaked_bytes * 100 >= peak * 15)
+        .filter(|s| s.leaked_bytes >= 10 * MIB && u128::from(s.leaked_bytes) * 100 >= u128::from(peak) * 15)
         .map(|s| Finding {
             rule: RULE.code,
             title: RULE.title,

@@ -22,7 +22,7 @@ fn check(report: &Report) -> Vec<Finding> {
         .take(5)
         .filter(|s| {
             let held = s.peak_bytes.max(s.leaked_bytes).max(1);
-            s.allocated_bytes >= 64 * MIB && s.allocated_bytes >= 8 * held
+            s.allocated_bytes >= 64 * MIB && u128::from(s.allocated_bytes) >= 8 * u128::from(held)
         })
         .map(|s| {
             let held = s.peak_bytes.max(s.leaked_bytes);

@@ -20,7 +20,9 @@ fn check(report: &Report) -> Vec<Finding> {
     report
         .top_sites(View::Peak)
         .take(1)
-        .filter(|s| s.peak_bytes >= 32 * MIB && s.peak_bytes * 100 >= peak * 35)
+        .filter(|s| {
+            s.peak_bytes >= 32 * MIB && u128::from(s.peak_bytes) * 100 >= u128::from(peak) * 35
+        })
         .map(|s| Finding {
             rule: RULE.code,
             title: RULE.title,

@@ -248,11 +248,13 @@ fn aggregate_sites(
             best_stack: 0,
         });
         let round = |v: f64| v.max(0.0).round() as u64;
-        acc.site.peak_bytes += round(s.peak);
-        acc.site.leaked_bytes += round(s.leaked);
-        acc.site.allocated_bytes += round(s.allocated);
-        acc.site.allocations += round(s.allocations);
-        acc.site.temporary_bytes += round(s.temporary);
+        // Saturating: only a corrupt capture gets near u64::MAX.
+        let site = &mut acc.site;
+        site.peak_bytes = site.peak_bytes.saturating_add(round(s.peak));
+        site.leaked_bytes = site.leaked_bytes.saturating_add(round(s.leaked));
+        site.allocated_bytes = site.allocated_bytes.saturating_add(round(s.allocated));
+        site.allocations = site.allocations.saturating_add(round(s.allocations));
+        site.temporary_bytes = site.temporary_bytes.saturating_add(round(s.temporary));
         let weight = s.peak.max(0.0) * 4.0 + s.allocated;
         if weight > acc.best {
             acc.best = weight;

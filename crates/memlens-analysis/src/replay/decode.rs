@@ -14,13 +14,21 @@ use memlens_format::{ChunkKind, ChunkSpan, FormatError, Reader, Record};
 /// Decoded chunks waiting for the replay, per worker.
 const AHEAD: usize = 3;
 
+/// A decoded record, compact for the two that make up nearly all of a capture (24 bytes
+/// against `Record`'s 56: the decoded chunks waiting for the replay are this).
+pub(crate) enum Event {
+    Alloc { addr: u64, size: u64, stack: u32 },
+    Free(u64),
+    Other(Box<Record>),
+}
+
 /// One `Events` chunk's records.
 pub(crate) struct Decoded {
     /// File offset of the chunk header.
     pub(crate) offset: u64,
     /// File offset just past the chunk (for progress).
     pub(crate) end: u64,
-    pub(crate) records: Vec<Record>,
+    pub(crate) events: Vec<Event>,
 }
 
 fn decode(span: &ChunkSpan<'_>) -> Result<Option<Decoded>, FormatError> {
@@ -28,11 +36,20 @@ fn decode(span: &ChunkSpan<'_>) -> Result<Option<Decoded>, FormatError> {
         return Ok(None);
     }
     let chunk = span.load()?;
-    let records = chunk.records().collect::<Result<Vec<_>, _>>()?;
+    let mut records = Vec::with_capacity(chunk.data.len() / 2);
+    for r in chunk.records() {
+        records.push(match r? {
+            Record::Alloc {
+                addr, size, stack, ..
+            } => Event::Alloc { addr, size, stack },
+            Record::Free { addr } => Event::Free(addr),
+            other => Event::Other(Box::new(other)),
+        });
+    }
     Ok(Some(Decoded {
         offset: span.offset(),
         end: span.end(),
-        records,
+        events: records,
     }))
 }
 

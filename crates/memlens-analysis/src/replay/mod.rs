@@ -8,14 +8,16 @@
 
 mod build;
 mod decode;
+mod live;
 mod tables;
 
 use std::collections::HashMap;
 
-use memlens_format::{AddrHasher, AddrMap, Mode, Reader, Record};
+use memlens_format::{Mode, Reader, Record};
 
 use crate::AnalysisError;
 use crate::model::{CheckpointMark, LeakWindow, Meta, Report, Timeline, TimelinePoint, Totals};
+use live::{Block, FoldMap, IN_WINDOW, LiveBlocks};
 use tables::{Tables, put};
 
 /// When a freed block counts as temporary.
@@ -102,17 +104,6 @@ pub struct Progress {
     pub total_bytes: u64,
 }
 
-#[derive(Clone, Copy)]
-struct Block {
-    slot: u32,
-    in_window: bool,
-    bytes: f64,
-    count: f64,
-    /// The (weighted) allocation counter just after this block's allocation.
-    alloc_index: f64,
-    time_ns: u64,
-}
-
 /// Figures of one allocating stack on one thread.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -173,12 +164,17 @@ struct Replay<'o> {
     rate: f64,
     tables: Tables,
     slots: Vec<Slot>,
-    slot_index: HashMap<u64, u32, std::hash::BuildHasherDefault<AddrHasher>>,
+    slot_index: FoldMap<u64, u32>,
     last_slot: Option<(u64, u32)>,
-    live: AddrMap<Block>,
+    live: LiveBlocks,
     epoch: u32,
     allocation_counter: f64,
+    /// Allocation events replayed (wrapping), for `Block::seq`.
+    alloc_events: u32,
+    alloc_events_total: u64,
     now_ns: u64,
+    /// Times of the counter samples seen, starting with 0 (before the first).
+    tick_times: Vec<u64>,
     timeline: Timeline,
     totals: Totals,
     events: u64,
@@ -216,10 +212,13 @@ pub fn analyze_with_progress(
         slots: Vec::new(),
         slot_index: HashMap::default(),
         last_slot: None,
-        live: AddrMap::default(),
+        live: LiveBlocks::default(),
         epoch: 0,
         allocation_counter: 0.0,
+        alloc_events: 0,
+        alloc_events_total: 0,
         now_ns: 0,
+        tick_times: vec![0],
         timeline: Vec::new(),
         totals: Totals::default(),
         events: 0,
@@ -256,8 +255,12 @@ pub fn analyze_with_progress(
             Err(e) => return Err(AnalysisError::from(e)),
         };
         replay.chunk_offset = chunk.offset;
-        for record in chunk.records {
-            replay.record(record)?;
+        for event in chunk.events {
+            match event {
+                decode::Event::Alloc { addr, size, stack } => replay.alloc(addr, size, stack),
+                decode::Event::Free(addr) => replay.free_at(addr),
+                decode::Event::Other(record) => replay.record(*record)?,
+            }
         }
         progress(Progress {
             done_bytes: chunk.end,
@@ -329,9 +332,10 @@ impl Replay<'_> {
         {
             return s;
         }
-        let next = self.slots.len() as u32;
+        // Slot indices leave the top bit free for `Block::slot_and_window`.
+        let next = (self.slots.len() as u32).min(IN_WINDOW - 1);
         let s = *self.slot_index.entry(key).or_insert(next);
-        if s == next {
+        if s as usize == self.slots.len() {
             self.slots.push(Slot {
                 stack,
                 thread,
@@ -356,16 +360,65 @@ impl Replay<'_> {
     }
 
     fn free(&mut self, block: Block, temporary: bool) {
-        self.adjust(block.slot, -block.bytes, -block.count);
-        let in_window = block.in_window && self.window == Window::Open;
-        let s = &mut self.slots[block.slot as usize];
+        let (bytes, count) = self.weigh(block.size);
+        self.adjust(block.slot(), -bytes, -count);
+        let in_window = block.in_window() && self.window == Window::Open;
+        let s = &mut self.slots[block.slot() as usize];
         if in_window {
-            s.window_bytes -= block.bytes;
-            s.window_count -= block.count;
+            s.window_bytes -= bytes;
+            s.window_count -= count;
         }
         if temporary {
-            s.temporary_bytes += block.bytes;
-            s.temporary_count += block.count;
+            s.temporary_bytes += bytes;
+            s.temporary_count += count;
+        }
+    }
+
+    fn alloc(&mut self, addr: u64, size: u64, stack: u32) {
+        self.events += 1;
+        let (bytes, count) = self.weigh(size);
+        let slot = self.slot(stack);
+        self.allocation_counter += count;
+        self.alloc_events = self.alloc_events.wrapping_add(1);
+        self.alloc_events_total += 1;
+        let in_window = self.window == Window::Open;
+        let block = Block {
+            size,
+            slot_and_window: slot | if in_window { IN_WINDOW } else { 0 },
+            tick: (self.tick_times.len() - 1) as u32,
+            seq: self.alloc_events,
+        };
+        if let Some(old) = self.live.insert(addr, block) {
+            // A block we missed the free of (its free raced the stop): drop it.
+            self.free(old, false);
+        }
+        let s = &mut self.slots[slot as usize];
+        s.allocated_bytes += bytes;
+        s.allocations += count;
+        if in_window {
+            s.window_bytes += bytes;
+            s.window_count += count;
+        }
+        self.adjust(slot, bytes, count);
+    }
+
+    fn free_at(&mut self, addr: u64) {
+        self.events += 1;
+        if let Some(old) = self.live.remove(addr) {
+            let allocated_at = self.tick_times[old.tick as usize];
+            // Further allocation events, weighed by the allocations each stands for
+            // (1 in exact mode; on average in sampling mode).
+            let per_event = if self.exact {
+                1.0
+            } else {
+                self.allocation_counter / self.alloc_events_total.max(1) as f64
+            };
+            let further = f64::from(self.alloc_events.wrapping_sub(old.seq)) * per_event;
+            let temporary = self
+                .options
+                .temporary
+                .holds(further, self.now_ns.saturating_sub(allocated_at));
+            self.free(old, temporary);
         }
     }
 
@@ -374,43 +427,8 @@ impl Replay<'_> {
         match record {
             Record::Alloc {
                 addr, size, stack, ..
-            } => {
-                self.events += 1;
-                let (bytes, count) = self.weigh(size);
-                let slot = self.slot(stack);
-                self.allocation_counter += count;
-                let in_window = self.window == Window::Open;
-                let block = Block {
-                    slot,
-                    in_window,
-                    bytes,
-                    count,
-                    alloc_index: self.allocation_counter,
-                    time_ns: self.now_ns,
-                };
-                if let Some(old) = self.live.insert(addr, block) {
-                    // A block we missed the free of (its free raced the stop): drop it.
-                    self.free(old, false);
-                }
-                let s = &mut self.slots[slot as usize];
-                s.allocated_bytes += bytes;
-                s.allocations += count;
-                if in_window {
-                    s.window_bytes += bytes;
-                    s.window_count += count;
-                }
-                self.adjust(slot, bytes, count);
-            }
-            Record::Free { addr } => {
-                self.events += 1;
-                if let Some(old) = self.live.remove(&addr) {
-                    let temporary = self.options.temporary.holds(
-                        self.allocation_counter - old.alloc_index,
-                        self.now_ns.saturating_sub(old.time_ns),
-                    );
-                    self.free(old, temporary);
-                }
-            }
+            } => self.alloc(addr, size, stack),
+            Record::Free { addr } => self.free_at(addr),
             Record::Peak => self.epoch = self.epoch.wrapping_add(1),
             Record::Counters {
                 time_ns,
@@ -472,6 +490,7 @@ impl Replay<'_> {
         t.allocations = allocations;
         t.rss_peak_bytes = t.rss_peak_bytes.max(rss);
         self.now_ns = self.now_ns.max(time_ns);
+        self.tick_times.push(self.now_ns);
         self.timeline.push(TimelinePoint {
             time_s: time_ns as f64 / 1e9,
             live_bytes: live,
