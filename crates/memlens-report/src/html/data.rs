@@ -208,13 +208,13 @@ fn scores(calls: &CallTree, views: &[&[StackValue]]) -> Vec<f64> {
         inclusive.iter_mut().for_each(|x| *x = 0);
         for v in values.iter() {
             if let Some(x) = inclusive.get_mut(v.node as usize) {
-                *x += v.bytes;
+                *x = x.saturating_add(v.bytes);
             }
         }
         for i in (1..n).rev() {
             let p = calls.nodes[i].parent as usize;
             if p < i {
-                inclusive[p] += inclusive[i];
+                inclusive[p] = inclusive[p].saturating_add(inclusive[i]);
             }
         }
         let total = inclusive.first().copied().unwrap_or(0).max(1) as f64;
@@ -255,11 +255,11 @@ fn named_frames(calls: &CallTree, views: &[&[StackValue]]) -> std::collections::
         bytes.iter_mut().for_each(|b| *b = 0);
         let mut total = 0u64;
         for v in values.iter() {
-            total += v.bytes;
+            total = total.saturating_add(v.bytes);
             if let Some(f) = calls.nodes.get(v.node as usize).map(|n| n.frame as usize)
                 && let Some(b) = bytes.get_mut(f)
             {
-                *b += v.bytes;
+                *b = b.saturating_add(v.bytes);
             }
         }
         for (s, &b) in share.iter_mut().zip(&bytes) {
@@ -473,8 +473,8 @@ fn remap(
         if *e == (0, 0) {
             sums.touched.push(i as u32);
         }
-        e.0 += v.bytes;
-        e.1 += v.count;
+        e.0 = e.0.saturating_add(v.bytes);
+        e.1 = e.1.saturating_add(v.count);
         if *e == (0, 0) {
             // A zero figure: keep it touched once (it is dropped when written).
             sums.touched.pop();

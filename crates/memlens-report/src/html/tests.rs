@@ -728,3 +728,22 @@ fn pruned_stacks_keep_their_allocating_frame_under_other() {
     );
     assert!(under_other >= 100_000 - 10 * 100, "{under_other}");
 }
+
+#[test]
+fn figures_near_u64_max_saturate_instead_of_overflowing() {
+    let mut report = normal();
+    for flame in &mut report.flames {
+        for v in &mut flame.values {
+            v.bytes = u64::MAX - 1;
+            v.count = u64::MAX;
+        }
+    }
+    for m in &mut report.moments {
+        for v in &mut m.values {
+            v.bytes = u64::MAX;
+        }
+    }
+    let html = page(&report, &options());
+    let data = embedded(&html);
+    assert!(data["views"][0]["values"].as_array().unwrap().len() >= 4);
+}
