@@ -322,7 +322,8 @@
     let text;
     if (state.moment >= 0) {
       const m = D.moments[state.moment];
-      text = 'Live set at ' + secs(m.t) + ' (tracked heap then: ' + human(m.live) + '). ';
+      text = 'Live set at ' + secs(m.t) + ': ' + human(t.total[0]) + ' in these stacks' +
+        (state.thread >= 0 ? ' on this thread' : '') + ' (tracked-heap sample then: ' + human(m.live) + '). ';
     } else {
       text = (VIEW_CAPTIONS[state.view] || '') + ' ';
     }
@@ -417,7 +418,7 @@
     drawFlame();
     drawTimeline();
     const m = D.moments[i];
-    $('moment-info').textContent = 'Showing the live set at ' + secs(m.t) + ' (' + human(m.live) + ' tracked) in the flame graph above.';
+    $('moment-info').textContent = 'Showing the live set at ' + secs(m.t) + ' in the flame graph above (tracked-heap sample then: ' + human(m.live) + ').';
   }
 
   const threadSel = $('thread');
