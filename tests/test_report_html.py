@@ -207,6 +207,12 @@ def test_report_format_html(runner):
     assert len(page.encode()) < 5_000_000
     to_stdout = runner.memlens("report", "a.mlens", "--format", "html", "-o", "-")
     assert to_stdout.returncode == 0 and to_stdout.stdout.startswith("<!DOCTYPE html>")
+    # A capture that is itself named .html is never overwritten by its page.
+    (runner.dir / "odd.html").write_bytes((runner.dir / "a.mlens").read_bytes())
+    odd = runner.memlens("report", "odd.html", "--format", "html")
+    assert odd.returncode == 0, odd.stderr
+    assert (runner.dir / "odd.html").read_bytes() == (runner.dir / "a.mlens").read_bytes()
+    assert (runner.dir / "odd.html.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_report_on_a_truncated_capture_renders_with_a_warning(runner):

@@ -133,13 +133,25 @@ pub fn load_with(path: &Path, options: &memlens_analysis::Options) -> anyhow::Re
     report.with_context(|| format!("cannot read capture {}", path.display()))
 }
 
+/// `capture` with the extension `.html`, or with `.html` appended when that would be the
+/// capture itself.
+pub(crate) fn html_next_to(capture: &Path) -> PathBuf {
+    let page = capture.with_extension("html");
+    if page != capture {
+        return page;
+    }
+    let mut name = capture.as_os_str().to_owned();
+    name.push(".html");
+    PathBuf::from(name)
+}
+
 /// Runs `memlens report`.
 pub fn exec(args: Args) -> anyhow::Result<u8> {
     let report = load_with(&args.capture, &args.options()?)?;
     // A page is a file to open, not text for a terminal: by default it goes next to the capture.
     let output = match (args.output, args.format) {
         (Some(path), _) if path.as_os_str() == "-" => None,
-        (None, FormatArg::Html) => Some(args.capture.with_extension("html")),
+        (None, FormatArg::Html) => Some(html_next_to(&args.capture)),
         (output, _) => output,
     };
     if matches!(args.format, FormatArg::Text) {

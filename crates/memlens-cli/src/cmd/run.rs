@@ -128,7 +128,7 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
     // With no output option, the HTML report goes next to the capture (unless --quiet).
     let html = match &args.html {
         Some(path) => Some(path.clone()),
-        None if !output_given && !args.quiet => Some(output.with_extension("html")),
+        None if !output_given && !args.quiet => Some(super::report::html_next_to(&output)),
         None => None,
     };
     check_writable(&output)?;
