@@ -4,7 +4,8 @@
 //! [`Format`] selects a renderer; [`render`] writes it. Every name that came from the profiled
 //! program (files, functions) is escaped for the target: JSON by serde_json, the terminal by
 //! [`text::escape_terminal`], folded stacks by [`collapsed::escape`]; pprof and speedscope hold
-//! them as data (protobuf and JSON strings).
+//! them as data (protobuf and JSON strings); HTML embeds them as escaped JSON that the page
+//! shows as text only ([`html::escape_script_json`]).
 //!
 //! ```no_run
 //! # let report = memlens_analysis::Report::default();
@@ -14,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod collapsed;
+pub mod html;
 pub mod json;
 pub mod pprof;
 pub mod speedscope;
@@ -35,6 +37,8 @@ pub enum Format {
     Speedscope,
     /// Folded stacks (`flamegraph.pl`, inferno).
     Collapsed,
+    /// One self-contained HTML page (flame graphs, top lines, memory over time), at most 5 MB.
+    Html,
 }
 
 /// Renders `report` in `format`, ranking sites by `view`.
@@ -50,5 +54,6 @@ pub fn render(
         Format::Pprof => pprof::render(report, view, out),
         Format::Speedscope => speedscope::render(report, view, out),
         Format::Collapsed => collapsed::render(report, view, out),
+        Format::Html => html::render(report, view, &html::HtmlOptions::default(), out),
     }
 }

@@ -18,7 +18,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: FormatArg,
-    /// Write here instead of standard output.
+    /// Write here instead of standard output (`-` for standard output) [html: default
+    /// `CAPTURE` with the extension `.html`].
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
     /// Temporary view: freed within N further allocations (default 1000 when neither
@@ -97,6 +98,8 @@ pub enum FormatArg {
     Speedscope,
     /// Folded stacks (`flamegraph.pl`, inferno).
     Collapsed,
+    /// One self-contained HTML page (every view; opens on `--view`).
+    Html,
 }
 
 impl From<FormatArg> for Format {
@@ -107,6 +110,7 @@ impl From<FormatArg> for Format {
             FormatArg::Pprof => Format::Pprof,
             FormatArg::Speedscope => Format::Speedscope,
             FormatArg::Collapsed => Format::Collapsed,
+            FormatArg::Html => Format::Html,
         }
     }
 }
@@ -129,13 +133,31 @@ pub fn load_with(path: &Path, options: &memlens_analysis::Options) -> anyhow::Re
     report.with_context(|| format!("cannot read capture {}", path.display()))
 }
 
+/// `capture` with the extension `.html`, or with `.html` appended when that would be the
+/// capture itself.
+pub(crate) fn html_next_to(capture: &Path) -> PathBuf {
+    let page = capture.with_extension("html");
+    if page != capture {
+        return page;
+    }
+    let mut name = capture.as_os_str().to_owned();
+    name.push(".html");
+    PathBuf::from(name)
+}
+
 /// Runs `memlens report`.
 pub fn exec(args: Args) -> anyhow::Result<u8> {
     let report = load_with(&args.capture, &args.options()?)?;
+    // A page is a file to open, not text for a terminal: by default it goes next to the capture.
+    let output = match (args.output, args.format) {
+        (Some(path), _) if path.as_os_str() == "-" => None,
+        (None, FormatArg::Html) => Some(html_next_to(&args.capture)),
+        (output, _) => output,
+    };
     if matches!(args.format, FormatArg::Text) {
-        return write_text(&report, args.view.into(), args.output.as_deref()).map(|()| 0);
+        return write_text(&report, args.view.into(), output.as_deref()).map(|()| 0);
     }
-    if matches!(args.format, FormatArg::Pprof) && args.output.is_none() {
+    if matches!(args.format, FormatArg::Pprof) && output.is_none() {
         use std::io::IsTerminal;
         if std::io::stdout().is_terminal() {
             anyhow::bail!("pprof output is binary: give -o FILE.pb.gz or redirect it");
@@ -145,8 +167,11 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
         &report,
         args.format.into(),
         args.view.into(),
-        args.output.as_deref(),
+        output.as_deref(),
     )?;
+    if let (FormatArg::Html, Some(path)) = (args.format, &output) {
+        eprintln!("HTML report: {}", path.display());
+    }
     Ok(0)
 }
 

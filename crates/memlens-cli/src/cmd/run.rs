@@ -143,9 +143,19 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
              Python line that called into native code"
         );
     }
+    let output_given = args.output.is_some();
     let output = args.output.unwrap_or_else(|| default_output(&target));
+    // With no output option, the HTML report goes next to the capture (unless --quiet).
+    let html = match &args.html {
+        Some(path) => Some(path.clone()),
+        None if !output_given && !args.quiet => Some(super::report::html_next_to(&output)),
+        None => None,
+    };
     check_writable(&output)?;
-    let _ = args.html;
+    if let Some(path) = &args.html {
+        check_writable(path)
+            .map_err(|_| anyhow::anyhow!("cannot write HTML report {}", path.display()))?;
+    }
     let options = RunOptions {
         output: output.clone(),
         target,
@@ -164,8 +174,26 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         runner.run(&options)?
     };
     // A forked child returns here too: only the original process summarizes.
-    if !args.quiet && std::process::id() == pid {
-        summarize(&output);
+    if std::process::id() != pid || (args.quiet && html.is_none()) {
+        return Ok(status);
+    }
+    let report = match super::report::load(&output) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("memlens: cannot summarize {}: {e:#}", output.display());
+            return Ok(status);
+        }
+    };
+    if let Some(path) = &html {
+        super::report::write_output(
+            &report,
+            memlens_report::Format::Html,
+            memlens_analysis::View::Peak,
+            Some(path),
+        )?;
+    }
+    if !args.quiet {
+        summarize(&report, &output, html.as_deref());
         if args.heap_snapshot == HeapSnapshotWhen::Exit {
             eprintln!("Heap:    memlens heap {}", output.display());
         }
@@ -209,14 +237,11 @@ fn check_writable(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Prints the end-of-run summary to stderr (stdout belongs to the program).
-fn summarize(capture: &std::path::Path) {
-    let report = match super::report::load(capture) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("memlens: cannot summarize {}: {e:#}", capture.display());
-            return;
-        }
-    };
+fn summarize(
+    report: &memlens_analysis::Report,
+    capture: &std::path::Path,
+    html: Option<&std::path::Path>,
+) {
     let mut out = Vec::new();
     let options = memlens_report::text::TextOptions {
         top: 5,
@@ -235,7 +260,7 @@ fn summarize(capture: &std::path::Path) {
     if report.totals.leaked_bytes > 0 {
         let _ = writeln!(out);
         let _ = memlens_report::text::render_sites(
-            &report,
+            report,
             memlens_analysis::View::Leaks,
             &options,
             &mut out,
@@ -243,10 +268,13 @@ fn summarize(capture: &std::path::Path) {
     }
     if !report.findings.is_empty() {
         let _ = writeln!(out);
-        let _ = memlens_report::text::render_findings(&report, &mut out);
+        let _ = memlens_report::text::render_findings(report, &mut out);
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Capture: {}", capture.display());
+    if let Some(html) = html {
+        let _ = writeln!(out, "Report:  {}", html.display());
+    }
     let _ = writeln!(
         out,
         "More:    memlens report {} --view leaks|allocations --format json",
