@@ -967,9 +967,65 @@ fn logical_lines(bytes: &[u8]) -> Option<(Vec<(usize, usize)>, String)> {
     if depth != 0 {
         return None;
     }
+    // A line that cannot be valid Python: parse everything, so that tree-sitter reports the
+    // error even where nothing could hold a finding (this check itself reports nothing).
+    for (k, &(start, indent)) in out.iter().enumerate() {
+        let end = out.get(k + 1).map_or(n, |next| next.0);
+        if looks_malformed(&code[start + indent..end]) {
+            return None;
+        }
+    }
     // Only whole characters were blanked (string contents and comments end on ASCII bytes).
     let code = String::from_utf8(code).ok()?;
     Some((out, code))
+}
+
+/// Whether one logical line of blanked code (strings and comments emptied) is certainly not
+/// valid Python in a cheap-to-see way: a compound statement header (`if`, `def`, `class`, ...)
+/// with no `:` outside brackets, or a line ending in a binary operator. Cheap and one-sided:
+/// a `true` only costs a full parse.
+fn looks_malformed(line: &[u8]) -> bool {
+    const HEADERS: &[&[u8]] = &[
+        b"if", b"elif", b"else", b"for", b"while", b"try", b"except", b"finally", b"with", b"def",
+        b"class", b"async",
+    ];
+    let end = line
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c'))
+        .map_or(0, |i| i + 1);
+    let line = &line[..end];
+    let Some(&last) = line.last() else {
+        return false;
+    };
+    let word_end = line
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .unwrap_or(line.len());
+    let word = &line[..word_end];
+    if HEADERS.contains(&word) && word_end < line.len() {
+        let mut depth = 0usize;
+        let colon = line.iter().any(|b| match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                false
+            }
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            b':' => depth == 0,
+            _ => false,
+        });
+        if !colon {
+            return true;
+        }
+    }
+    match last {
+        b'+' | b'-' | b'/' | b'%' | b'&' | b'|' | b'^' | b'=' | b'<' | b'>' | b'@' | b'~' => true,
+        // `from m import *` ends in a star.
+        b'*' => word != b"from",
+        _ => false,
+    }
 }
 
 /// Whether the string literal whose quote is at `quote` has an `f` prefix (its
@@ -1098,6 +1154,29 @@ mod tests {
 
     fn kept(text: &str) -> Option<Vec<&str>> {
         select(text).map(|rs| rs.into_iter().map(|r| &text[r]).collect())
+    }
+
+    #[test]
+    fn lines_that_cannot_be_python_send_the_file_to_a_full_parse() {
+        for bad in [
+            "x = 1 +\n",
+            "class A:\n    def f(self)\n        return 1\n",
+            "if x\n    pass\n",
+            "for i in d[1:2]\n    pass\n",
+            "def f(x: int) -> int\n    return x\n",
+            "y = \\\n    2 *\n",
+        ] {
+            assert_eq!(select(bad), None, "{bad:?}");
+        }
+        for good in [
+            "from m import *\nx = 1\n",
+            "if x: y = 1\nelse:  # a comment -\n    pass\n",
+            "def f(x=lambda: 1) -> int:\n    return 1.\n",
+            "s = 'a +'\nt = f\"{x:>3}\"\nmatch x:\n    case 1:\n        pass\n",
+            "x = (1 +\n     2)\n@decorator\nclass A(B): pass\n",
+        ] {
+            assert!(select(good).is_some(), "{good:?}");
+        }
     }
 
     #[test]

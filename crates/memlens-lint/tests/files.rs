@@ -262,6 +262,31 @@ fn full_parse_reports_syntax_errors_that_the_selective_parse_skips() {
     assert_eq!(selective.problems[0].kind, ProblemKind::Syntax);
 }
 
+#[test]
+fn common_syntax_errors_are_reported_even_where_nothing_could_hold_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // No rule triggers in these files, so the selective parse alone would never parse them.
+    write(d, "operator.py", "import os\nx = 1 +\n");
+    write(
+        d,
+        "colon.py",
+        "class A:\n    def f(self)\n        return 1\n",
+    );
+    write(d, "fine.py", "import os\nx = 1 + 2\n");
+    let report = Linter::builder().build().unwrap().check_paths(&[d]);
+    let mut problems: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| {
+            assert_eq!(p.kind, ProblemKind::Syntax, "{p:?}");
+            p.path.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    problems.sort();
+    assert_eq!(problems, ["colon.py", "operator.py"]);
+}
+
 /// The standard library of an installed CPython 3.11 (`MEMLENS_STDLIB` names another tree).
 fn stdlib() -> std::path::PathBuf {
     if let Some(dir) = std::env::var_os("MEMLENS_STDLIB") {
