@@ -214,6 +214,13 @@ impl ProgramRunner for PyRunner {
         .map_err(|e| anyhow::anyhow!("{}", Python::attach(|py| e.value(py).to_string())))
     }
 
+    fn interpreter(&self) -> anyhow::Result<std::path::PathBuf> {
+        Python::attach(|py| -> PyResult<std::path::PathBuf> {
+            py.import("sys")?.getattr("executable")?.extract()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot find the Python interpreter to run: {e}"))
+    }
+
     fn without_interrupts(
         &self,
         wait: &mut dyn FnMut() -> anyhow::Result<u8>,

@@ -34,9 +34,18 @@ pub(super) fn report(replay: Replay<'_>, meta: Meta, prefixes: &[String]) -> Rep
         })
         .filter(|f| !f.values.is_empty())
         .collect();
-    let moments = replay
-        .moments
-        .iter()
+    // Moments closer together than 1/500 of the run cannot be told apart on a timeline (or
+    // clicked apart): keep the later of such neighbours.
+    let span = replay.moments.last().map_or(0, |m| m.time_ns) / 500;
+    let mut distinct: Vec<&super::RawMoment> = Vec::with_capacity(replay.moments.len());
+    for m in &replay.moments {
+        match distinct.last_mut() {
+            Some(last) if m.time_ns.saturating_sub(last.time_ns) < span.max(1) => *last = m,
+            _ => distinct.push(m),
+        }
+    }
+    let moments = distinct
+        .into_iter()
         .map(|m| Moment {
             time_s: m.time_ns as f64 / 1e9,
             live_bytes: m.live_bytes,

@@ -74,18 +74,15 @@ pub(crate) fn log_path(capture: &Path) -> PathBuf {
 
 /// Runs the program in a child process and shows the live panel until it exits; returns the
 /// program's exit status (128 + signal number when a signal ended it).
-pub(crate) fn exec(options: &RunOptions) -> anyhow::Result<u8> {
+pub(crate) fn exec(options: &RunOptions, python: &Path) -> anyhow::Result<u8> {
     let mut terminal = std::io::stderr();
     if !terminal.is_terminal() {
         anyhow::bail!("--live needs a terminal on standard error (it draws a live panel there)");
     }
-    // The `memlens` command runs inside a Python interpreter: start the child with the same one.
-    let python = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("cannot find the Python interpreter to run: {e}"))?;
     let log = log_path(&options.output);
     let log_file = std::fs::File::create(&log)
         .map_err(|e| anyhow::anyhow!("cannot write program output {}: {e}", log.display()))?;
-    let mut child = Command::new(&python)
+    let mut child = Command::new(python)
         .args(child_args(options))
         .stdin(Stdio::inherit())
         .stdout(log_file.try_clone()?)

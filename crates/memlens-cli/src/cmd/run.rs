@@ -108,6 +108,13 @@ pub trait ProgramRunner {
     /// An `Err` means memlens itself failed (the program may not have run).
     fn run(&self, options: &RunOptions) -> anyhow::Result<u8>;
 
+    /// The Python interpreter to start a child `python -m memlens` with (`sys.executable`:
+    /// a virtual environment's own, not the base interpreter its binary links to).
+    fn interpreter(&self) -> anyhow::Result<std::path::PathBuf> {
+        std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot find the Python interpreter to run: {e}"))
+    }
+
     /// Runs `wait` with the interpreter's own Ctrl-C handling set aside: `--live` waits for a
     /// child process that receives Ctrl-C itself, and the interrupt must not surface as an
     /// exception in this process afterwards.
@@ -169,7 +176,8 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
     };
     let pid = std::process::id();
     let status = if options.live {
-        runner.without_interrupts(&mut || super::live::exec(&options))?
+        let python = runner.interpreter()?;
+        runner.without_interrupts(&mut || super::live::exec(&options, &python))?
     } else {
         runner.run(&options)?
     };
