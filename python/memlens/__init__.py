@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import json
 import os
 import sys
 import sysconfig
@@ -134,6 +133,14 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
     )
     prefixes = _library_prefixes()
     name = threading.current_thread().name
+    child_config = None
+    if follow_fork:
+        import json  # only when spawn children are followed: keeps `import memlens` light
+
+        child_config = json.dumps(
+            {"path": os.path.abspath(config["path"]), "exact": bool(exact),
+             "sample_rate": int(sample_rate), "native": bool(native)}
+        )
     # Nothing is allocated between here and the program's own code: memlens stays out of its
     # own report.
     _native.start(
@@ -148,11 +155,8 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
     )
     _fork_config = config
     _native.set_thread_name(name)
-    if follow_fork:
-        os.environ[_child.ENV] = json.dumps(
-            {"path": os.path.abspath(config["path"]), "exact": bool(exact),
-             "sample_rate": int(sample_rate), "native": bool(native)}
-        )
+    if child_config is not None:
+        os.environ[_child.ENV] = child_config
 
 
 def _stop() -> dict:

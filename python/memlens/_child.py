@@ -8,7 +8,6 @@ beside the parent's capture, finished at interpreter exit.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import sys
 
@@ -21,6 +20,8 @@ def start() -> None:
     if not raw:
         return
     try:
+        import json  # only in a spawn child: keeps `import memlens` light
+
         import memlens
 
         config = json.loads(raw)
