@@ -139,6 +139,25 @@ pub(crate) fn html_panel(path: &Path) -> anyhow::Result<Option<memlens_report::h
     let analysis = Analysis::new(&snap);
     let options = ReportOptions::new().top(memlens_report::html::MAX_HEAP_ROWS);
     let report = HeapReport::new(&[&analysis], &options);
+    // Each type's main allocation site: the line that allocated most of its instances' bytes.
+    let mut by_site: HashMap<(&str, &str, u32), u64> = HashMap::new();
+    for n in 0..snap.node_count() {
+        let node = memlens_heap::NodeId(n as u32);
+        if let Some((file, line)) = snap.alloc_site(node) {
+            *by_site
+                .entry((snap.type_name(node), file, line))
+                .or_default() += snap.shallow_size(node);
+        }
+    }
+    let mut main_sites: HashMap<&str, (&str, u32, u64)> = HashMap::new();
+    for ((type_name, file, line), bytes) in by_site {
+        let best = main_sites.entry(type_name).or_insert((file, line, bytes));
+        // Ties go to the earlier line of the first file name, so the choice is stable.
+        if (bytes, std::cmp::Reverse((file, line))) > (best.2, std::cmp::Reverse((best.0, best.1)))
+        {
+            *best = (file, line, bytes);
+        }
+    }
     let site = |s: &Option<memlens_heap::Site>| {
         s.as_ref().map(|s| HeapSite {
             file: s.file.clone(),
@@ -187,6 +206,12 @@ pub(crate) fn html_panel(path: &Path) -> anyhow::Result<Option<memlens_report::h
                 count: t.count,
                 shallow_bytes: t.shallow_bytes,
                 retained_bytes: t.retained_bytes,
+                alloc_site: main_sites
+                    .get(t.type_name.as_str())
+                    .map(|&(file, line, _)| HeapSite {
+                        file: file.to_owned(),
+                        line,
+                    }),
             })
             .collect(),
     }))

@@ -705,10 +705,11 @@
       panel.appendChild(el('p', 'empty', 'No object keeps memory alive on its own.'));
     }
     panel.appendChild(el('h3', null, 'Types'));
+    panel.appendChild(el('p', 'caption', 'Instances per type with their own (shallow) and kept-alive (retained) bytes, largest retained first; for --exact captures, the line that allocated most of their bytes.'));
     if (H.types.length) {
       panel.appendChild(table('heap-types',
-        [['Count', 'num'], ['Shallow', 'num'], ['Retained', 'num'], ['Type', 'mono']],
-        H.types.map((t) => [num(t.count), human(t.shallow_bytes), human(t.retained_bytes), clean(t.type)])));
+        [['Count', 'num'], ['Shallow', 'num'], ['Retained', 'num'], ['Type', 'mono'], ['Mostly allocated at', 'loc mono']],
+        H.types.map((t) => [num(t.count), human(t.shallow_bytes), human(t.retained_bytes), clean(t.type), site(t.alloc_site)])));
     } else {
       panel.appendChild(el('p', 'empty', 'The snapshot holds no objects.'));
     }

@@ -90,6 +90,8 @@ pub struct HeapType {
     pub shallow_bytes: u64,
     /// What they keep alive together, in bytes.
     pub retained_bytes: u64,
+    /// The line that allocated most of their bytes (`--exact` captures only), if known.
+    pub alloc_site: Option<HeapSite>,
 }
 
 /// The panel as embedded JSON (not yet escaped for the page), with at most [`MAX_HEAP_ROWS`]
@@ -130,6 +132,7 @@ pub(super) fn to_json(panel: &HeapPanel, cuts: &mut usize) -> Value {
             "count": t.count,
             "shallow_bytes": t.shallow_bytes,
             "retained_bytes": t.retained_bytes,
+            "alloc_site": site(&t.alloc_site, &mut c),
         }));
     }
     let rows_cut = [

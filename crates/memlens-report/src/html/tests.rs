@@ -793,6 +793,7 @@ fn hostile_heap() -> HeapPanel {
             count: 100_000,
             shallow_bytes: 4_800_000,
             retained_bytes: 4_800_000,
+            alloc_site: site,
         }],
     }
 }
@@ -836,6 +837,7 @@ fn hostile_heap_names_stay_inside_the_data_and_come_back_unchanged() {
     assert_eq!(h["reachable_bytes"], 5_500_000);
     assert_eq!(h["types"][0]["type"], heap.types[0].type_name.as_str());
     assert_eq!(h["types"][0]["count"], 100_000);
+    assert_eq!(h["types"][0]["alloc_site"]["line"], 7);
     assert_eq!(h["suspects"][0]["path"], heap.suspects[0].path.as_str());
     assert_eq!(
         h["suspects"][0]["message"],
