@@ -225,3 +225,92 @@ def test_report_on_a_truncated_capture_renders_with_a_warning(runner):
     page = (runner.dir / "t.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert '"warning":null' not in page
+
+
+HEAP_PROGRAM = """
+class Session:
+    def __init__(self, i):
+        self.id = i
+        self.name = "user-%d" % i
+
+
+SESSIONS = []
+
+
+def fill():
+    for i in range(100_000):
+        SESSIONS.append(Session(i))  # ALLOC
+
+
+fill()
+"""
+
+
+def test_heap_panel_shows_the_snapshot_of_an_exact_run(runner):
+    prog = runner.write("heapy.py", HEAP_PROGRAM)
+    alloc_line = line_of(prog, "# ALLOC")
+    proc = runner.memlens(
+        "run", "--exact", "--heap-snapshot", "exit", "-o", "h.mlens", "--html", "h.html", "heapy.py"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr
+    seen = check_page(runner.dir / "h.html", "fill")
+    heap = seen["heap"]
+    assert not heap["emptyShown"]
+    assert "No heap snapshot" not in heap["text"]
+
+    # The totals are the snapshot's own (as `memlens heap --format json` gives them).
+    expected = json.loads(runner.memlens("heap", "h.mlens", "--format", "json").stdout)
+    assert heap["totals"][0] == f"Objects{expected['objects']:,} ({human(expected['bytes'])})"
+
+    # The list of 100,000 sessions is the leak suspect and the top dominator, with its path.
+    path = "module `__main__`, global `SESSIONS` -> list"
+    assert any(f"Path: {path}" in s for s in heap["suspects"]), heap["suspects"]
+    assert any("__main__.Session" in s for s in heap["suspects"])
+    top = heap["dominators"][0]
+    assert top[2] == "list" and top[3] == path
+    assert int(top[1].replace(",", "")) > 100_000
+    assert len(heap["dominators"]) <= 20 and len(heap["types"]) <= 20
+
+    # The types histogram names the class, its count and the line that allocated it.
+    [row] = [r for r in heap["types"] if r[3] == "__main__.Session"]
+    assert row[0] == "100,000"
+    assert row[4] == f"{prog}:{alloc_line}"
+
+
+def test_heap_panel_without_a_snapshot_keeps_its_note(runner):
+    runner.write("app.py", "keep = [bytearray(100) for _ in range(1000)]\n")
+    assert runner.memlens("run", "-q", "-o", "n.mlens", "app.py").returncode == 0
+    proc = runner.memlens("report", "n.mlens", "--format", "html", "-o", "n.html")
+    assert proc.returncode == 0, proc.stderr
+    assert '"heap":' not in (runner.dir / "n.html").read_text()
+    heap = check_page(runner.dir / "n.html", "anything")["heap"]
+    assert heap["emptyShown"] and "No heap snapshot in this report" in heap["text"]
+    assert heap["dominators"] == [] and heap["types"] == []
+
+
+def test_heap_panel_of_a_damaged_snapshot_is_left_out_with_a_warning(runner):
+    runner.write("app.py", "keep = [bytearray(100) for _ in range(1000)]\n")
+    proc = runner.memlens("run", "-q", "--heap-snapshot", "exit", "-o", "d.mlens", "app.py")
+    assert proc.returncode == 0, proc.stderr
+    data = bytearray((runner.dir / "d.mlens").read_bytes())
+    # The snapshot is the last chunk: flip a byte in its middle (its checksum then fails).
+    data[len(data) - 200] ^= 0xFF
+    (runner.dir / "d.mlens").write_bytes(bytes(data))
+    proc = runner.memlens("report", "d.mlens", "--format", "html", "-o", "d.html")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "heap panel" in line]
+    assert len(warnings) == 1, proc.stderr
+    assert (runner.dir / "d.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def human(b: float) -> str:
+    """The page's own byte formatting (report.js `human`)."""
+    if b < 1024:
+        return f"{round(b)} B"
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    u = 0
+    while b >= 1024 and u < len(units) - 1:
+        b /= 1024
+        u += 1
+    return f"{b:.1f} {units[u]}"

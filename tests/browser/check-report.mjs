@@ -84,7 +84,8 @@ try {
     await tab.click();
     out.views[name] = await snap();
   }
-  await page.locator('#views button[data-view="peak"]').click();
+  const peakTab = page.locator('#views button[data-view="peak"]');
+  if (!(await peakTab.isDisabled())) await peakTab.click();
 
   // Search: type, wait for the debounce, read the highlight.
   await page.fill('#search', searchTerm || '');
@@ -141,6 +142,20 @@ try {
     if (box) await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
   }
   out.momentInfo = await page.textContent('#moment-info');
+
+  // The heap panel: its empty note, totals, suspects and each table's cells, as shown.
+  out.heap = await page.evaluate(() => {
+    const panel = document.getElementById('heap-panel');
+    const rows = (id) => [...panel.querySelectorAll('#' + id + ' tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent));
+    return {
+      emptyShown: !panel.querySelector('.empty').hidden,
+      totals: [...panel.querySelectorAll('#heap-totals div')].map((d) => d.textContent),
+      suspects: [...panel.querySelectorAll('#heap-suspects li')].map((li) => li.textContent),
+      dominators: rows('heap-dominators'),
+      types: rows('heap-types'),
+      text: panel.innerText,
+    };
+  });
 
   out.text = await page.evaluate(() => document.body.innerText);
   out.injected = await page.evaluate(() => ({

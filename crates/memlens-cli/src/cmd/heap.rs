@@ -71,6 +71,12 @@ fn load(path: &Path, pick: Option<usize>) -> anyhow::Result<Snapshot> {
 /// The chosen heap snapshot chunk of a capture, with allocation sites for an exact capture.
 fn from_capture(bytes: &[u8], pick: Option<usize>) -> anyhow::Result<Snapshot> {
     let reader = memlens_format::Reader::new(bytes)?;
+    if !holds_snapshot(&reader) {
+        anyhow::bail!(
+            "the capture holds no heap snapshot (take one with `memlens run --heap-snapshot exit`, \
+             SIGUSR2 during `memlens run`, or memlens.snapshot() while tracking)"
+        );
+    }
     // Every chunk up to a damaged one (a killed process leaves a cut last chunk).
     let mut chunks = Vec::new();
     for span in reader.chunk_spans() {
@@ -87,10 +93,7 @@ fn from_capture(bytes: &[u8], pick: Option<usize>) -> anyhow::Result<Snapshot> {
         .map(|(i, _)| i)
         .collect();
     if heaps.is_empty() {
-        anyhow::bail!(
-            "the capture holds no heap snapshot (take one with `memlens run --heap-snapshot exit`, \
-             SIGUSR2 during `memlens run`, or memlens.snapshot() while tracking)"
-        );
+        anyhow::bail!("the capture's heap snapshot is in a damaged part of the file");
     }
     let index = match pick {
         None => heaps.len() - 1,
@@ -108,6 +111,119 @@ fn from_capture(bytes: &[u8], pick: Option<usize>) -> anyhow::Result<Snapshot> {
         join_sites(&mut snap, &chunks[..at], &reader.header().library_prefixes)?;
     }
     Ok(snap)
+}
+
+/// Whether a chunk header of the capture (read without decompressing anything) says it holds a
+/// heap snapshot.
+fn holds_snapshot(reader: &memlens_format::Reader<'_>) -> bool {
+    reader
+        .chunk_spans()
+        .map_while(Result::ok)
+        .any(|s| s.kind() == memlens_format::ChunkKind::HeapSnapshot)
+}
+
+/// The HTML report's heap panel for the capture at `path`: its last heap snapshot (joined with
+/// allocation sites when exact), summarised to [`memlens_report::html::MAX_HEAP_ROWS`] rows per
+/// list; `None` when the capture holds no snapshot. Checking that costs only the chunk headers.
+pub(crate) fn html_panel(path: &Path) -> anyhow::Result<Option<memlens_report::html::HeapPanel>> {
+    use memlens_report::html::{HeapDominator, HeapPanel, HeapSite, HeapSuspect, HeapType};
+    let bytes = memlens_analysis::CaptureBytes::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let reader = memlens_format::Reader::new(&bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !holds_snapshot(&reader) {
+        return Ok(None);
+    }
+    let snap = from_capture(&bytes, None)
+        .with_context(|| format!("cannot read the heap snapshot of {}", path.display()))?;
+    let analysis = Analysis::new(&snap);
+    let options = ReportOptions::new().top(memlens_report::html::MAX_HEAP_ROWS);
+    let report = HeapReport::new(&[&analysis], &options);
+    // Each type's main allocation site: the line that allocated most of its instances' bytes.
+    let mut by_site: HashMap<(&str, &str, u32), u64> = HashMap::new();
+    for n in 0..snap.node_count() {
+        let node = memlens_heap::NodeId(n as u32);
+        if let Some((file, line)) = snap.alloc_site(node) {
+            *by_site
+                .entry((snap.type_name(node), file, line))
+                .or_default() += snap.shallow_size(node);
+        }
+    }
+    let mut main_sites: HashMap<&str, (&str, u32, u64)> = HashMap::new();
+    for ((type_name, file, line), bytes) in by_site {
+        let best = main_sites.entry(type_name).or_insert((file, line, bytes));
+        // Ties go to the earlier line of the first file name, so the choice is stable.
+        if (bytes, std::cmp::Reverse((file, line))) > (best.2, std::cmp::Reverse((best.0, best.1)))
+        {
+            *best = (file, line, bytes);
+        }
+    }
+    let site = |s: &Option<memlens_heap::Site>| {
+        s.as_ref().map(|s| HeapSite {
+            file: s.file.clone(),
+            line: s.line,
+        })
+    };
+    Ok(Some(HeapPanel {
+        objects: report.objects,
+        bytes: report.bytes,
+        reachable_objects: report.reachable_objects,
+        reachable_bytes: report.reachable_bytes,
+        suspects: report
+            .suspects
+            .iter()
+            .map(|s| HeapSuspect {
+                kind: match s.kind {
+                    memlens_heap::SuspectKind::Holder => "holder",
+                    memlens_heap::SuspectKind::Accumulation => "accumulation",
+                }
+                .into(),
+                type_name: s.type_name.clone(),
+                retained_bytes: s.retained_bytes,
+                share: s.share,
+                objects: s.objects,
+                message: s.message.clone(),
+                path: s.path.clone(),
+                alloc_site: site(&s.alloc_site),
+            })
+            .collect(),
+        dominators: report
+            .dominators
+            .iter()
+            .map(|d| HeapDominator {
+                type_name: d.type_name.clone(),
+                retained_bytes: d.retained_bytes,
+                retained_objects: d.retained_objects,
+                path: d.path.clone(),
+                alloc_site: site(&d.alloc_site),
+            })
+            .collect(),
+        types: report
+            .types
+            .iter()
+            .map(|t| HeapType {
+                type_name: t.type_name.clone(),
+                count: t.count,
+                shallow_bytes: t.shallow_bytes,
+                retained_bytes: t.retained_bytes,
+                alloc_site: main_sites
+                    .get(t.type_name.as_str())
+                    .map(|&(file, line, _)| HeapSite {
+                        file: file.to_owned(),
+                        line,
+                    }),
+            })
+            .collect(),
+    }))
+}
+
+/// [`html_panel`], or `None` with a one-line warning on standard error when the snapshot cannot
+/// be read: a damaged snapshot must not cost the user the rest of the page.
+pub(crate) fn html_panel_or_warn(path: &Path) -> Option<memlens_report::html::HeapPanel> {
+    html_panel(path).unwrap_or_else(|e| {
+        eprintln!("memlens: warning: the HTML report has no heap panel: {e:#}");
+        None
+    })
 }
 
 /// Replays the events before the snapshot and gives each object the site of the live block

@@ -163,8 +163,13 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
             anyhow::bail!("pprof output is binary: give -o FILE.pb.gz or redirect it");
         }
     }
+    let heap = match args.format {
+        FormatArg::Html => super::heap::html_panel_or_warn(&args.capture),
+        _ => None,
+    };
     write_output(
         &report,
+        heap.as_ref(),
         args.format.into(),
         args.view.into(),
         output.as_deref(),
@@ -200,25 +205,37 @@ fn write_text(report: &Report, view: View, output: Option<&Path>) -> anyhow::Res
     }
 }
 
+/// Writes `report` in `format`; an HTML page gets `heap` in its heap panel.
 pub(crate) fn write_output(
     report: &Report,
+    heap: Option<&memlens_report::html::HeapPanel>,
     format: Format,
     view: View,
     output: Option<&Path>,
 ) -> anyhow::Result<()> {
+    let render = |out: &mut dyn Write| match format {
+        Format::Html => memlens_report::html::render_with_heap(
+            report,
+            heap,
+            view,
+            &memlens_report::html::HtmlOptions::default(),
+            out,
+        ),
+        _ => memlens_report::render(report, format, view, out),
+    };
     match output {
         Some(path) => {
             let mut file = std::io::BufWriter::new(
                 std::fs::File::create(path)
                     .with_context(|| format!("cannot write {}", path.display()))?,
             );
-            memlens_report::render(report, format, view, &mut file)?;
+            render(&mut file)?;
             file.flush()?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            memlens_report::render(report, format, view, &mut lock)?;
+            render(&mut lock)?;
             lock.flush()?;
         }
     }

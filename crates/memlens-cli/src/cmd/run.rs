@@ -193,8 +193,10 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         }
     };
     if let Some(path) = &html {
+        let heap = super::heap::html_panel_or_warn(&output);
         super::report::write_output(
             &report,
+            heap.as_ref(),
             memlens_report::Format::Html,
             memlens_analysis::View::Peak,
             Some(path),

@@ -641,9 +641,85 @@
     $('pruning').textContent = notes.join(' ');
   }
 
+  // ---- heap panel ------------------------------------------------------------------------------
+
+  // The last heap snapshot of the capture, when it holds one: totals, leak suspects, top
+  // dominators and the types histogram. Every name is set as text.
+  function drawHeap() {
+    const H = D.heap;
+    if (!H) return;
+    const panel = $('heap-panel');
+    panel.classList.remove('slot');
+    panel.querySelector('.empty').hidden = true;
+    const site = (s) => (s ? clean(s.file) + ':' + s.line : '–');
+    const num = (n) => Math.round(n).toLocaleString('en');
+
+    const totals = el('div', 'totals');
+    totals.id = 'heap-totals';
+    const item = (label, value) => { const d = el('div'); d.appendChild(el('span', 'muted', label)); d.appendChild(el('strong', null, value)); totals.appendChild(d); };
+    item('Objects', num(H.objects) + ' (' + human(H.bytes) + ')');
+    item('Reachable', num(H.reachable_objects) + ' (' + human(H.reachable_bytes) + ')');
+    panel.appendChild(totals);
+
+    panel.appendChild(el('h3', null, 'Leak suspects'));
+    if (H.suspects.length) {
+      const list = el('ol', 'findings');
+      list.id = 'heap-suspects';
+      for (const s of H.suspects) {
+        const li = el('li');
+        const head = el('div');
+        head.appendChild(el('span', 'rule', clean(s.type)));
+        head.appendChild(el('span', 'muted', ' (' + clean(s.kind) + ', ' + human(s.retained_bytes) + ', ' + (100 * s.share).toFixed(1) + '% of reachable memory)'));
+        li.appendChild(head);
+        li.appendChild(el('div', null, clean(s.message)));
+        li.appendChild(el('div', 'detail mono', 'Path: ' + clean(s.path)));
+        if (s.alloc_site) li.appendChild(el('div', 'detail mono', 'Allocated at ' + site(s.alloc_site)));
+        list.appendChild(li);
+      }
+      panel.appendChild(list);
+    } else {
+      panel.appendChild(el('p', 'empty', 'No leak suspect: no single object or type keeps 10% or more of reachable memory alive.'));
+    }
+
+    const table = (id, heads, rows) => {
+      const t = el('table');
+      t.id = id;
+      const hr = el('tr');
+      for (const [h, cls] of heads) hr.appendChild(el('th', cls, h));
+      t.appendChild(el('thead')).appendChild(hr);
+      const body = t.appendChild(el('tbody'));
+      for (const r of rows) {
+        const tr = el('tr');
+        r.forEach((v, i) => tr.appendChild(el('td', heads[i][1], v)));
+        body.appendChild(tr);
+      }
+      return t;
+    };
+    panel.appendChild(el('h3', null, 'Top dominators'));
+    panel.appendChild(el('p', 'caption', 'The objects that alone keep the most memory alive (retained: what freeing that object alone would free), with the shortest strong reference path from a root and, for --exact captures, the line that allocated them.'));
+    if (H.dominators.length) {
+      panel.appendChild(table('heap-dominators',
+        [['Retained', 'num'], ['Objects', 'num'], ['Type', 'mono'], ['Retainer path', 'loc mono'], ['Allocated at', 'loc mono']],
+        H.dominators.map((d) => [human(d.retained_bytes), num(d.retained_objects), clean(d.type), clean(d.path), site(d.alloc_site)])));
+    } else {
+      panel.appendChild(el('p', 'empty', 'No object keeps memory alive on its own.'));
+    }
+    panel.appendChild(el('h3', null, 'Types'));
+    panel.appendChild(el('p', 'caption', 'Instances per type with their own (shallow) and kept-alive (retained) bytes, largest retained first; for --exact captures, the line that allocated most of their bytes.'));
+    if (H.types.length) {
+      panel.appendChild(table('heap-types',
+        [['Count', 'num'], ['Shallow', 'num'], ['Retained', 'num'], ['Type', 'mono'], ['Mostly allocated at', 'loc mono']],
+        H.types.map((t) => [num(t.count), human(t.shallow_bytes), human(t.retained_bytes), clean(t.type), site(t.alloc_site)])));
+    } else {
+      panel.appendChild(el('p', 'empty', 'The snapshot holds no objects.'));
+    }
+    panel.appendChild(el('p', 'muted small', 'At most ' + H.max_rows + ' rows of each list. More: memlens heap CAPTURE (--why TYPE, --format json).'));
+  }
+
   // ---- start -----------------------------------------------------------------------------------
 
   drawStatic();
+  drawHeap();
   drawTabs();
   drawFlame();
   drawLines();

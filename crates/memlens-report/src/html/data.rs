@@ -516,8 +516,8 @@ fn numbers<T: std::fmt::Display>(items: impl IntoIterator<Item = T>, out: &mut S
     out.push(']');
 }
 
-/// Cuts `s` to [`MAX_NAME_CHARS`], counting cuts.
-fn cut(s: &str, max: usize, cuts: &mut usize) -> String {
+/// Cuts `s` to `max` characters (and an ellipsis), counting cuts.
+pub(super) fn cut(s: &str, max: usize, cuts: &mut usize) -> String {
     match s.char_indices().nth(max) {
         Some((at, _)) => {
             *cuts += 1;
@@ -608,6 +608,8 @@ pub(crate) struct Prepared<'a> {
     /// The allocating frames that keep their name when their nodes are pruned: the heaviest
     /// [`NAMED_FRAMES`], by their largest share of a view.
     named_frames: std::collections::HashSet<u32>,
+    /// The heap panel's summary, when the capture holds a heap snapshot.
+    heap: Option<&'a super::HeapPanel>,
 }
 
 /// How many allocating frames keep their name inside `(other)`.
@@ -639,7 +641,14 @@ impl<'a> Prepared<'a> {
             rank,
             valued,
             named_frames,
+            heap: None,
         }
+    }
+
+    /// Embeds `heap` as the heap panel's data (`heap` in the JSON; absent when `None`).
+    pub(crate) fn with_heap(mut self, heap: Option<&'a super::HeapPanel>) -> Self {
+        self.heap = heap;
+        self
     }
 
     /// The embedded data (JSON text, not yet escaped for a page) with at most `max_nodes` call-tree nodes (moments: an eighth of that).
@@ -797,6 +806,9 @@ fn build(
             "to_t": micros(w.to_time_s),
         })
     });
+    let heap = prepared
+        .heap
+        .map(|h| super::heap::to_json(h, &mut strings.cuts));
     let m = &report.meta;
     let command: Vec<u32> = m.command.iter().map(|c| strings.id(c)).collect();
     let value = json!({
@@ -846,6 +858,10 @@ fn build(
             "max_lines": options.max_lines,
         },
     });
+    let mut value = value;
+    if let Some(heap) = heap {
+        value["heap"] = heap;
+    }
     let mut text = value.to_string();
     text.pop(); // the closing brace: the large arrays follow
     let parents = pruned.nodes.iter().map(|n| n.0);

@@ -1,6 +1,7 @@
 //! The HTML report: one self-contained page (no network) with a flame graph of each view,
 //! a top-lines table with source, memory over time with the live set at chosen moments,
-//! the run's metadata and findings.
+//! the run's metadata and findings, and, when the caller passes a [`HeapPanel`], the heap
+//! snapshot's suspects, dominators and types.
 //!
 //! The page is the template, stylesheet and script under `assets/html/` (embedded at build
 //! time) plus the report's data as JSON in a `<script type="application/json">` element. The
@@ -9,6 +10,9 @@
 //! profiled program can end the element; the script only ever puts names into the page as text.
 
 mod data;
+mod heap;
+
+pub use heap::{HeapDominator, HeapPanel, HeapSite, HeapSuspect, HeapType, MAX_HEAP_ROWS};
 
 use memlens_analysis::{Report, View};
 
@@ -83,8 +87,14 @@ fn escape_html(s: &str) -> String {
 }
 
 /// The page's data, escaped for embedding, within `budget` bytes when pruning can get there.
-fn data_json(report: &Report, view: View, options: &HtmlOptions, budget: usize) -> String {
-    let prepared = data::Prepared::new(report);
+fn data_json(
+    report: &Report,
+    heap: Option<&HeapPanel>,
+    view: View,
+    options: &HtmlOptions,
+    budget: usize,
+) -> String {
+    let prepared = data::Prepared::new(report).with_heap(heap);
     let mut options = options.clone();
     let mut max_nodes = options.max_nodes;
     loop {
@@ -112,9 +122,21 @@ fn data_json(report: &Report, view: View, options: &HtmlOptions, budget: usize) 
     }
 }
 
-/// Writes the report page, opening on `view` (every view is in the page).
+/// Writes the report page, opening on `view` (every view is in the page), with no heap panel.
 pub fn render(
     report: &Report,
+    view: View,
+    options: &HtmlOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    render_with_heap(report, None, view, options, out)
+}
+
+/// Writes the report page with `heap` in its heap panel (`None`: the panel says that the
+/// capture holds no heap snapshot).
+pub fn render_with_heap(
+    report: &Report,
+    heap: Option<&HeapPanel>,
     view: View,
     options: &HtmlOptions,
     out: &mut dyn std::io::Write,
@@ -123,7 +145,7 @@ pub fn render(
     let title: String = title.chars().take(200).collect();
     let fixed = TEMPLATE.len() + STYLE.len() + SCRIPT.len() + title.len() * 6;
     let budget = options.max_bytes.saturating_sub(fixed + 1024);
-    let data = data_json(report, view, options, budget);
+    let data = data_json(report, heap, view, options, budget);
     let page = TEMPLATE
         .replacen("{{title}}", &escape_html(&title), 1)
         .replacen("/*{{style}}*/", STYLE, 1)

@@ -8,7 +8,10 @@ use memlens_analysis::{
 };
 use serde_json::Value;
 
-use super::{HtmlOptions, data, escape_script_json, render};
+use super::{
+    HeapDominator, HeapPanel, HeapSite, HeapSuspect, HeapType, HtmlOptions, MAX_HEAP_ROWS, data,
+    escape_script_json, render, render_with_heap,
+};
 
 fn loc(file: &str, line: u32, function: &str) -> Location {
     Location {
@@ -746,4 +749,126 @@ fn figures_near_u64_max_saturate_instead_of_overflowing() {
     let html = page(&report, &options());
     let data = embedded(&html);
     assert!(data["views"][0]["values"].as_array().unwrap().len() >= 4);
+}
+
+/// A heap panel whose every name is hostile, with more rows than the page keeps.
+fn hostile_heap() -> HeapPanel {
+    let evil_type = format!("app.{SCRIPT_CLOSE}\"'&\u{1b}[31m\u{202e}\u{2028}Rec");
+    let evil_file = format!("/tmp/{SCRIPT_CLOSE}\u{0}'\".py");
+    let evil_path = format!("module `app`, global `{SCRIPT_CLOSE}\\``\u{7}` -> list, index 3");
+    let site = Some(HeapSite {
+        file: evil_file.clone(),
+        line: 7,
+    });
+    HeapPanel {
+        objects: 100_123,
+        bytes: 5_600_000,
+        reachable_objects: 100_100,
+        reachable_bytes: 5_500_000,
+        suspects: vec![HeapSuspect {
+            kind: "accumulation".into(),
+            type_name: evil_type.clone(),
+            retained_bytes: 4_800_000,
+            share: 0.87,
+            objects: 100_000,
+            message: format!("100,000 instances of {evil_type} keep 4.6 MiB alive"),
+            path: evil_path.clone(),
+            alloc_site: site.clone(),
+        }],
+        dominators: (0..25)
+            .map(|i| HeapDominator {
+                type_name: evil_type.clone(),
+                retained_bytes: 1_000_000 - i,
+                retained_objects: 3,
+                path: if i == 1 {
+                    "x".repeat(10_000)
+                } else {
+                    evil_path.clone()
+                },
+                alloc_site: if i == 0 { site.clone() } else { None },
+            })
+            .collect(),
+        types: vec![HeapType {
+            type_name: evil_type,
+            count: 100_000,
+            shallow_bytes: 4_800_000,
+            retained_bytes: 4_800_000,
+            alloc_site: site,
+        }],
+    }
+}
+
+fn page_with_heap(report: &Report, heap: Option<&HeapPanel>) -> String {
+    let mut out = Vec::new();
+    render_with_heap(report, heap, View::Peak, &options(), &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn heap_data_of(heap: &HeapPanel) -> Value {
+    let text = data::Prepared::new(&Report::default())
+        .with_heap(Some(heap))
+        .build(View::Peak, &options(), options().max_nodes);
+    serde_json::from_str::<Value>(&text).unwrap()["heap"].clone()
+}
+
+#[test]
+fn snapshot_heap_hostile() {
+    insta::assert_snapshot!(serde_json::to_string_pretty(&heap_data_of(&hostile_heap())).unwrap());
+}
+
+#[test]
+fn snapshot_heap_empty() {
+    insta::assert_snapshot!(
+        serde_json::to_string_pretty(&heap_data_of(&HeapPanel::default())).unwrap()
+    );
+}
+
+#[test]
+fn hostile_heap_names_stay_inside_the_data_and_come_back_unchanged() {
+    let heap = hostile_heap();
+    let html = page_with_heap(&hostile(), Some(&heap));
+    // The template's two script elements close; nothing else does.
+    assert_eq!(html.matches("</script").count(), 2);
+    assert!(!html.contains("<script>alert"));
+    assert!(!html.contains('\u{2028}'));
+    let data = embedded(&html);
+    let h = &data["heap"];
+    assert_eq!(h["objects"], 100_123);
+    assert_eq!(h["reachable_bytes"], 5_500_000);
+    assert_eq!(h["types"][0]["type"], heap.types[0].type_name.as_str());
+    assert_eq!(h["types"][0]["count"], 100_000);
+    assert_eq!(h["types"][0]["alloc_site"]["line"], 7);
+    assert_eq!(h["suspects"][0]["path"], heap.suspects[0].path.as_str());
+    assert_eq!(
+        h["suspects"][0]["message"],
+        heap.suspects[0].message.as_str()
+    );
+    assert_eq!(
+        h["suspects"][0]["alloc_site"]["file"],
+        heap.suspects[0].alloc_site.as_ref().unwrap().file.as_str()
+    );
+    assert_eq!(h["dominators"][0]["alloc_site"]["line"], 7);
+    assert_eq!(h["dominators"][2]["alloc_site"], Value::Null);
+    // Bounded: 20 of the 25 dominators, the 10,000-character path cut to 2,000 and an ellipsis.
+    assert_eq!(h["dominators"].as_array().unwrap().len(), MAX_HEAP_ROWS);
+    assert_eq!(h["rows_cut"], 5);
+    let long = h["dominators"][1]["path"].as_str().unwrap();
+    assert_eq!(long.chars().count(), 2001);
+    assert!(long.ends_with('…'));
+    assert_eq!(h["dominators"][0]["retained_bytes"], 1_000_000);
+}
+
+#[test]
+fn without_a_heap_panel_the_data_has_no_heap() {
+    let html = page_with_heap(&normal(), None);
+    assert!(embedded(&html).get("heap").is_none());
+    assert!(html.contains("No heap snapshot in this report"));
+    // An empty snapshot still gets a panel (with zeros and empty lists), so the page says so.
+    let empty = embedded(&page_with_heap(
+        &Report::default(),
+        Some(&HeapPanel::default()),
+    ));
+    assert_eq!(empty["heap"]["objects"], 0);
+    assert_eq!(empty["heap"]["dominators"], serde_json::json!([]));
+    assert_eq!(empty["heap"]["max_rows"], MAX_HEAP_ROWS);
 }
