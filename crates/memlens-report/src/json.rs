@@ -34,14 +34,7 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "events": m.events,
             "warning": m.warning,
         },
-        "totals": {
-            "peak_bytes": t.peak_bytes,
-            "peak_time_s": t.peak_time_s,
-            "leaked_bytes": t.leaked_bytes,
-            "allocated_bytes": t.allocated_bytes,
-            "allocations": t.allocations,
-            "rss_peak_bytes": t.rss_peak_bytes,
-        },
+        "totals": totals(t),
         "sites": sites.iter().map(|s| json!({
             "file": s.location.file,
             "line": s.location.line,
@@ -84,4 +77,16 @@ pub fn to_value(report: &Report, view: View) -> Value {
 pub fn render(report: &Report, view: View, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &to_value(report, view))?;
     writeln!(out)
+}
+
+/// The contract's `totals` object (the HTML report embeds the same one).
+pub(crate) fn totals(t: &memlens_analysis::Totals) -> serde_json::Value {
+    json!({
+        "peak_bytes": t.peak_bytes,
+        "peak_time_s": t.peak_time_s,
+        "leaked_bytes": t.leaked_bytes,
+        "allocated_bytes": t.allocated_bytes,
+        "allocations": t.allocations,
+        "rss_peak_bytes": t.rss_peak_bytes,
+    })
 }

@@ -825,14 +825,7 @@ fn build(
             "events": m.events,
             "warning": m.warning,
         },
-        "totals": {
-            "peak_bytes": t.peak_bytes,
-            "peak_time_s": t.peak_time_s,
-            "leaked_bytes": t.leaked_bytes,
-            "allocated_bytes": t.allocated_bytes,
-            "allocations": t.allocations,
-            "rss_peak_bytes": t.rss_peak_bytes,
-        },
+        "totals": crate::json::totals(t),
         "strings": strings.list,
         "threads": threads,
         "timeline": {
