@@ -12,12 +12,16 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 pub(crate) struct GilCounters {
     /// Live bytes in pymalloc blocks allocated while tracking (GIL-protected).
     pub live: AtomicI64,
-    /// Bytes allocated in the Python domain (GIL-protected).
-    pub allocated: AtomicU64,
+    /// Bytes until the next sample point: an allocation that takes it to zero or below is
+    /// recorded (GIL-protected). In exact mode it starts at 0 and is never refilled, so every
+    /// allocation is recorded.
+    pub countdown: AtomicI64,
+    /// Sum of the sampling distances added to `countdown` (GIL-protected). The bytes
+    /// allocated in the Python domain are `drawn - countdown`: the hot path keeps one running
+    /// total for both the sampler and the totals.
+    pub drawn: AtomicI64,
     /// Allocations in the Python domain (GIL-protected).
     pub allocations: AtomicU64,
-    /// Bytes until the next sample point (GIL-protected).
-    pub countdown: AtomicI64,
     /// Hooks count and sample only while this is set.
     pub active: AtomicBool,
 }
@@ -38,9 +42,9 @@ pub(crate) struct SharedCounters {
 
 pub(crate) static GIL: GilCounters = GilCounters {
     live: AtomicI64::new(0),
-    allocated: AtomicU64::new(0),
-    allocations: AtomicU64::new(0),
     countdown: AtomicI64::new(0),
+    drawn: AtomicI64::new(0),
+    allocations: AtomicU64::new(0),
     active: AtomicBool::new(false),
 };
 
@@ -71,16 +75,17 @@ pub(crate) fn totals() -> Totals {
     Totals {
         live: live.max(0) as u64,
         peak: peak.max(0) as u64,
-        allocated: GIL.allocated.load(Relaxed) + SHARED.native_allocated.load(Relaxed),
+        allocated: (GIL.drawn.load(Relaxed) - GIL.countdown.load(Relaxed)).max(0) as u64
+            + SHARED.native_allocated.load(Relaxed),
         allocations: GIL.allocations.load(Relaxed) + SHARED.native_allocations.load(Relaxed),
     }
 }
 
 pub(crate) fn reset() {
     GIL.live.store(0, Relaxed);
-    GIL.allocated.store(0, Relaxed);
-    GIL.allocations.store(0, Relaxed);
     GIL.countdown.store(0, Relaxed);
+    GIL.drawn.store(0, Relaxed);
+    GIL.allocations.store(0, Relaxed);
     SHARED.native_live.store(0, Relaxed);
     SHARED.native_allocated.store(0, Relaxed);
     SHARED.native_allocations.store(0, Relaxed);

@@ -31,6 +31,7 @@ pub struct PyObjectArenaAllocator {
     pub free: Option<unsafe extern "C" fn(ctx: *mut c_void, ptr: *mut c_void, size: usize)>,
 }
 
+pub const PYMEM_DOMAIN_RAW: c_int = 0;
 pub const PYMEM_DOMAIN_MEM: c_int = 1;
 pub const PYMEM_DOMAIN_OBJ: c_int = 2;
 

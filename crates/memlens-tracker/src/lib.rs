@@ -36,7 +36,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 pub use counters::Totals;
@@ -169,6 +169,15 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     let code_type = std::ptr::addr_of!(ffi::PyCode_Type) as usize;
     let rec = recorder::install(config.exact, config.sample_rate, layout, code_type);
     counters::reset();
+    hooks::sampled::reset(config.exact);
+    if !config.exact {
+        // The first sample point falls at a random distance, like every later one.
+        sampler::gil_refill(
+            &counters::GIL.countdown,
+            &counters::GIL.drawn,
+            rec.sample_rate,
+        );
+    }
     hooks::arena::install(layout.pool_size);
     // PYTHONMALLOC=malloc (or malloc_debug) bypasses pymalloc: small blocks are then malloc's.
     let pymalloc =
@@ -177,7 +186,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     unsafe { hooks::old_pools::reset(pymalloc) };
     let start = Instant::now();
     let writer = writer::WriterHandle::spawn(rec, writer, start);
-    counters::GIL.active.store(true, SeqCst);
+    hooks::set_counting(true);
     hooks::pymem::install();
     if config.native {
         hooks::native::patch_all();
@@ -198,7 +207,7 @@ pub fn stop() -> Result<Summary, TrackerError> {
         .take()
         .ok_or(TrackerError::NotActive)?;
     let totals = counters::totals();
-    counters::GIL.active.store(false, SeqCst);
+    hooks::set_counting(false);
     uninstall_signal_flush();
     hooks::pymem::uninstall();
     if session.native {
@@ -287,7 +296,7 @@ pub fn set_thread_name(name: &str) {
 /// here without touching any lock another thread may have held. The caller may [`start`] a
 /// fresh session (with its own file) afterwards.
 pub fn after_fork_in_child() {
-    counters::GIL.active.store(false, SeqCst);
+    hooks::set_counting(false);
     // The parent's session, writer and locks are abandoned: forget them without dropping.
     if let Ok(mut s) = SESSION.try_lock()
         && let Some(session) = s.take()
@@ -363,7 +372,7 @@ fn uninstall_signal_flush() {
 }
 
 extern "C" fn atfork_child() {
-    counters::GIL.active.store(false, SeqCst);
+    hooks::set_counting(false);
 }
 
 fn install_fork_handler() {
@@ -378,5 +387,5 @@ pub(crate) fn disable_after_panic() {
     if let Some(rec) = recorder::current() {
         rec.poisoned.store(true, Relaxed);
     }
-    counters::GIL.active.store(false, Relaxed);
+    hooks::set_counting(false);
 }

@@ -9,20 +9,16 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use memlens_format::{AddrMap, Domain, Record};
+use memlens_format::{Domain, Record};
 
 use crate::ffi;
 use crate::python::{CodeKey, Layout, RawFrame};
 
 /// Deepest stack recorded; deeper stacks keep their innermost frames.
 const MAX_DEPTH: usize = 128;
-/// Counters in the sampled-address filter: 16 KiB, small enough to stay in cache on the free
-/// path. Counting (not a Bloom bit) matters: pymalloc hands a freed address straight back, so
-/// a stale mark on a hot address would send every later free of it to the slow path.
-const FILTER_SLOTS: usize = 1 << 14;
 
 /// One queued event; `seq` orders events across threads.
 #[derive(Debug, Clone, Copy)]
@@ -247,11 +243,6 @@ pub(crate) struct Recorder {
     pub interner: Mutex<Interner>,
     /// Native thread id -> name, set from Python; the writer emits Thread records.
     pub thread_names: Mutex<Vec<(u32, u64, String)>>,
-    /// Sampling mode: addresses of sampled blocks still live (exact mode records every free).
-    sampled: Mutex<AddrMap<()>>,
-    /// How many sampled live blocks hash to each slot: zero means "certainly not sampled".
-    /// Changed only under the `sampled` lock; the free path reads it without a lock.
-    filter: Box<[AtomicU8]>,
     /// Set once a panic was caught in a hook: recording stops, the program goes on.
     pub poisoned: AtomicBool,
 }
@@ -273,7 +264,6 @@ pub(crate) fn install(
     layout: &'static Layout,
     code_type: usize,
 ) -> &'static Recorder {
-    let filter = (0..FILTER_SLOTS).map(|_| AtomicU8::new(0)).collect();
     let rec = Box::leak(Box::new(Recorder {
         exact,
         sample_rate: sample_rate.max(1),
@@ -284,8 +274,6 @@ pub(crate) fn install(
         next_thread: AtomicU32::new(0),
         interner: Mutex::new(Interner::default()),
         thread_names: Mutex::new(Vec::new()),
-        sampled: Mutex::new(HashMap::default()),
-        filter,
         poisoned: AtomicBool::new(false),
     }));
     RECORDER.store(rec, Ordering::Release);
@@ -324,12 +312,6 @@ pub(crate) fn native_thread_id() -> u64 {
         }
         t.get()
     })
-}
-
-/// The filter slot of `addr`: Fibonacci hashing of its 16-byte granule.
-#[inline(always)]
-fn filter_slot(addr: u64) -> usize {
-    ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 50) as usize & (FILTER_SLOTS - 1)
 }
 
 impl Recorder {
@@ -434,17 +416,6 @@ impl Recorder {
                 return;
             };
             let stack = self.capture_stack(&mut local);
-            if !self.exact {
-                let mut sampled = lock(&self.sampled);
-                if sampled.insert(addr as u64, ()).is_none() {
-                    let slot = &self.filter[filter_slot(addr as u64)];
-                    // Saturates: a full counter stays set (a false positive, never a miss).
-                    let n = slot.load(Ordering::Relaxed);
-                    if n < u8::MAX {
-                        slot.store(n + 1, Ordering::Relaxed);
-                    }
-                }
-            }
             self.push(
                 EventKind::Alloc {
                     addr: addr as u64,
@@ -457,35 +428,9 @@ impl Recorder {
         });
     }
 
-    /// Records a free if the block was recorded (sampling) or always (exact).
-    #[inline]
+    /// Records the free of a recorded block (the hooks decide which: every block in exact
+    /// mode, sampled ones in sampling mode, see `hooks::sampled`).
     pub(crate) fn on_free(&'static self, addr: usize) {
-        if !self.exact {
-            if self.filter[filter_slot(addr as u64)].load(Ordering::Relaxed) == 0 {
-                return;
-            }
-            self.remove_sampled(addr as u64);
-            return;
-        }
-        self.push_free(addr);
-    }
-
-    #[cold]
-    fn remove_sampled(&'static self, addr: u64) {
-        let mut sampled = lock(&self.sampled);
-        if sampled.remove(&addr).is_none() {
-            return;
-        }
-        let slot = &self.filter[filter_slot(addr)];
-        let n = slot.load(Ordering::Relaxed);
-        if n < u8::MAX {
-            slot.store(n.saturating_sub(1), Ordering::Relaxed);
-        }
-        drop(sampled);
-        self.push_free(addr as usize);
-    }
-
-    fn push_free(&'static self, addr: usize) {
         let _ = LOCAL.try_with(|cell| {
             if let Ok(mut local) = cell.try_borrow_mut() {
                 self.push(EventKind::Free { addr: addr as u64 }, &mut local);

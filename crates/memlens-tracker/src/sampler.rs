@@ -4,7 +4,7 @@
 //! thread) keeps its own countdown and generator.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// xorshift64* step: fast, and good enough for sample spacing.
 fn next_random(state: u64) -> (u64, u64) {
@@ -46,30 +46,39 @@ thread_local! {
     pub(crate) static NATIVE_RNG: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Counts `size` bytes against the GIL stream; true when a sample point fell inside them.
-/// Only called with the GIL held.
-#[inline]
+/// Refills the GIL stream's countdown after an allocation took it to zero or below (a sample
+/// point fell inside that allocation), adding each distance drawn to `drawn`. Only called with
+/// the GIL held.
+#[cold]
+pub(crate) fn gil_refill(countdown: &AtomicI64, drawn: &AtomicI64, rate: u64) {
+    let mut state = GIL_RNG.load(Relaxed);
+    let mut left = countdown.load(Relaxed);
+    let mut added = 0;
+    while left <= 0 {
+        let d = draw(&mut state, rate);
+        left += d;
+        added += d;
+    }
+    GIL_RNG.store(state, Relaxed);
+    countdown.store(left, Relaxed);
+    drawn.store(drawn.load(Relaxed) + added, Relaxed);
+}
+
+/// Counts `size` bytes against the GIL stream as the hooks do; true when a sample point fell
+/// inside them.
+#[cfg(test)]
 pub(crate) fn gil_should_sample(
-    countdown: &std::sync::atomic::AtomicI64,
+    countdown: &AtomicI64,
+    drawn: &AtomicI64,
     size: u64,
     rate: u64,
 ) -> bool {
     let left = countdown.load(Relaxed) - size as i64;
+    countdown.store(left, Relaxed);
     if left > 0 {
-        countdown.store(left, Relaxed);
         return false;
     }
-    gil_resample(countdown, left, rate)
-}
-
-#[cold]
-fn gil_resample(countdown: &std::sync::atomic::AtomicI64, mut left: i64, rate: u64) -> bool {
-    let mut state = GIL_RNG.load(Relaxed);
-    while left <= 0 {
-        left += draw(&mut state, rate);
-    }
-    GIL_RNG.store(state, Relaxed);
-    countdown.store(left, Relaxed);
+    gil_refill(countdown, drawn, rate);
     true
 }
 
@@ -119,13 +128,18 @@ mod tests {
     #[test]
     fn sampled_weight_estimates_are_unbiased() {
         // 1M allocations of 100 bytes at rate 10_000: the weighted estimate is within 2%.
-        let countdown = std::sync::atomic::AtomicI64::new(0);
         GIL_RNG.store(7, Relaxed);
         let (size, rate) = (100u64, 10_000u64);
+        let (countdown, drawn) = (AtomicI64::new(0), AtomicI64::new(0));
+        gil_refill(&countdown, &drawn, rate);
         let p = 1.0 - (-(size as f64) / rate as f64).exp();
-        let sampled = (0..1_000_000)
-            .filter(|_| gil_should_sample(&countdown, size, rate))
+        let n = 1_000_000u64;
+        let sampled = (0..n)
+            .filter(|_| gil_should_sample(&countdown, &drawn, size, rate))
             .count();
+        // The bytes allocated are read back from the two counters.
+        let allocated = drawn.load(Relaxed) - countdown.load(Relaxed);
+        assert_eq!(allocated as u64, n * size);
         let estimate = sampled as f64 * size as f64 / p;
         let truth = 100e6;
         assert!(

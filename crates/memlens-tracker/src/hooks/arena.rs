@@ -24,7 +24,11 @@ const SLOT: usize = 1 << 20;
 
 static BASE: AtomicUsize = AtomicUsize::new(0);
 static LEN: AtomicUsize = AtomicUsize::new(0);
-static POOL_SIZE: AtomicUsize = AtomicUsize::new(4096);
+/// `LEN` while the hooks count, 0 otherwise: the hooks' range check doubles as their "are we
+/// counting" check.
+static COUNTED_LEN: AtomicUsize = AtomicUsize::new(0);
+/// `!(pool size - 1)`: masks a block's address to its pool header's.
+static POOL_MASK: AtomicUsize = AtomicUsize::new(!4095);
 
 struct Slots {
     next_unused: usize,
@@ -41,16 +45,26 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
     orig: None,
 });
 
-/// True when `p` lies in an arena we handed out.
+/// True when `p` lies in an arena we handed out and the hooks are counting.
 #[inline(always)]
 pub(crate) fn contains(p: usize) -> bool {
+    p.wrapping_sub(BASE.load(Relaxed)) < COUNTED_LEN.load(Relaxed)
+}
+
+/// True when `p` lies in an arena we handed out.
+fn ours(p: usize) -> bool {
     p.wrapping_sub(BASE.load(Relaxed)) < LEN.load(Relaxed)
 }
 
-/// pymalloc's pool size for the running interpreter.
+/// Turns the hooks' range check on or off.
+pub(crate) fn set_counting(on: bool) {
+    COUNTED_LEN.store(if on { LEN.load(Relaxed) } else { 0 }, Relaxed);
+}
+
+/// Masks a block's address to its pool's (pymalloc's pool size for the running interpreter).
 #[inline(always)]
-pub(crate) fn pool_size() -> usize {
-    POOL_SIZE.load(Relaxed)
+pub(crate) fn pool_mask() -> usize {
+    POOL_MASK.load(Relaxed)
 }
 
 unsafe extern "C" fn arena_alloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
@@ -95,7 +109,7 @@ unsafe extern "C" fn arena_alloc(_ctx: *mut c_void, size: usize) -> *mut c_void 
 unsafe extern "C" fn arena_free(_ctx: *mut c_void, ptr: *mut c_void, size: usize) {
     let mut slots = crate::recorder::lock(&SLOTS);
     let p = ptr as usize;
-    if contains(p) {
+    if ours(p) {
         let index = (p - BASE.load(Relaxed)) / SLOT;
         // SAFETY: the slot is ours; remapping it PROT_NONE returns its pages and keeps the
         // reservation whole.
@@ -123,7 +137,7 @@ unsafe extern "C" fn arena_free(_ctx: *mut c_void, ptr: *mut c_void, size: usize
 /// Reserves the range and installs the arena allocator (once per process). Caller holds the
 /// GIL. Returns false when the reservation failed (then Python-domain totals are not kept).
 pub(crate) fn install(pool_size: usize) -> bool {
-    POOL_SIZE.store(pool_size, Relaxed);
+    POOL_MASK.store(!(pool_size - 1), Relaxed);
     let mut slots = crate::recorder::lock(&SLOTS);
     if slots.orig.is_some() {
         return LEN.load(Relaxed) != 0;

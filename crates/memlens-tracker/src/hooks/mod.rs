@@ -9,12 +9,15 @@ pub(crate) mod arena;
 pub(crate) mod native;
 pub(crate) mod old_pools;
 pub(crate) mod pymem;
+pub(crate) mod sampled;
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 
+use memlens_format::Domain;
+
 use crate::counters::SHARED;
-use crate::recorder;
+use crate::recorder::{self, Recorder};
 
 thread_local! {
     /// Set while this thread is inside the recorder: allocations made meanwhile (by the
@@ -43,6 +46,39 @@ pub(crate) fn guarded(f: impl FnOnce()) {
         crate::disable_after_panic();
     }
     let _ = IN_RECORDER.try_with(|flag| flag.set(false));
+}
+
+/// Starts or stops counting (and recording) in every hook. Python-domain hooks test no flag:
+/// their range and table lookups are turned off instead.
+pub(crate) fn set_counting(on: bool) {
+    use std::sync::atomic::Ordering::SeqCst;
+    crate::counters::GIL.active.store(on, SeqCst);
+    arena::set_counting(on);
+    old_pools::set_counting(on);
+}
+
+/// Records an allocation the hooks chose (a sample, or any in exact mode), remembering a
+/// sampled block so that its free is recorded too.
+#[inline]
+pub(crate) fn record_alloc(rec: &'static Recorder, p: usize, size: u64, domain: Domain) {
+    guarded(|| {
+        rec.on_alloc(p, size, domain);
+        if !rec.exact {
+            sampled::insert(p);
+        }
+    });
+}
+
+/// Records the free of `p` if its allocation was recorded; the caller has seen
+/// [`sampled::maybe`] say so.
+#[cold]
+#[inline(never)]
+pub(crate) fn record_free(p: usize) {
+    if let Some(rec) = recorder::current()
+        && (rec.exact || sampled::remove(p))
+    {
+        guarded(|| rec.on_free(p));
+    }
 }
 
 /// Slow path for a new high-water mark: raise the peak and, past the next mark, record where

@@ -33,7 +33,7 @@ fn on_alloc(p: *mut c_void, domain: Domain, size: usize) {
     if let Some(rec) = recorder::current()
         && (rec.exact || sampler::native_should_sample(size as u64, rec.sample_rate))
     {
-        super::guarded(|| rec.on_alloc(p as usize, size as u64, domain));
+        super::record_alloc(rec, p as usize, size as u64, domain);
     } // After the allocation is recorded, so the peak set includes it.
     if total > SHARED.peak.load(Relaxed) {
         super::new_peak(total);
@@ -46,8 +46,8 @@ fn on_free(p: *mut c_void, size: usize) {
         return;
     }
     SHARED.native_live.fetch_sub(size as i64, Relaxed);
-    if let Some(rec) = recorder::current() {
-        super::guarded(|| rec.on_free(p as usize));
+    if super::sampled::maybe(p as usize) {
+        super::record_free(p as usize);
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use memlens_format::Domain;
 
-use super::{arena, old_pools};
+use super::{arena, old_pools, sampled};
 use crate::counters::{GIL, SHARED};
 use crate::ffi::{self, PyMemAllocatorEx};
 use crate::{recorder, sampler};
@@ -46,151 +46,212 @@ static OBJ: Wrapped = Wrapped {
 /// Size of the pymalloc block at `p`, from its pool header's size class.
 #[inline(always)]
 fn block_size(p: usize) -> i64 {
-    let pool = p & !(arena::pool_size() - 1);
+    let pool = p & arena::pool_mask();
     // SAFETY: p is a live pymalloc block (in one of our arenas, or a small block pymalloc just
     // served or that we marked), so its pool header is mapped and initialised.
     let szidx = unsafe { std::ptr::read((pool + crate::python::POOL_SZIDX) as *const u32) };
     (i64::from(szidx) + 1) << 4
 }
 
+/// Size of the block at `p` if the hooks count it: one of our arenas' blocks, or a small block
+/// `p` of an older arena that pymalloc just served for `requested` bytes (then marked counted).
+///
+/// `PLAIN`: the wrapped allocator is pymalloc itself (no debug hooks, no other tracer in
+/// between), so a request of 1-512 bytes is a pymalloc block of the next multiple of 16 and
+/// any other request is `malloc`'s, counted by the native hooks. Otherwise a wrapper may add
+/// bytes of its own (debug hooks add up to 4 words): in our range the pool header tells the
+/// size, and outside it only requests well below the threshold are known to be pymalloc's.
 #[inline(always)]
-fn counted_alloc(p: usize, requested: usize, may_be_old: bool) {
-    if p == 0 || !GIL.active.load(Relaxed) {
-        return;
+fn counted_new_block<const PLAIN: bool>(p: usize, requested: usize) -> Option<i64> {
+    if PLAIN {
+        if requested.wrapping_sub(1) >= old_pools::SMALL_REQUEST_THRESHOLD {
+            return None;
+        }
+        let block = ((requested + 15) & !15) as i64;
+        // SAFETY: Python-domain hooks run with the GIL held.
+        return (arena::contains(p) || unsafe { old_pools::mark(p) }).then_some(block);
     }
-    let block = if arena::contains(p) {
-        block_size(p)
-    } else {
-        if !may_be_old {
-            return;
-        }
-        match old_block(p, requested) {
-            Some(size) => size,
-            None => return,
-        }
-    };
+    if arena::contains(p) {
+        return Some(block_size(p));
+    }
+    if requested.wrapping_sub(1) >= old_pools::SMALL_REQUEST_THRESHOLD - WRAPPER_SLACK {
+        return None;
+    }
+    // SAFETY: Python-domain hooks run with the GIL held.
+    if !unsafe { old_pools::mark(p) } {
+        return None;
+    }
+    Some(block_size(p))
+}
+
+/// Bytes a wrapper between us and pymalloc may add to a request (CPython's debug hooks add
+/// 3-4 words), with room to spare.
+const WRAPPER_SLACK: usize = 64;
+
+/// Size of the block at `p` if the hooks counted it (unmarking it if it is in an older
+/// arena); `None` for any other pointer (a large block, or one older than tracking).
+#[inline(always)]
+fn counted_old_block(p: usize) -> Option<i64> {
+    if arena::contains(p) {
+        return Some(block_size(p));
+    }
+    // SAFETY: Python-domain hooks run with the GIL held.
+    if !unsafe { old_pools::unmark(p) } {
+        return None;
+    }
+    Some(block_size(p))
+}
+
+/// Counts a block of `block` bytes pymalloc just served at `p`: two running totals, a count
+/// and two compares; recording (a sample, or every allocation in exact mode) and a new peak
+/// are out of line.
+#[inline(always)]
+fn count_alloc(p: usize, block: i64) {
     let live = GIL.live.load(Relaxed) + block;
     GIL.live.store(live, Relaxed);
-    GIL.allocated
-        .store(GIL.allocated.load(Relaxed) + requested as u64, Relaxed);
     GIL.allocations
         .store(GIL.allocations.load(Relaxed) + 1, Relaxed);
-    let total = live + SHARED.native_live.load(Relaxed);
-    if let Some(rec) = recorder::current()
-        && (rec.exact || sampler::gil_should_sample(&GIL.countdown, block as u64, rec.sample_rate))
-    {
-        super::guarded(|| rec.on_alloc(p, block as u64, Domain::Python));
+    let left = GIL.countdown.load(Relaxed) - block;
+    GIL.countdown.store(left, Relaxed);
+    if left <= 0 {
+        record_alloc(p, block as u64);
     } // After the allocation is recorded, so the peak set includes it.
+    let total = live + SHARED.native_live.load(Relaxed);
     if total > SHARED.peak.load(Relaxed) {
         super::new_peak(total);
     }
 }
 
-/// A small request served outside our range came from an arena older than tracking: count it
-/// in the old-pool table. Larger requests went to `malloc`, where the native hooks count them.
-#[inline]
-fn old_block(p: usize, requested: usize) -> Option<i64> {
-    if !old_pools::enabled() || requested == 0 || requested > old_pools::SMALL_REQUEST_THRESHOLD {
-        return None;
-    }
-    // SAFETY: Python-domain hooks run with the GIL held.
-    if !unsafe { old_pools::mark(p, arena::pool_size()) } {
-        return None;
-    }
-    Some(block_size(p))
-}
-
-/// Size of a block outside our range that we counted, unmarking it; `None` for any other
-/// pointer (a large block, or one allocated before tracking started).
-#[inline]
-fn old_free(p: usize) -> Option<i64> {
-    // SAFETY: Python-domain hooks run with the GIL held.
-    if !old_pools::enabled() || !unsafe { old_pools::unmark(p, arena::pool_size()) } {
-        return None;
-    }
-    Some(block_size(p))
-}
-
 #[inline(always)]
-fn counted_free(p: usize) {
-    if !GIL.active.load(Relaxed) {
+fn counted_alloc<const PLAIN: bool>(p: usize, requested: usize) {
+    // Counting off: `counted_new_block` finds nothing (see `super::set_counting`).
+    if p == 0 {
         return;
     }
-    let block = if arena::contains(p) {
-        block_size(p)
-    } else {
-        match old_free(p) {
-            Some(size) => size,
-            None => return,
-        }
-    };
-    GIL.live.store(GIL.live.load(Relaxed) - block, Relaxed);
-    if let Some(rec) = recorder::current() {
-        rec.on_free(p);
+    if let Some(block) = counted_new_block::<PLAIN>(p, requested) {
+        count_alloc(p, block);
     }
+}
+
+/// A sample point fell inside the block at `p` (or exact mode records every block): refill the
+/// countdown and record this one.
+#[cold]
+#[inline(never)]
+fn record_alloc(p: usize, block: u64) {
+    let Some(rec) = recorder::current() else {
+        return;
+    };
+    if !rec.exact {
+        sampler::gil_refill(&GIL.countdown, &GIL.drawn, rec.sample_rate);
+    }
+    super::record_alloc(rec, p, block, Domain::Python);
 }
 
 /// # Safety
 /// Called by CPython with `ctx` pointing at one of our `Wrapped` statics, GIL held.
-unsafe extern "C" fn hook_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+unsafe extern "C" fn hook_malloc<const PLAIN: bool>(ctx: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: ctx is &MEM or &OBJ, filled in before the hook was installed.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding to the wrapped allocator with its own context.
     let p = unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
-    counted_alloc(p as usize, size, true);
+    counted_alloc::<PLAIN>(p as usize, size);
     p
 }
 
 /// # Safety
 /// As for `hook_malloc`.
-unsafe extern "C" fn hook_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
+unsafe extern "C" fn hook_calloc<const PLAIN: bool>(
+    ctx: *mut c_void,
+    nelem: usize,
+    elsize: usize,
+) -> *mut c_void {
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
     let p = unsafe { (orig.calloc.unwrap_unchecked())(orig.ctx, nelem, elsize) };
-    counted_alloc(p as usize, nelem.saturating_mul(elsize), true);
+    counted_alloc::<PLAIN>(p as usize, nelem.saturating_mul(elsize));
     p
 }
 
 /// # Safety
 /// As for `hook_malloc`.
-unsafe extern "C" fn hook_realloc(ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void {
+unsafe extern "C" fn hook_realloc<const PLAIN: bool>(
+    ctx: *mut c_void,
+    ptr: *mut c_void,
+    size: usize,
+) -> *mut c_void {
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     let old = ptr as usize;
     // Read (and unmark) the old block's size before pymalloc may reuse it.
-    let old_block = if old == 0 || !GIL.active.load(Relaxed) {
-        0
-    } else if arena::contains(old) {
-        block_size(old)
-    } else {
-        old_free(old).unwrap_or(0)
-    };
+    let old_block = counted_old_block(old);
     // SAFETY: forwarding.
     let p = unsafe { (orig.realloc.unwrap_unchecked())(orig.ctx, ptr, size) };
     if p.is_null() {
+        if old_block.is_some() && !arena::contains(old) {
+            // The old block stays: put its mark back.
+            // SAFETY: GIL held.
+            unsafe { old_pools::mark(old) };
+        }
         return p;
     }
-    if old_block != 0 {
-        GIL.live.store(GIL.live.load(Relaxed) - old_block, Relaxed);
-        if let Some(rec) = recorder::current() {
-            rec.on_free(old);
+    if let Some(block) = old_block {
+        GIL.live.store(GIL.live.load(Relaxed) - block, Relaxed);
+        if sampled::maybe(old) {
+            super::record_free(old);
         }
     }
     // Outside our range, a realloc result may be a raw block (pymalloc hands non-pymalloc
-    // blocks to PyMem_RawRealloc whatever the size): only a fresh allocation is known small.
-    counted_alloc(p as usize, size, old == 0);
+    // blocks to PyMem_RawRealloc whatever the size): only a fresh allocation, or one moved
+    // from a block we know is pymalloc's, is known small.
+    let known_small = old == 0 || old_block.is_some();
+    let threshold = old_pools::SMALL_REQUEST_THRESHOLD - if PLAIN { 0 } else { WRAPPER_SLACK };
+    let new = p as usize;
+    // Sizes from the pool header: pymalloc may keep the old block when shrinking it.
+    let counted = arena::contains(new)
+        || (known_small
+            && size.wrapping_sub(1) < threshold
+            // SAFETY: GIL held.
+            && unsafe { old_pools::mark(new) });
+    let block = counted.then(|| block_size(new));
+    if let Some(block) = block {
+        count_alloc(new, block);
+    }
     p
 }
 
+/// The free of a block that may need a record (see [`sampled`]), forwarded afterwards so that
+/// the record precedes any reuse of the address.
+///
+/// # Safety
+/// As for `hook_malloc`.
+#[cold]
+#[inline(never)]
+unsafe fn free_recorded(ctx: *mut c_void, ptr: *mut c_void) {
+    super::record_free(ptr as usize);
+    // SAFETY: as in hook_malloc.
+    let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
+    // SAFETY: forwarding.
+    unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) }
+}
+
+/// The common path ends in a tail call to the wrapped `free`, so it saves no registers.
+///
 /// # Safety
 /// As for `hook_malloc`.
 unsafe extern "C" fn hook_free(ctx: *mut c_void, ptr: *mut c_void) {
+    // Null, and every pointer while counting is off, is found in neither our range nor the
+    // old-pool table (see `super::set_counting`).
+    if let Some(block) = counted_old_block(ptr as usize) {
+        let p = ptr as usize;
+        GIL.live.store(GIL.live.load(Relaxed) - block, Relaxed);
+        if sampled::maybe(p) {
+            // SAFETY: forwarded from our caller.
+            return unsafe { free_recorded(ctx, ptr) };
+        }
+    }
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
-    if !ptr.is_null() {
-        counted_free(ptr as usize);
-    }
     // SAFETY: forwarding.
     unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) }
 }
@@ -202,14 +263,34 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
     if current.ctx == wrapped as *const Wrapped as *mut c_void {
         return; // already ours (a second start without a stop)
     }
+    let mut raw = EMPTY;
+    // SAFETY: GIL held; reads the raw domain's allocator.
+    unsafe { ffi::PyMem_GetAllocator(ffi::PYMEM_DOMAIN_RAW, &mut raw) };
+    // pymalloc's own functions take no context; debug hooks and tracers pass one, and with
+    // PYTHONMALLOC=malloc the domain uses the raw allocator's functions.
+    let same_as_raw = match (current.malloc, raw.malloc) {
+        (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
+        _ => false,
+    };
+    let plain = current.ctx.is_null() && !same_as_raw;
     // SAFETY: hooks are not installed on this domain yet, so nothing reads `orig` now.
     unsafe { *wrapped.orig.get() = current };
-    let mut ours = PyMemAllocatorEx {
-        ctx: wrapped as *const Wrapped as *mut c_void,
-        malloc: Some(hook_malloc),
-        calloc: Some(hook_calloc),
-        realloc: Some(hook_realloc),
-        free: Some(hook_free),
+    let mut ours = if plain {
+        PyMemAllocatorEx {
+            ctx: wrapped as *const Wrapped as *mut c_void,
+            malloc: Some(hook_malloc::<true>),
+            calloc: Some(hook_calloc::<true>),
+            realloc: Some(hook_realloc::<true>),
+            free: Some(hook_free),
+        }
+    } else {
+        PyMemAllocatorEx {
+            ctx: wrapped as *const Wrapped as *mut c_void,
+            malloc: Some(hook_malloc::<false>),
+            calloc: Some(hook_calloc::<false>),
+            realloc: Some(hook_realloc::<false>),
+            free: Some(hook_free),
+        }
     };
     // SAFETY: GIL held; `ours` is copied by CPython.
     unsafe { ffi::PyMem_SetAllocator(domain, &mut ours) };
