@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from conftest import line_of, site_bytes
 
 
@@ -63,3 +66,51 @@ def test_signal_handlers_and_exceptions_in_threads(runner):
     """)
     assert proc.stdout.strip() == "20"
     assert "RuntimeError: in thread" in proc.stderr
+
+
+ALLOCATOR_PROGRAM = """
+    import memlens
+    def churn():
+        for i in range(100_000):
+            d = {"a": i, "b": str(i)}
+            lst = [d, i, "x" * (i % 600)]
+            del d, lst
+    churn()   # warm up: pools and caches settle
+    before = memlens.current()
+    churn()
+    after = memlens.current()
+    keep = [bytearray(200) for _ in range(50_000)]   # KEEP
+    grown = memlens.current()["live_bytes"] - after["live_bytes"]
+    print(after["live_bytes"] - before["live_bytes"], grown,
+          after["allocated_bytes"] - before["allocated_bytes"])
+"""
+
+
+@pytest.mark.parametrize("mode", ["--exact", "--sample-rate=65536"])
+@pytest.mark.parametrize(
+    "allocator",
+    [
+        pytest.param({}, id="pymalloc"),
+        pytest.param({"PYTHONMALLOC": "pymalloc_debug"}, id="debug-hooks"),
+        pytest.param({"PYTHONMALLOC": "malloc"}, id="malloc"),
+    ],
+)
+def test_totals_balance_under_every_allocator(runner, mode, allocator):
+    """A loop that allocates and frees ~1M small objects (in pools older than tracking, or
+    new ones) leaves the live total where it was, with plain pymalloc, with CPython's debug
+    hooks wrapped in between and with pymalloc bypassed; what a program keeps shows at its line
+    in every configuration."""
+    script = runner.write("alloc.py", ALLOCATOR_PROGRAM)
+    env = {**os.environ, **allocator}
+    proc = runner.memlens("run", mode, "-o", "r.mlens", "alloc.py", env=env)
+    assert proc.returncode == 0, proc.stderr
+    drift, grown, allocated = (int(x) for x in proc.stdout.split())
+    assert abs(drift) < 256 * 1024, f"live total drifted by {drift} over a balanced loop"
+    # 50,000 bytearrays of 200 bytes: each a 200-byte (+1) buffer and a ~56-byte object,
+    # plus the list; debug hooks add up to 4 words per block.
+    assert 50_000 * 250 <= grown <= 50_000 * 400, grown
+    assert allocated >= 100_000 * 3 * 50, allocated
+    if mode == "--exact":
+        report = runner.report("r.mlens", "leaks")
+        at_line = site_bytes(report, script, line_of(script, "# KEEP"), "leaked_bytes")
+        assert 50_000 * 250 <= at_line <= 50_000 * 400, at_line
