@@ -20,9 +20,16 @@ import os
 import sys
 import sysconfig
 import threading
-from typing import Any, Callable, Optional, TypeVar
 
 from . import _child, _native
+
+# Annotations only (they are strings here): `typing` costs milliseconds to import, and every
+# `memlens run` pays for what `import memlens` loads before the program starts.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["DEFAULT_SAMPLE_RATE", "Tracker", "checkpoint", "current", "snapshot", "track"]
 __version__ = _native.__version__
@@ -30,12 +37,11 @@ __version__ = _native.__version__
 #: Mean bytes between samples in the default (sampling) mode.
 DEFAULT_SAMPLE_RATE = 512 * 1024
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 _fork_config: Optional[dict] = None
 #: The launcher script (`memlens` console script); its frames belong to memlens, not the user.
 _launcher: Optional[str] = None
 _hooks_installed = False
+_spawn_patched = False
 
 
 def _library_prefixes() -> list:
@@ -65,7 +71,6 @@ def _install_process_hooks() -> None:
         original(self)
 
     threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
-    _patch_spawn()
     atexit.register(_stop_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
@@ -81,7 +86,12 @@ def _stop_at_exit() -> None:
 
 
 def _patch_spawn() -> None:
-    """Makes `multiprocessing` spawn children start tracking first when asked to (follow_fork)."""
+    """Makes `multiprocessing` spawn children start tracking first (follow_fork only: importing
+    `multiprocessing` takes longer than the rest of memlens's start-up)."""
+    global _spawn_patched
+    if _spawn_patched:
+        return
+    _spawn_patched = True
     try:
         from multiprocessing import spawn
     except ImportError:
@@ -136,6 +146,8 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
     child_config = None
     if follow_fork:
         import json  # only when spawn children are followed: keeps `import memlens` light
+
+        _patch_spawn()
 
         child_config = json.dumps(
             {"path": os.path.abspath(config["path"]), "exact": bool(exact),

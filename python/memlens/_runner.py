@@ -6,14 +6,29 @@ import builtins
 import io
 import os
 import runpy
-import signal
 import sys
 import threading
-import traceback
 import types
-import zipfile
 
 import memlens
+
+try:  # the C module: `signal` itself imports `enum` for its constants, before every program
+    import _signal as signal
+except ImportError:  # pragma: no cover - other interpreters
+    import signal  # type: ignore[no-redef]
+
+# `traceback` and `zipfile` are imported only when needed: everything imported here runs
+# before every program `memlens run` starts (zipfile alone pulls in shutil, bz2, lzma, ...).
+
+
+def _is_zip(data: bytes) -> bool:
+    """True for a zip application (what `python app.pyz` runs): its end-of-central-directory
+    record sits in the last 64 KiB."""
+    if b"PK\x05\x06" not in data[-65557:]:
+        return False
+    import zipfile
+
+    return zipfile.is_zipfile(io.BytesIO(data))
 
 
 def _exit_status(code: object) -> int:
@@ -86,9 +101,14 @@ def run(
     # Compile before tracking starts, so the report shows the program, not its loading.
     main_module = None
     code = None
-    if kind == "script" and os.path.isfile(path) and not zipfile.is_zipfile(path):
+    source = None
+    if kind == "script" and os.path.isfile(path):
         with io.open_code(path) as f:
-            code = compile(f.read(), path, "exec", dont_inherit=True)
+            source = f.read()
+        if _is_zip(source):
+            source = None
+    if source is not None:
+        code = compile(source, path, "exec", dont_inherit=True)
         main_module = types.ModuleType("__main__")
         main_module.__file__ = path
         main_module.__cached__ = None
@@ -132,6 +152,8 @@ def run(
     except SystemExit as exc:
         status = _exit_status(exc.code)
     except KeyboardInterrupt:
+        import traceback
+
         traceback.print_exc()
         status = 130
     except BaseException:
@@ -163,6 +185,8 @@ def run(
     if failure is not None:
         # Show the program's traceback as Python would, without memlens's own frames.
         etype, value, tb = failure
+        import traceback
+
         ours = (__file__, runpy.__file__, "<frozen runpy>")
         while tb is not None and tb.tb_frame.f_code.co_filename in ours:
             tb = tb.tb_next

@@ -60,7 +60,9 @@ fn totals_dict<'py>(py: Python<'py>, t: memlens_tracker::Totals) -> PyResult<Bou
 fn stop(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let summary = memlens_tracker::stop().map_err(tracker_error)?;
     let d = totals_dict(py, summary.totals)?;
-    d.set_item("path", summary.path)?;
+    // A str, not a pathlib.Path: converting to Path imports pathlib (and urllib, re, ...) into
+    // the profiled process.
+    d.set_item("path", summary.path.into_os_string())?;
     d.set_item("capture_bytes", summary.writer.bytes)?;
     d.set_item("events", summary.writer.events)?;
     d.set_item("write_failed", summary.writer.failed)?;
@@ -189,20 +191,26 @@ impl ProgramRunner for PyRunner {
         Python::attach(|py| -> PyResult<u8> {
             let runner = py.import("memlens._runner")?;
             let kwargs = PyDict::new(py);
-            let (kind, target) = match &options.target {
-                RunTarget::Script(p) => ("script", p.to_string_lossy().into_owned()),
-                RunTarget::Module(m) => ("module", m.clone()),
-                RunTarget::Code(c) => ("code", c.clone()),
+            // Paths go as str (OsStr keeps undecodable bytes as surrogates), never as
+            // pathlib.Path, whose import would run before the program starts.
+            match &options.target {
+                RunTarget::Script(p) => kwargs.set_item("target", p.as_os_str())?,
+                RunTarget::Module(m) => kwargs.set_item("target", m)?,
+                RunTarget::Code(c) => kwargs.set_item("target", c)?,
+            }
+            let kind = match &options.target {
+                RunTarget::Script(_) => "script",
+                RunTarget::Module(_) => "module",
+                RunTarget::Code(_) => "code",
             };
             kwargs.set_item("kind", kind)?;
-            kwargs.set_item("target", target)?;
             let args: Vec<String> = options
                 .args
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             kwargs.set_item("args", args)?;
-            kwargs.set_item("output", &options.output)?;
+            kwargs.set_item("output", options.output.as_os_str())?;
             kwargs.set_item("exact", options.exact)?;
             kwargs.set_item("sample_rate", options.sample_rate)?;
             kwargs.set_item("native", true)?;
