@@ -184,6 +184,8 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
         std::env::var("PYTHONMALLOC").map_or(true, |v| v.is_empty() || v.starts_with("pymalloc"));
     // SAFETY: the caller holds the GIL (documented on `start`).
     unsafe { hooks::old_pools::reset(pymalloc) };
+    // SAFETY: the caller holds the GIL; the hooks do not count yet.
+    unsafe { hooks::ballast::fill(hooks::pymem::plain_pymalloc(ffi::PYMEM_DOMAIN_OBJ)) };
     let start = Instant::now();
     let writer = writer::WriterHandle::spawn(rec, writer, start);
     hooks::set_counting(true);
@@ -213,6 +215,8 @@ pub fn stop() -> Result<Summary, TrackerError> {
     if session.native {
         hooks::native::unpatch_all();
     }
+    // SAFETY: the caller holds the GIL (documented on `stop`); the hooks no longer count.
+    unsafe { hooks::ballast::release() };
     let stats = session.writer.finish();
     Ok(Summary {
         path: session.path,

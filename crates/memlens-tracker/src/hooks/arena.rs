@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::ffi::{self, PyObjectArenaAllocator};
 
-/// Address space reserved for arenas: 256 GiB of small objects. Reserved `PROT_NONE`, so it
-/// costs no memory and no commit charge; past it pymalloc gets CPython's own arenas (untracked).
-const RESERVE: usize = 256 << 30;
+/// Address space reserved for arenas, largest first: 256 GiB of small objects. Reserved
+/// `PROT_NONE`, so it costs no memory and no commit charge, but an address-space limit
+/// (`ulimit -v`, valgrind) can refuse it: then a smaller one. Past the reservation pymalloc gets
+/// CPython's own arenas, whose blocks the old-pool table counts.
+const RESERVES: [usize; 4] = [256 << 30, 64 << 30, 16 << 30, 4 << 30];
 /// Every slot is this big and this aligned; arenas are at most 1 MiB in 3.9-3.13.
 const SLOT: usize = 1 << 20;
 
@@ -52,7 +54,7 @@ pub(crate) fn contains(p: usize) -> bool {
 }
 
 /// True when `p` lies in an arena we handed out.
-fn ours(p: usize) -> bool {
+pub(crate) fn ours(p: usize) -> bool {
     p.wrapping_sub(BASE.load(Relaxed)) < LEN.load(Relaxed)
 }
 
@@ -71,7 +73,7 @@ unsafe extern "C" fn arena_alloc(_ctx: *mut c_void, size: usize) -> *mut c_void 
     let mut slots = crate::recorder::lock(&SLOTS);
     if size <= SLOT && LEN.load(Relaxed) != 0 {
         let index = slots.free.pop().or_else(|| {
-            (slots.next_unused < RESERVE / SLOT).then(|| {
+            (slots.next_unused < LEN.load(Relaxed) / SLOT).then(|| {
                 slots.next_unused += 1;
                 slots.next_unused - 1
             })
@@ -142,17 +144,20 @@ pub(crate) fn install(pool_size: usize) -> bool {
     if slots.orig.is_some() {
         return LEN.load(Relaxed) != 0;
     }
-    // SAFETY: a fresh anonymous PROT_NONE mapping; no existing memory is touched.
-    let raw = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            RESERVE + SLOT,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
+    let reserved = RESERVES.iter().find_map(|&len| {
+        // SAFETY: a fresh anonymous PROT_NONE mapping; no existing memory is touched.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len + SLOT,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        (raw != libc::MAP_FAILED).then_some((raw as usize, len))
+    });
     let mut orig = PyObjectArenaAllocator {
         ctx: std::ptr::null_mut(),
         alloc: None,
@@ -161,12 +166,12 @@ pub(crate) fn install(pool_size: usize) -> bool {
     // SAFETY: GIL held; reads the current arena allocator.
     unsafe { ffi::PyObject_GetArenaAllocator(&mut orig) };
     slots.orig = Some(orig);
-    if raw == libc::MAP_FAILED {
+    let Some((raw, len)) = reserved else {
         return false;
-    }
-    let base = (raw as usize + SLOT - 1) & !(SLOT - 1);
+    };
+    let base = (raw + SLOT - 1) & !(SLOT - 1);
     BASE.store(base, Relaxed);
-    LEN.store(RESERVE, Relaxed);
+    LEN.store(len, Relaxed);
     let mut ours = PyObjectArenaAllocator {
         ctx: std::ptr::null_mut(),
         alloc: Some(arena_alloc),

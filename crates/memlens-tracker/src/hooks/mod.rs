@@ -6,6 +6,7 @@
 //! never unwind into C.
 
 pub(crate) mod arena;
+pub(crate) mod ballast;
 pub(crate) mod native;
 pub(crate) mod old_pools;
 pub(crate) mod pymem;

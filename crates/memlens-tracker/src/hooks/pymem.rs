@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use memlens_format::Domain;
 
-use super::{arena, old_pools, sampled};
+use super::{arena, ballast, old_pools, sampled};
 use crate::counters::{GIL, SHARED};
 use crate::ffi::{self, PyMemAllocatorEx};
 use crate::{recorder, sampler};
@@ -242,13 +242,18 @@ unsafe fn free_recorded(ctx: *mut c_void, ptr: *mut c_void) {
 unsafe extern "C" fn hook_free(ctx: *mut c_void, ptr: *mut c_void) {
     // Null, and every pointer while counting is off, is found in neither our range nor the
     // old-pool table (see `super::set_counting`).
-    if let Some(block) = counted_old_block(ptr as usize) {
-        let p = ptr as usize;
-        GIL.live.store(GIL.live.load(Relaxed) - block, Relaxed);
+    let p = ptr as usize;
+    if arena::contains(p) {
+        GIL.live
+            .store(GIL.live.load(Relaxed) - block_size(p), Relaxed);
         if sampled::maybe(p) {
             // SAFETY: forwarded from our caller.
             return unsafe { free_recorded(ctx, ptr) };
         }
+    // SAFETY: Python-domain hooks run with the GIL held.
+    } else if unsafe { old_pools::unmark(p) } {
+        // SAFETY: forwarded from our caller.
+        return unsafe { free_old(ctx, ptr) };
     }
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
@@ -256,6 +261,30 @@ unsafe extern "C" fn hook_free(ctx: *mut c_void, ptr: *mut c_void) {
     unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) }
 }
 
+/// The free of a block counted in a pool older than tracking (the old-pool mark is cleared):
+/// count and record it, forward it, then move its size class back to our arenas (see
+/// [`ballast`]), so that this path stays rare.
+///
+/// # Safety
+/// As for `hook_malloc`.
+#[cold]
+#[inline(never)]
+unsafe fn free_old(ctx: *mut c_void, ptr: *mut c_void) {
+    let p = ptr as usize;
+    let block = block_size(p);
+    GIL.live.store(GIL.live.load(Relaxed) - block, Relaxed);
+    if sampled::maybe(p) {
+        super::record_free(p);
+    }
+    // SAFETY: as in hook_malloc.
+    let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
+    // SAFETY: forwarding.
+    unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) };
+    // SAFETY: GIL held.
+    unsafe { ballast::refill(block as usize) };
+}
+
+/// Wraps `domain`'s allocator (unless it is ours already).
 fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
     let mut current = EMPTY;
     // SAFETY: GIL held by the caller (install); reads the domain's current allocator.
@@ -263,16 +292,8 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
     if current.ctx == wrapped as *const Wrapped as *mut c_void {
         return; // already ours (a second start without a stop)
     }
-    let mut raw = EMPTY;
-    // SAFETY: GIL held; reads the raw domain's allocator.
-    unsafe { ffi::PyMem_GetAllocator(ffi::PYMEM_DOMAIN_RAW, &mut raw) };
-    // pymalloc's own functions take no context; debug hooks and tracers pass one, and with
-    // PYTHONMALLOC=malloc the domain uses the raw allocator's functions.
-    let same_as_raw = match (current.malloc, raw.malloc) {
-        (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
-        _ => false,
-    };
-    let plain = current.ctx.is_null() && !same_as_raw;
+    // SAFETY: GIL held by the caller.
+    let plain = unsafe { plain_pymalloc(domain) }.is_some();
     // SAFETY: hooks are not installed on this domain yet, so nothing reads `orig` now.
     unsafe { *wrapped.orig.get() = current };
     let mut ours = if plain {
@@ -324,4 +345,30 @@ pub(crate) fn install() {
 pub(crate) fn uninstall() {
     unwrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ);
     unwrap(ffi::PYMEM_DOMAIN_MEM, &MEM);
+}
+
+/// `domain`'s allocator if it is plain pymalloc: no debug hooks or tracer in between
+/// (pymalloc's functions take no context) and not the raw allocator (PYTHONMALLOC=malloc).
+///
+/// # Safety
+/// The caller holds the GIL.
+pub(crate) unsafe fn plain_pymalloc(domain: std::ffi::c_int) -> Option<PyMemAllocatorEx> {
+    let empty = PyMemAllocatorEx {
+        ctx: std::ptr::null_mut(),
+        malloc: None,
+        calloc: None,
+        realloc: None,
+        free: None,
+    };
+    let (mut current, mut raw) = (empty, empty);
+    // SAFETY: GIL held; reads two domains' allocators.
+    unsafe {
+        ffi::PyMem_GetAllocator(domain, &mut current);
+        ffi::PyMem_GetAllocator(ffi::PYMEM_DOMAIN_RAW, &mut raw);
+    }
+    let same_as_raw = match (current.malloc, raw.malloc) {
+        (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
+        _ => false,
+    };
+    (current.ctx.is_null() && !same_as_raw && current.malloc.is_some()).then_some(current)
 }
