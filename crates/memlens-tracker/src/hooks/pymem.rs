@@ -152,6 +152,11 @@ fn record_alloc(p: usize, block: u64) {
 unsafe extern "C" fn hook_malloc<const PLAIN: bool>(ctx: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: ctx is &MEM or &OBJ, filled in before the hook was installed.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
+    if PLAIN && size.wrapping_sub(1) >= old_pools::SMALL_REQUEST_THRESHOLD {
+        // Not a pymalloc block: the native hooks count it. A tail call.
+        // SAFETY: forwarding to the wrapped allocator with its own context.
+        return unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
+    }
     // SAFETY: forwarding to the wrapped allocator with its own context.
     let p = unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
     counted_alloc::<PLAIN>(p as usize, size);
@@ -167,9 +172,14 @@ unsafe extern "C" fn hook_calloc<const PLAIN: bool>(
 ) -> *mut c_void {
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
+    let size = nelem.saturating_mul(elsize);
+    if PLAIN && size.wrapping_sub(1) >= old_pools::SMALL_REQUEST_THRESHOLD {
+        // SAFETY: forwarding (a tail call), as in hook_malloc.
+        return unsafe { (orig.calloc.unwrap_unchecked())(orig.ctx, nelem, elsize) };
+    }
     // SAFETY: forwarding.
     let p = unsafe { (orig.calloc.unwrap_unchecked())(orig.ctx, nelem, elsize) };
-    counted_alloc::<PLAIN>(p as usize, nelem.saturating_mul(elsize));
+    counted_alloc::<PLAIN>(p as usize, size);
     p
 }
 
@@ -227,7 +237,7 @@ unsafe extern "C" fn hook_realloc<const PLAIN: bool>(
 /// As for `hook_malloc`.
 #[cold]
 #[inline(never)]
-unsafe fn free_recorded(ctx: *mut c_void, ptr: *mut c_void) {
+unsafe extern "C" fn free_recorded(ctx: *mut c_void, ptr: *mut c_void) {
     super::record_free(ptr as usize);
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
@@ -269,7 +279,7 @@ unsafe extern "C" fn hook_free(ctx: *mut c_void, ptr: *mut c_void) {
 /// As for `hook_malloc`.
 #[cold]
 #[inline(never)]
-unsafe fn free_old(ctx: *mut c_void, ptr: *mut c_void) {
+unsafe extern "C" fn free_old(ctx: *mut c_void, ptr: *mut c_void) {
     let p = ptr as usize;
     let block = block_size(p);
     GIL.live.store(GIL.live.load(Relaxed) - block, Relaxed);
