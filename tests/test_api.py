@@ -75,3 +75,37 @@ def test_a_capture_left_open_is_finished_at_exit(runner):
     assert report["meta"]["warning"] is None, report["meta"]["warning"]
     script = runner.dir / "api.py"
     assert site_bytes(report, script, line_of(script, "# OPEN"), "leaked_bytes") >= 20_000_000
+
+
+def test_sessions_one_after_another_keep_exact_totals(runner):
+    """Three tracking sessions in one process, sampling and exact, each around a loop that
+    allocates and frees ~600k small objects (the first session moves that churn into its own
+    arenas; the next ones start with those arenas and older ones in use) and a kept list at a
+    known line: every session's totals balance and its report finds its own line."""
+    proc = run_python(runner, """
+        import memlens
+
+        def churn():
+            for i in range(100_000):
+                d = {"a": i, "b": str(i)}
+                lst = [d, i, "x" * (i % 300)]
+                del d, lst
+
+        kept = []
+        for n, exact in enumerate([False, True, False]):
+            with memlens.track(f"s{n}.mlens", exact=exact, sample_rate=65536) as t:
+                start = memlens.current()["live_bytes"]
+                churn()
+                drift = memlens.current()["live_bytes"] - start
+                kept.append([bytearray(500) for _ in range(20_000)])   # KEEP
+            print(drift, t.summary["live_bytes"])
+    """)
+    script = runner.dir / "api.py"
+    for n, row in enumerate(proc.stdout.splitlines()):
+        drift, live = (int(x) for x in row.split())
+        assert abs(drift) < 256 * 1024, f"session {n}: live total drifted by {drift}"
+        # 20,000 x 500-byte buffers (+ objects and the list) still held at the end.
+        assert 20_000 * 500 <= live <= 20_000 * 700, f"session {n}: live {live}"
+        report = runner.report(f"s{n}.mlens", "leaks")
+        at_line = site_bytes(report, script, line_of(script, "# KEEP"), "leaked_bytes")
+        assert 0.75 * 20_000 * 500 <= at_line <= 1.25 * 20_000 * 700, (n, at_line)
