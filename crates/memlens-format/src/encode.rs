@@ -92,30 +92,8 @@ impl RecordEncoder {
                 size,
                 stack,
                 domain,
-            } => {
-                let same_stack = *stack == self.prev_stack;
-                let small = *size % 16 == 0 && (16..=240).contains(size);
-                let mut tag = TAG_ALLOC | (domain.code() << 5);
-                if same_stack {
-                    tag |= 0x10;
-                }
-                if small {
-                    tag |= (*size / 16) as u8;
-                }
-                out.push(tag);
-                if !small {
-                    put_varint(out, *size);
-                }
-                self.put_addr(*addr, out);
-                if !same_stack {
-                    put_varint(out, zigzag(i64::from(*stack) - i64::from(self.prev_stack)));
-                    self.prev_stack = *stack;
-                }
-            }
-            Record::Free { addr } => {
-                out.push(TAG_FREE);
-                self.put_addr(*addr, out);
-            }
+            } => self.alloc(*addr, *size, *stack, *domain, out),
+            Record::Free { addr } => self.free(*addr, out),
             Record::Peak => out.push(TAG_PEAK),
             Record::Counters {
                 time_ns,
@@ -138,14 +116,117 @@ impl RecordEncoder {
         }
     }
 
-    fn put_addr(&mut self, addr: u64, out: &mut Vec<u8>) {
+    /// Appends an `Alloc` record: the same bytes as [`RecordEncoder::encode`] gives, without
+    /// building a [`Record`] (the tracker's writer calls this for every allocation).
+    #[inline]
+    pub fn alloc(&mut self, addr: u64, size: u64, stack: u32, domain: Domain, out: &mut Vec<u8>) {
+        // Tag, size, address and stack: at most 1 + 10 + 10 + 1 + 5 bytes.
+        let mut buf = [0u8; 32];
+        let same_stack = stack == self.prev_stack;
+        let small = size % 16 == 0 && (16..=240).contains(&size);
+        let mut tag = TAG_ALLOC | (domain.code() << 5);
+        if same_stack {
+            tag |= 0x10;
+        }
+        if small {
+            tag |= (size / 16) as u8;
+        }
+        buf[0] = tag;
+        let mut n = 1;
+        if !small {
+            n = put_varint_at(&mut buf, n, size);
+        }
+        n = self.put_addr(addr, &mut buf, n);
+        if !same_stack {
+            n = put_varint_at(
+                &mut buf,
+                n,
+                zigzag(i64::from(stack) - i64::from(self.prev_stack)),
+            );
+            self.prev_stack = stack;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+
+    /// Appends a `Free` record (see [`RecordEncoder::alloc`]).
+    #[inline]
+    pub fn free(&mut self, addr: u64, out: &mut Vec<u8>) {
+        let mut buf = [0u8; 16];
+        buf[0] = TAG_FREE;
+        let n = self.put_addr(addr, &mut buf, 1);
+        out.extend_from_slice(&buf[..n]);
+    }
+
+    /// Writes the address delta at `buf[n..]`; returns the new end.
+    #[inline(always)]
+    fn put_addr(&mut self, addr: u64, buf: &mut [u8], n: usize) -> usize {
         let delta = addr.wrapping_sub(self.prev_addr) as i64;
         let aligned = (addr | self.prev_addr) & 15 == 0;
-        put_varint(out, (zigzag(delta >> 4) << 1) | u64::from(!aligned));
+        let mut n = put_varint_at(buf, n, (zigzag(delta >> 4) << 1) | u64::from(!aligned));
         if !aligned {
-            out.push((delta & 15) as u8);
+            buf[n] = (delta & 15) as u8;
+            n += 1;
         }
         self.prev_addr = addr;
+        n
+    }
+}
+
+/// The payload of one `Events` chunk, built record by record (the delta state starts afresh
+/// with each chunk). [`crate::Writer::write_events`] writes it out and empties it.
+#[derive(Debug, Default)]
+pub struct EventsChunk {
+    encoder: RecordEncoder,
+    raw: Vec<u8>,
+    records: usize,
+}
+
+impl EventsChunk {
+    /// An empty chunk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends any record.
+    pub fn push(&mut self, record: &Record) {
+        self.encoder.encode(record, &mut self.raw);
+        self.records += 1;
+    }
+
+    /// Appends an allocation (see [`Record::Alloc`]).
+    #[inline]
+    pub fn alloc(&mut self, addr: u64, size: u64, stack: u32, domain: Domain) {
+        self.encoder.alloc(addr, size, stack, domain, &mut self.raw);
+        self.records += 1;
+    }
+
+    /// Appends a free (see [`Record::Free`]).
+    #[inline]
+    pub fn free(&mut self, addr: u64) {
+        self.encoder.free(addr, &mut self.raw);
+        self.records += 1;
+    }
+
+    /// Records appended since the chunk was last written.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// True when nothing was appended.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// The encoded payload.
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// Empties the chunk, keeping its buffer.
+    pub(crate) fn clear(&mut self) {
+        self.encoder = RecordEncoder::new();
+        self.raw.clear();
+        self.records = 0;
     }
 }
 
@@ -356,12 +437,22 @@ fn get_varint_long(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
     Err(VarintError::TooLong)
 }
 
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; 10];
+    let n = put_varint_at(&mut buf, 0, v);
+    out.extend_from_slice(&buf[..n]);
+}
+
+/// Writes `v` as a LEB128 varint at `buf[n..]` (room for 10 bytes); returns the new end.
+#[inline(always)]
+fn put_varint_at(buf: &mut [u8], mut n: usize, mut v: u64) -> usize {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        buf[n] = (v as u8) | 0x80;
         v >>= 7;
+        n += 1;
     }
-    out.push(v as u8);
+    buf[n] = v as u8;
+    n + 1
 }
 
 #[cfg(test)]
@@ -403,6 +494,67 @@ mod tests {
         let bytes = round_trip(&recs);
         // First alloc pays for the absolute address; the second and the free are 2 bytes each.
         assert_eq!(bytes.len() - 2 - 2, 1 + 7 + 1);
+    }
+
+    /// The writer's direct path must give exactly the bytes of the general encoder, so old
+    /// and new captures read alike.
+    #[test]
+    fn direct_alloc_and_free_match_the_general_encoder() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut records = Vec::new();
+        for _ in 0..10_000 {
+            let r = next();
+            let addr = match r % 4 {
+                0 => next(),
+                1 => 0x7f00_0000_0000 + (next() % 4096) * 16,
+                2 => 0x7f00_0000_0000 + next() % 65536,
+                _ => r & 0xffff_fff0,
+            };
+            records.push(if r % 3 == 0 {
+                Record::Free { addr }
+            } else {
+                let domain = [Domain::Python, Domain::Native, Domain::Mmap][(r % 7 % 3) as usize];
+                let size = match r % 5 {
+                    0 => next(),
+                    1 => (next() % 16) * 16,
+                    _ => next() % 300,
+                };
+                let stack = if r % 11 == 0 {
+                    u32::MAX
+                } else {
+                    (next() % 9) as u32
+                };
+                Record::Alloc {
+                    addr,
+                    size,
+                    stack,
+                    domain,
+                }
+            });
+        }
+        let (mut general, mut direct) = (RecordEncoder::new(), RecordEncoder::new());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for r in &records {
+            general.encode(r, &mut a);
+            match *r {
+                Record::Alloc {
+                    addr,
+                    size,
+                    stack,
+                    domain,
+                } => direct.alloc(addr, size, stack, domain, &mut b),
+                Record::Free { addr } => direct.free(addr, &mut b),
+                _ => unreachable!(),
+            }
+        }
+        assert_eq!(a, b);
+        round_trip(&records);
     }
 
     #[test]
