@@ -174,9 +174,13 @@ impl RecordEncoder {
 
 /// The payload of one `Events` chunk, built record by record (the delta state starts afresh
 /// with each chunk). [`crate::Writer::write_events`] writes it out and empties it.
+///
+/// Definitions ([`EventsChunk::define`]) are written at the start of the chunk, before every
+/// event in it, so a writer may add them after the events that use them.
 #[derive(Debug, Default)]
 pub struct EventsChunk {
     encoder: RecordEncoder,
+    defs: Vec<u8>,
     raw: Vec<u8>,
     records: usize,
 }
@@ -185,6 +189,21 @@ impl EventsChunk {
     /// An empty chunk.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds a definition (string, function, frame, stack or thread record): it goes before
+    /// every event of the chunk. Definitions carry no delta state.
+    pub fn define(&mut self, record: &Record) {
+        debug_assert!(matches!(
+            record,
+            Record::String { .. }
+                | Record::Function { .. }
+                | Record::Frame { .. }
+                | Record::Stack { .. }
+                | Record::Thread { .. }
+        ));
+        self.encoder.encode(record, &mut self.defs);
+        self.records += 1;
     }
 
     /// Appends any record.
@@ -217,14 +236,21 @@ impl EventsChunk {
         self.records == 0
     }
 
-    /// The encoded payload.
-    pub(crate) fn payload(&self) -> &[u8] {
+    /// The encoded payload: definitions, then the rest in order.
+    pub(crate) fn payload(&mut self) -> &[u8] {
+        if self.defs.is_empty() {
+            return &self.raw;
+        }
+        self.defs.extend_from_slice(&self.raw);
+        self.raw.clear();
+        std::mem::swap(&mut self.defs, &mut self.raw);
         &self.raw
     }
 
-    /// Empties the chunk, keeping its buffer.
+    /// Empties the chunk, keeping its buffers.
     pub(crate) fn clear(&mut self) {
         self.encoder = RecordEncoder::new();
+        self.defs.clear();
         self.raw.clear();
         self.records = 0;
     }
@@ -555,6 +581,40 @@ mod tests {
         }
         assert_eq!(a, b);
         round_trip(&records);
+    }
+
+    /// Definitions added after an event still come before it in the payload.
+    #[test]
+    fn definitions_go_first_in_a_chunk() {
+        let mut chunk = EventsChunk::new();
+        chunk.alloc(0x1000, 32, 1, Domain::Python);
+        chunk.define(&Record::Stack {
+            id: 1,
+            parent: 0,
+            frame: 0,
+        });
+        chunk.free(0x1000);
+        assert_eq!(chunk.records(), 3);
+        let back: Vec<Record> = RecordDecoder::new(chunk.payload(), 0)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            back,
+            [
+                Record::Stack {
+                    id: 1,
+                    parent: 0,
+                    frame: 0
+                },
+                Record::Alloc {
+                    addr: 0x1000,
+                    size: 32,
+                    stack: 1,
+                    domain: Domain::Python
+                },
+                Record::Free { addr: 0x1000 },
+            ]
+        );
     }
 
     #[test]

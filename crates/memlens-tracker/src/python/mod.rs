@@ -200,19 +200,63 @@ const STATE_ASCII: u32 = 1 << 6;
 /// `pool_header.szidx` (uint after four pointers and `arenaindex`), the same in 3.9-3.13.
 pub const POOL_SZIDX: usize = 36;
 
-impl Layout {
-    /// The layout for `major.minor`, if supported.
-    pub fn detect(major: u8, minor: u8) -> Option<&'static Layout> {
-        [
-            &v3_9::LAYOUT,
-            &v3_10::LAYOUT,
-            &v3_11::LAYOUT,
-            &v3_12::LAYOUT,
-            &v3_13::LAYOUT,
-        ]
-        .into_iter()
-        .find(|l| l.version == (major, minor))
-    }
+/// A frame walker compiled for one interpreter version: [`Layout::walk`] with that version's
+/// offsets folded in as constants, so no per-frame option is checked at run time. Same
+/// contract and safety requirements as [`Layout::walk`].
+pub type Walker = unsafe fn(tstate: *mut c_void, code_type: usize, out: &mut [RawFrame]) -> usize;
+
+/// One supported version's layout as a type, so that code generic over it sees constants.
+trait Version {
+    const LAYOUT: &'static Layout;
+}
+
+/// # Safety
+/// As for [`Layout::walk`].
+unsafe fn walk_version<V: Version>(
+    tstate: *mut c_void,
+    code_type: usize,
+    out: &mut [RawFrame],
+) -> usize {
+    // SAFETY: forwarded from the caller.
+    unsafe { V::LAYOUT.walk(tstate, code_type, out) }
+}
+
+macro_rules! versions {
+    ($($ty:ident => $module:ident),* $(,)?) => {
+        $(
+            struct $ty;
+            impl Version for $ty {
+                const LAYOUT: &'static Layout = &$module::LAYOUT;
+            }
+        )*
+
+        impl Layout {
+            /// The layout for `major.minor`, if supported.
+            pub fn detect(major: u8, minor: u8) -> Option<&'static Layout> {
+                [$(&$module::LAYOUT),*]
+                    .into_iter()
+                    .find(|l| l.version == (major, minor))
+            }
+
+            /// The frame walker specialised for this layout's version.
+            pub fn walker(&self) -> Walker {
+                $(
+                    if self.version == $module::LAYOUT.version {
+                        return walk_version::<$ty>;
+                    }
+                )*
+                // Layouts only come from `detect`: never reached (it would record empty stacks).
+                unreachable_walker
+            }
+        }
+    };
+}
+
+versions!(V3_9 => v3_9, V3_10 => v3_10, V3_11 => v3_11, V3_12 => v3_12, V3_13 => v3_13);
+
+/// Walks nothing: stands in for a layout that is not one of ours.
+unsafe fn unreachable_walker(_: *mut c_void, _: usize, _: &mut [RawFrame]) -> usize {
+    0
 }
 
 /// One Python frame as found on the stack: its code object and the byte offset of the
@@ -243,6 +287,7 @@ impl Layout {
     /// `tstate` must be this thread's live `PyThreadState` (or null), and the thread must not
     /// be running Python code concurrently: only the owning thread mutates its frame chain, and
     /// it is inside this call.
+    #[inline(always)]
     pub unsafe fn walk(
         &self,
         tstate: *mut c_void,
@@ -272,6 +317,7 @@ impl Layout {
     /// # Safety
     /// `tstate` is a live `PyThreadState` (or 0) whose thread runs no Python code meanwhile
     /// (it is the caller, or it waits for the GIL the caller holds).
+    #[inline(always)]
     pub unsafe fn visit_frames(
         &self,
         tstate: usize,
