@@ -120,8 +120,6 @@ impl RecordEncoder {
     /// building a [`Record`] (the tracker's writer calls this for every allocation).
     #[inline]
     pub fn alloc(&mut self, addr: u64, size: u64, stack: u32, domain: Domain, out: &mut Vec<u8>) {
-        // Tag, size, address and stack: at most 1 + 10 + 10 + 1 + 5 bytes.
-        let mut buf = [0u8; 32];
         let same_stack = stack == self.prev_stack;
         let small = size % 16 == 0 && (16..=240).contains(&size);
         let mut tag = TAG_ALLOC | (domain.code() << 5);
@@ -131,44 +129,33 @@ impl RecordEncoder {
         if small {
             tag |= (size / 16) as u8;
         }
-        buf[0] = tag;
-        let mut n = 1;
+        out.push(tag);
         if !small {
-            n = put_varint_at(&mut buf, n, size);
+            put_varint(out, size);
         }
-        n = self.put_addr(addr, &mut buf, n);
+        self.put_addr(addr, out);
         if !same_stack {
-            n = put_varint_at(
-                &mut buf,
-                n,
-                zigzag(i64::from(stack) - i64::from(self.prev_stack)),
-            );
+            put_varint(out, zigzag(i64::from(stack) - i64::from(self.prev_stack)));
             self.prev_stack = stack;
         }
-        out.extend_from_slice(&buf[..n]);
     }
 
     /// Appends a `Free` record (see [`RecordEncoder::alloc`]).
     #[inline]
     pub fn free(&mut self, addr: u64, out: &mut Vec<u8>) {
-        let mut buf = [0u8; 16];
-        buf[0] = TAG_FREE;
-        let n = self.put_addr(addr, &mut buf, 1);
-        out.extend_from_slice(&buf[..n]);
+        out.push(TAG_FREE);
+        self.put_addr(addr, out);
     }
 
-    /// Writes the address delta at `buf[n..]`; returns the new end.
     #[inline(always)]
-    fn put_addr(&mut self, addr: u64, buf: &mut [u8], n: usize) -> usize {
+    fn put_addr(&mut self, addr: u64, out: &mut Vec<u8>) {
         let delta = addr.wrapping_sub(self.prev_addr) as i64;
         let aligned = (addr | self.prev_addr) & 15 == 0;
-        let mut n = put_varint_at(buf, n, (zigzag(delta >> 4) << 1) | u64::from(!aligned));
+        put_varint(out, (zigzag(delta >> 4) << 1) | u64::from(!aligned));
         if !aligned {
-            buf[n] = (delta & 15) as u8;
-            n += 1;
+            out.push((delta & 15) as u8);
         }
         self.prev_addr = addr;
-        n
     }
 }
 
@@ -463,22 +450,33 @@ fn get_varint_long(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
     Err(VarintError::TooLong)
 }
 
-pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 10];
-    let n = put_varint_at(&mut buf, 0, v);
-    out.extend_from_slice(&buf[..n]);
-}
-
-/// Writes `v` as a LEB128 varint at `buf[n..]` (room for 10 bytes); returns the new end.
+/// Appends `v` as a LEB128 varint. Values below 2^56 (nearly all) are packed in a register
+/// and stored as one 8-byte write, then the length is cut back: no byte-by-byte stores, no
+/// `memcpy` call.
 #[inline(always)]
-fn put_varint_at(buf: &mut [u8], mut n: usize, mut v: u64) -> usize {
-    while v >= 0x80 {
-        buf[n] = (v as u8) | 0x80;
-        v >>= 7;
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
+    if v >= 1 << 56 {
+        return put_varint_long(out, v);
+    }
+    let (mut rest, mut packed, mut n) = (v >> 7, v & 0x7f, 1);
+    while rest != 0 {
+        packed |= 0x80 << (8 * (n - 1));
+        packed |= (rest & 0x7f) << (8 * n);
+        rest >>= 7;
         n += 1;
     }
-    buf[n] = v as u8;
-    n + 1
+    let len = out.len();
+    out.extend_from_slice(&packed.to_le_bytes());
+    out.truncate(len + n);
+}
+
+#[cold]
+fn put_varint_long(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 #[cfg(test)]
@@ -581,6 +579,28 @@ mod tests {
         }
         assert_eq!(a, b);
         round_trip(&records);
+    }
+
+    #[test]
+    fn varints_round_trip_at_every_length() {
+        let mut values = vec![0, 1, 127, 128, 255, 16_383, 16_384, u64::MAX];
+        for bits in 1..64 {
+            values.extend([(1u64 << bits) - 1, 1u64 << bits, (1u64 << bits) + 1]);
+        }
+        let mut out = Vec::new();
+        for &v in &values {
+            let before = out.len();
+            put_varint(&mut out, v);
+            assert_eq!(
+                out.len() - before,
+                (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
+            );
+        }
+        let mut pos = 0;
+        for &v in &values {
+            assert_eq!(get_varint(&out, &mut pos).ok(), Some(v));
+        }
+        assert_eq!(pos, out.len());
     }
 
     /// Definitions added after an event still come before it in the payload.

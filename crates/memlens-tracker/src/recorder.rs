@@ -134,7 +134,9 @@ impl ThreadBuffer {
             id,
             // Zeroed memory: committed page by page as the ring fills, not up front.
             // SAFETY: `MaybeUninit` inside `UnsafeCell` is valid for any bytes.
-            slots: unsafe { Box::<[UnsafeCell<MaybeUninit<Event>>]>::new_zeroed_slice(RING).assume_init() },
+            slots: unsafe {
+                Box::<[UnsafeCell<MaybeUninit<Event>>]>::new_zeroed_slice(RING).assume_init()
+            },
             tail: AtomicUsize::new(0),
             head: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
@@ -447,23 +449,27 @@ pub(crate) fn current() -> Option<&'static Recorder> {
 /// With the GIL held it is the calling thread's state, read without the thread-specific-data
 /// lookup of `PyGILState_GetThisThreadState` (the fallback).
 fn gil_tstate_fn() -> unsafe extern "C" fn() -> *mut c_void {
-    const NAMES: [&CStr; 2] = [c"PyThreadState_GetUnchecked", c"_PyThreadState_UncheckedGet"];
+    const NAMES: [&CStr; 3] = [
+        c"PyThreadState_GetUnchecked",
+        c"_PyThreadState_UncheckedGet",
+        c"PyGILState_GetThisThreadState",
+    ];
     for name in NAMES {
         // SAFETY: dlsym with a valid C string; RTLD_DEFAULT searches the loaded objects.
         let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
         if !f.is_null() {
-            // SAFETY: both functions take nothing and return `PyThreadState *`.
+            // SAFETY: all three take nothing and return `PyThreadState *`.
             return unsafe {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_void>(f)
             };
         }
     }
-    gil_state_tstate
+    no_tstate
 }
 
-unsafe extern "C" fn gil_state_tstate() -> *mut c_void {
-    // SAFETY: returns this thread's state or null; no lock, no allocation.
-    unsafe { ffi::PyGILState_GetThisThreadState() }
+/// No interpreter in the process (the tracker's own tests): no Python stack.
+unsafe extern "C" fn no_tstate() -> *mut c_void {
+    std::ptr::null_mut()
 }
 
 /// Installs a new recorder, abandoning (leaking) any previous one.
@@ -624,8 +630,13 @@ impl Recorder {
     #[inline(always)]
     unsafe fn intern(&'static self, cache: &mut StackCache, frames: &[RawFrame]) -> u32 {
         let n = frames.len().min(MAX_DEPTH);
+        let shared = n.min(cache.depth).min(cache.frames.len());
         let mut common = 0;
-        while common < n.min(cache.depth) && frames[n - 1 - common] == cache.frames[common] {
+        // SAFETY: `common < shared`, which is at most `n <= frames.len()` and at most
+        // `cache.frames.len()`, so both indices are in bounds.
+        while common < shared
+            && unsafe { frames.get_unchecked(n - 1 - common) == cache.frames.get_unchecked(common) }
+        {
             common += 1;
         }
         let mut parent = if common > 0 { cache.ids[common - 1] } else { 0 };
@@ -760,5 +771,11 @@ impl Recorder {
                 entry.2 = name.to_owned();
             }
         });
+    }
+
+    /// Queues `kind` from this thread as a hook would (tests: no interpreter needed).
+    #[cfg(test)]
+    pub(crate) fn push_for_test(&'static self, kind: EventKind) {
+        with_local(|local| self.push(kind, local));
     }
 }

@@ -295,15 +295,18 @@ impl Layout {
         out: &mut [RawFrame],
     ) -> usize {
         let mut n = 0;
-        // SAFETY: forwarded from the caller.
+        let end = out.len();
+        if end == 0 {
+            return 0;
+        }
+        let out = out.as_mut_ptr();
+        // SAFETY: forwarded from the caller; `n < end` before each write, so every write is
+        // inside `out`.
         unsafe {
             self.visit_frames(tstate as usize, code_type, |_, frame| {
-                if n == out.len() {
-                    return false;
-                }
-                out[n] = frame;
+                out.add(n).write(frame);
                 n += 1;
-                true
+                n < end
             })
         };
         n
