@@ -117,9 +117,20 @@ impl RecordEncoder {
     }
 
     /// Appends an `Alloc` record: the same bytes as [`RecordEncoder::encode`] gives, without
-    /// building a [`Record`] (the tracker's writer calls this for every allocation).
+    /// building a [`Record`].
     #[inline]
     pub fn alloc(&mut self, addr: u64, size: u64, stack: u32, domain: Domain, out: &mut Vec<u8>) {
+        self.alloc_to(addr, size, stack, domain, out);
+    }
+
+    /// Appends a `Free` record (see [`RecordEncoder::alloc`]).
+    #[inline]
+    pub fn free(&mut self, addr: u64, out: &mut Vec<u8>) {
+        self.free_to(addr, out);
+    }
+
+    #[inline(always)]
+    fn alloc_to(&mut self, addr: u64, size: u64, stack: u32, domain: Domain, out: &mut impl Sink) {
         let same_stack = stack == self.prev_stack;
         let small = size % 16 == 0 && (16..=240).contains(&size);
         let mut tag = TAG_ALLOC | (domain.code() << 5);
@@ -129,33 +140,94 @@ impl RecordEncoder {
         if small {
             tag |= (size / 16) as u8;
         }
-        out.push(tag);
+        out.byte(tag);
         if !small {
-            put_varint(out, size);
+            out.varint(size);
         }
         self.put_addr(addr, out);
         if !same_stack {
-            put_varint(out, zigzag(i64::from(stack) - i64::from(self.prev_stack)));
+            out.varint(zigzag(i64::from(stack) - i64::from(self.prev_stack)));
             self.prev_stack = stack;
         }
     }
 
-    /// Appends a `Free` record (see [`RecordEncoder::alloc`]).
-    #[inline]
-    pub fn free(&mut self, addr: u64, out: &mut Vec<u8>) {
-        out.push(TAG_FREE);
+    #[inline(always)]
+    fn free_to(&mut self, addr: u64, out: &mut impl Sink) {
+        out.byte(TAG_FREE);
         self.put_addr(addr, out);
     }
 
     #[inline(always)]
-    fn put_addr(&mut self, addr: u64, out: &mut Vec<u8>) {
+    fn put_addr(&mut self, addr: u64, out: &mut impl Sink) {
         let delta = addr.wrapping_sub(self.prev_addr) as i64;
         let aligned = (addr | self.prev_addr) & 15 == 0;
-        put_varint(out, (zigzag(delta >> 4) << 1) | u64::from(!aligned));
+        out.varint((zigzag(delta >> 4) << 1) | u64::from(!aligned));
         if !aligned {
-            out.push((delta & 15) as u8);
+            out.byte((delta & 15) as u8);
         }
         self.prev_addr = addr;
+    }
+}
+
+/// Where encoded bytes go.
+trait Sink {
+    fn byte(&mut self, b: u8);
+    fn varint(&mut self, v: u64);
+}
+
+impl Sink for Vec<u8> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, v: u64) {
+        put_varint(self, v);
+    }
+}
+
+/// Bytes of the staging area of an [`EventsChunk`], and the room every event leaves free in
+/// it (an allocation takes at most 27 bytes, and a varint is stored as a whole 8-byte word).
+const STAGE: usize = 4096;
+const STAGE_ROOM: usize = 48;
+
+/// A fixed array the writer's hot path encodes into: plain stores, no growth checks; it is
+/// moved into the chunk's buffer in one copy when nearly full.
+#[derive(Debug)]
+struct Stage {
+    buf: Box<[u8; STAGE]>,
+    len: usize,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Stage {
+            buf: Box::new([0; STAGE]),
+            len: 0,
+        }
+    }
+}
+
+impl Sink for Stage {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, v: u64) {
+        if v >= 1 << 56 {
+            let mut bytes = Vec::with_capacity(10);
+            put_varint_long(&mut bytes, v);
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(&bytes);
+            self.len += bytes.len();
+            return;
+        }
+        let (packed, n) = pack_varint(v);
+        self.buf[self.len..self.len + 8].copy_from_slice(&packed.to_le_bytes());
+        self.len += n;
     }
 }
 
@@ -169,6 +241,8 @@ pub struct EventsChunk {
     encoder: RecordEncoder,
     defs: Vec<u8>,
     raw: Vec<u8>,
+    /// The latest events, not yet moved to `raw`.
+    stage: Stage,
     records: usize,
 }
 
@@ -195,6 +269,7 @@ impl EventsChunk {
 
     /// Appends any record.
     pub fn push(&mut self, record: &Record) {
+        self.unstage();
         self.encoder.encode(record, &mut self.raw);
         self.records += 1;
     }
@@ -202,15 +277,30 @@ impl EventsChunk {
     /// Appends an allocation (see [`Record::Alloc`]).
     #[inline]
     pub fn alloc(&mut self, addr: u64, size: u64, stack: u32, domain: Domain) {
-        self.encoder.alloc(addr, size, stack, domain, &mut self.raw);
+        if self.stage.len > STAGE - STAGE_ROOM {
+            self.unstage();
+        }
+        self.encoder
+            .alloc_to(addr, size, stack, domain, &mut self.stage);
         self.records += 1;
     }
 
     /// Appends a free (see [`Record::Free`]).
     #[inline]
     pub fn free(&mut self, addr: u64) {
-        self.encoder.free(addr, &mut self.raw);
+        if self.stage.len > STAGE - STAGE_ROOM {
+            self.unstage();
+        }
+        self.encoder.free_to(addr, &mut self.stage);
         self.records += 1;
+    }
+
+    /// Moves the staged bytes to the chunk's buffer.
+    #[inline(never)]
+    fn unstage(&mut self) {
+        self.raw
+            .extend_from_slice(&self.stage.buf[..self.stage.len]);
+        self.stage.len = 0;
     }
 
     /// Records appended since the chunk was last written.
@@ -225,6 +315,7 @@ impl EventsChunk {
 
     /// The encoded payload: definitions, then the rest in order.
     pub(crate) fn payload(&mut self) -> &[u8] {
+        self.unstage();
         if self.defs.is_empty() {
             return &self.raw;
         }
@@ -239,6 +330,7 @@ impl EventsChunk {
         self.encoder = RecordEncoder::new();
         self.defs.clear();
         self.raw.clear();
+        self.stage.len = 0;
         self.records = 0;
     }
 }
@@ -458,6 +550,27 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
     if v >= 1 << 56 {
         return put_varint_long(out, v);
     }
+    let (packed, n) = pack_varint(v);
+    let len = out.len();
+    out.extend_from_slice(&packed.to_le_bytes());
+    out.truncate(len + n);
+}
+
+/// `v < 2^56` as LEB128 bytes packed little-endian in a word, and how many bytes they are.
+#[inline(always)]
+fn pack_varint(v: u64) -> (u64, usize) {
+    if v < 1 << 7 {
+        return (v, 1);
+    }
+    if v < 1 << 14 {
+        return ((v & 0x7f) | 0x80 | (v >> 7) << 8, 2);
+    }
+    if v < 1 << 21 {
+        return (
+            (v & 0x7f) | 0x80 | ((v >> 7) & 0x7f | 0x80) << 8 | (v >> 14) << 16,
+            3,
+        );
+    }
     let (mut rest, mut packed, mut n) = (v >> 7, v & 0x7f, 1);
     while rest != 0 {
         packed |= 0x80 << (8 * (n - 1));
@@ -465,9 +578,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
         rest >>= 7;
         n += 1;
     }
-    let len = out.len();
-    out.extend_from_slice(&packed.to_le_bytes());
-    out.truncate(len + n);
+    (packed, n)
 }
 
 #[cold]
@@ -578,6 +689,22 @@ mod tests {
             }
         }
         assert_eq!(a, b);
+        // The chunk's staged path, over many stage lengths.
+        let mut chunk = EventsChunk::new();
+        for r in &records {
+            match *r {
+                Record::Alloc {
+                    addr,
+                    size,
+                    stack,
+                    domain,
+                } => chunk.alloc(addr, size, stack, domain),
+                Record::Free { addr } => chunk.free(addr),
+                _ => unreachable!(),
+            }
+        }
+        assert!(a.len() > 4 * STAGE);
+        assert_eq!(chunk.payload(), &a[..]);
         round_trip(&records);
     }
 
