@@ -35,10 +35,12 @@ const MAX_DEPTH: usize = 128;
 /// path. Counting (not a Bloom bit) matters: pymalloc hands a freed address straight back, so
 /// a stale mark on a hot address would send every later free of it to the slow path.
 const FILTER_SLOTS: usize = 1 << 14;
-/// Events in each thread's ring: 2 MiB of address space, committed as the ring is used. The
-/// writer drains every millisecond while events flow, so a full ring is rare even for a
-/// thread that does nothing but allocate (tens of millions of events a second).
-pub(crate) const RING: usize = 1 << 16;
+/// Events in each thread's ring: 4 MiB of address space, committed as the ring is used (a
+/// thread that allocates little touches little of it). The writer drains every millisecond
+/// while events flow and at once when a ring is a quarter full, so a full ring is rare even
+/// for a thread that does nothing but allocate (tens of millions of events a second) on a
+/// machine whose other core is busy.
+pub(crate) const RING: usize = 1 << 17;
 
 /// Rung (bumped and woken) when the writer should drain now: a ring is filling up, or a
 /// flush or stop was asked for. The writer sleeps on it between ticks.
@@ -202,13 +204,17 @@ impl ThreadBuffer {
         let busy = self.busy.load(Ordering::SeqCst);
         let tail = self.tail.load(Ordering::Acquire);
         let mut head = self.head.load(Ordering::Relaxed);
+        let mut last = None;
         while head != tail {
             // SAFETY: slots in `head..tail` were written and published by the owner (Acquire
             // on `tail`) and are not written again until `head` moves past them.
             let e = unsafe { (*self.slots[head & (RING - 1)].get()).assume_init_read() };
-            self.drained_seq.store(e.seq + 1, Ordering::Relaxed);
+            last = Some(e.seq);
             f(e);
             head = head.wrapping_add(1);
+        }
+        if let Some(seq) = last {
+            self.drained_seq.store(seq + 1, Ordering::Relaxed);
         }
         self.head.store(head, Ordering::Release);
         busy
