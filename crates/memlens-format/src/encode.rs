@@ -132,7 +132,7 @@ impl RecordEncoder {
     #[inline(always)]
     fn alloc_to(&mut self, addr: u64, size: u64, stack: u32, domain: Domain, out: &mut impl Sink) {
         let same_stack = stack == self.prev_stack;
-        let small = size % 16 == 0 && (16..=240).contains(&size);
+        let small = size.is_multiple_of(16) && (16..=240).contains(&size);
         let mut tag = TAG_ALLOC | (domain.code() << 5);
         if same_stack {
             tag |= 0x10;
