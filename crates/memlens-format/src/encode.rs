@@ -675,6 +675,8 @@ mod tests {
         }
         let (mut general, mut direct) = (RecordEncoder::new(), RecordEncoder::new());
         let (mut a, mut b) = (Vec::new(), Vec::new());
+        // The chunk's staged path too, over many stage lengths.
+        let mut chunk = EventsChunk::new();
         for r in &records {
             general.encode(r, &mut a);
             match *r {
@@ -683,26 +685,18 @@ mod tests {
                     size,
                     stack,
                     domain,
-                } => direct.alloc(addr, size, stack, domain, &mut b),
-                Record::Free { addr } => direct.free(addr, &mut b),
+                } => {
+                    direct.alloc(addr, size, stack, domain, &mut b);
+                    chunk.alloc(addr, size, stack, domain);
+                }
+                Record::Free { addr } => {
+                    direct.free(addr, &mut b);
+                    chunk.free(addr);
+                }
                 _ => unreachable!(),
             }
         }
         assert_eq!(a, b);
-        // The chunk's staged path, over many stage lengths.
-        let mut chunk = EventsChunk::new();
-        for r in &records {
-            match *r {
-                Record::Alloc {
-                    addr,
-                    size,
-                    stack,
-                    domain,
-                } => chunk.alloc(addr, size, stack, domain),
-                Record::Free { addr } => chunk.free(addr),
-                _ => unreachable!(),
-            }
-        }
         assert!(a.len() > 4 * STAGE);
         assert_eq!(chunk.payload(), &a[..]);
         round_trip(&records);
