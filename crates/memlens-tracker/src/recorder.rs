@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use memlens_format::{AddrMap, Domain, Record};
 
 use crate::ffi;
-use crate::python::{CodeKey, Layout, RawFrame, Walker};
+use crate::python::{Chain, ChainWalker, CodeKey, Layout, RawFrame, Walker};
 
 /// Deepest stack recorded; deeper stacks keep their innermost frames.
 const MAX_DEPTH: usize = 128;
@@ -417,6 +417,7 @@ pub(crate) struct Recorder {
     pub sample_rate: u64,
     layout: &'static Layout,
     walker: Walker,
+    chain_walker: ChainWalker,
     code_type: usize,
     /// Returns the thread state of the thread holding the GIL, for Python-domain events.
     gil_tstate: unsafe extern "C" fn() -> *mut c_void,
@@ -491,6 +492,7 @@ pub(crate) fn install(
         sample_rate: sample_rate.max(1),
         layout,
         walker: layout.walker(),
+        chain_walker: layout.chain_walker(),
         code_type,
         gil_tstate: gil_tstate_fn(),
         seq: AtomicU64::new(0),
@@ -517,6 +519,8 @@ struct LocalState {
     /// (recorder address, buffer) so a new recorder gets a new buffer.
     buffer: Option<(usize, Arc<ThreadBuffer>)>,
     stacks: StackCache,
+    /// The frame chain of the last stack, which `stacks` holds the ids of.
+    chain: Option<Box<Chain>>,
     scratch: Vec<RawFrame>,
 }
 
@@ -537,6 +541,7 @@ thread_local! {
             state: UnsafeCell::new(LocalState {
                 buffer: None,
                 stacks: StackCache::new(),
+                chain: None,
                 scratch: Vec::new(),
             }),
         }
@@ -620,9 +625,27 @@ impl Recorder {
             local.stacks.reset(me);
             local.scratch.clear();
             local.scratch.resize(MAX_DEPTH, RawFrame::default());
+            local.chain.get_or_insert_with(Box::default).clear();
         }
+        let chain = local.chain.get_or_insert_with(Box::default);
         // SAFETY: tstate belongs to this thread, which is inside this call and so not running
         // Python code that could change its frame chain.
+        let walk =
+            unsafe { (self.chain_walker)(tstate, self.code_type, chain, &mut local.scratch) };
+        if let Some(walk) = walk {
+            // The outer `walk.same` frames are those of the last stack, whose ids the stack
+            // cache holds.
+            // SAFETY: the frames were just read from this thread's live stack.
+            return unsafe {
+                self.intern_from(
+                    &mut local.stacks,
+                    &local.scratch[..walk.depth - walk.same],
+                    walk.depth,
+                    walk.same,
+                )
+            };
+        }
+        // SAFETY: as above.
         let n = unsafe { (self.walker)(tstate, self.code_type, &mut local.scratch) };
         // SAFETY: the frames were just read from this thread's live stack.
         unsafe { self.intern(&mut local.stacks, &local.scratch[..n]) }
@@ -633,7 +656,6 @@ impl Recorder {
     ///
     /// # Safety
     /// Every frame's code object must be alive (the frames are on this thread's stack).
-    #[inline(always)]
     unsafe fn intern(&'static self, cache: &mut StackCache, frames: &[RawFrame]) -> u32 {
         let n = frames.len().min(MAX_DEPTH);
         let shared = n.min(cache.depth).min(cache.frames.len());
@@ -645,9 +667,27 @@ impl Recorder {
         {
             common += 1;
         }
+        // SAFETY: forwarded.
+        unsafe { self.intern_from(cache, &frames[..n - common], n, common) }
+    }
+
+    /// Interns the stack of `depth` frames whose outer `common` frames are those of the
+    /// thread's previous stack and whose others are `inner` (innermost first).
+    ///
+    /// # Safety
+    /// As for [`Recorder::intern`]; `common <= cache.depth`, `inner.len() == depth - common`,
+    /// `depth <= MAX_DEPTH`.
+    #[inline(always)]
+    unsafe fn intern_from(
+        &'static self,
+        cache: &mut StackCache,
+        inner: &[RawFrame],
+        depth: usize,
+        common: usize,
+    ) -> u32 {
         let mut parent = if common > 0 { cache.ids[common - 1] } else { 0 };
-        for depth in common..n {
-            let raw = frames[n - 1 - depth];
+        for d in common..depth {
+            let raw = inner[depth - 1 - d];
             // SAFETY: the code object is on the live stack.
             let key = unsafe { self.layout.code_key(raw.code) };
             let slot = &mut cache.slots[StackCache::slot(parent, raw)];
@@ -665,10 +705,10 @@ impl Recorder {
                 };
                 id
             };
-            cache.frames[depth] = raw;
-            cache.ids[depth] = parent;
+            cache.frames[d] = raw;
+            cache.ids[d] = parent;
         }
-        cache.depth = n;
+        cache.depth = depth;
         parent
     }
 
