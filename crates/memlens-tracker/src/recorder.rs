@@ -113,12 +113,27 @@ pub(crate) enum EventKind {
 pub(crate) struct ThreadBuffer {
     pub id: u32,
     slots: Box<[UnsafeCell<MaybeUninit<Event>>]>,
-    /// Events published so far (the producer's position; only the owning thread stores it).
+    /// What the owning thread writes on every event, on a cache line of its own.
+    producer: Producer,
+    /// What the writer writes on every drain, on another: the two sides never share a line
+    /// they write (the owner reads the writer's line once per quarter ring).
+    consumer: Consumer,
+}
+
+#[repr(align(64))]
+struct Producer {
+    /// Events published so far (only the owning thread stores it).
     tail: AtomicUsize,
-    /// Events consumed so far (only the writer stores it).
-    head: AtomicUsize,
     /// Up while the owner holds a sequence number whose event is not published yet.
     busy: AtomicBool,
+    /// `consumer.head` as the owner last read it (only the owning thread uses it).
+    head_seen: AtomicUsize,
+}
+
+#[repr(align(64))]
+struct Consumer {
+    /// Events consumed so far (only the writer stores it).
+    head: AtomicUsize,
     /// Sequence number of the last event the writer consumed, plus one (writer only).
     drained_seq: AtomicU64,
 }
@@ -139,22 +154,33 @@ impl ThreadBuffer {
             slots: unsafe {
                 Box::<[UnsafeCell<MaybeUninit<Event>>]>::new_zeroed_slice(RING).assume_init()
             },
-            tail: AtomicUsize::new(0),
-            head: AtomicUsize::new(0),
-            busy: AtomicBool::new(false),
-            drained_seq: AtomicU64::new(0),
+            producer: Producer {
+                tail: AtomicUsize::new(0),
+                busy: AtomicBool::new(false),
+                head_seen: AtomicUsize::new(0),
+            },
+            consumer: Consumer {
+                head: AtomicUsize::new(0),
+                drained_seq: AtomicU64::new(0),
+            },
         }
     }
 
     /// Numbers `kind` and publishes it. Only the owning thread calls this.
     #[inline(always)]
     fn push(&self, rec: &Recorder, kind: EventKind) {
-        let tail = self.tail.load(Ordering::Relaxed);
-        let used = tail.wrapping_sub(self.head.load(Ordering::Acquire));
-        if used >= RING / 4 && !self.filling(used, tail, rec) {
-            return;
+        let p = &self.producer;
+        let tail = p.tail.load(Ordering::Relaxed);
+        // The writer only ever frees room, so a stale head errs on the side of "full".
+        if tail.wrapping_sub(p.head_seen.load(Ordering::Relaxed)) >= RING / 4 {
+            let head = self.consumer.head.load(Ordering::Acquire);
+            p.head_seen.store(head, Ordering::Relaxed);
+            let used = tail.wrapping_sub(head);
+            if used >= RING / 4 && !self.filling(used, tail, rec) {
+                return;
+            }
         }
-        self.busy.store(true, Ordering::Relaxed);
+        p.busy.store(true, Ordering::Relaxed);
         // A release operation: `busy` is up for whoever reads a later value of `seq`.
         let seq = rec.seq.fetch_add(1, Ordering::SeqCst);
         // SAFETY: the slot at `tail` is outside `head..tail` (the ring has room), so the writer
@@ -162,8 +188,8 @@ impl ThreadBuffer {
         unsafe {
             (*self.slots.get_unchecked(tail & (RING - 1)).get()).write(Event { seq, kind });
         }
-        self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        self.busy.store(false, Ordering::Release);
+        p.tail.store(tail.wrapping_add(1), Ordering::Release);
+        p.busy.store(false, Ordering::Release);
     }
 
     /// The ring is a quarter full: wake the writer once; when it is full, wait (at most two
@@ -189,7 +215,9 @@ impl ThreadBuffer {
             ring_doorbell();
             // SAFETY: nanosleep with a valid timespec; async-signal-safe.
             unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
-            if tail.wrapping_sub(self.head.load(Ordering::Acquire)) < RING {
+            let head = self.consumer.head.load(Ordering::Acquire);
+            self.producer.head_seen.store(head, Ordering::Relaxed);
+            if tail.wrapping_sub(head) < RING {
                 return true;
             }
         }
@@ -201,9 +229,9 @@ impl ThreadBuffer {
     /// Returns whether the owner was busy with an unpublished event before the events were
     /// read (see the module docs); read after the global sequence number.
     pub(crate) fn drain(&self, mut f: impl FnMut(Event)) -> bool {
-        let busy = self.busy.load(Ordering::SeqCst);
-        let tail = self.tail.load(Ordering::Acquire);
-        let mut head = self.head.load(Ordering::Relaxed);
+        let busy = self.producer.busy.load(Ordering::SeqCst);
+        let tail = self.producer.tail.load(Ordering::Acquire);
+        let mut head = self.consumer.head.load(Ordering::Relaxed);
         let mut last = None;
         while head != tail {
             // SAFETY: slots in `head..tail` were written and published by the owner (Acquire
@@ -214,21 +242,21 @@ impl ThreadBuffer {
             head = head.wrapping_add(1);
         }
         if let Some(seq) = last {
-            self.drained_seq.store(seq + 1, Ordering::Relaxed);
+            self.consumer.drained_seq.store(seq + 1, Ordering::Relaxed);
         }
-        self.head.store(head, Ordering::Release);
+        self.consumer.head.store(head, Ordering::Release);
         busy
     }
 
     /// Writer side: one more than the number of the last event drained (0 before the first):
     /// a busy owner's unpublished event is numbered at least this.
     pub(crate) fn drained_seq(&self) -> u64 {
-        self.drained_seq.load(Ordering::Relaxed)
+        self.consumer.drained_seq.load(Ordering::Relaxed)
     }
 
     /// True when every published event was drained.
     pub(crate) fn is_empty(&self) -> bool {
-        self.tail.load(Ordering::Acquire) == self.head.load(Ordering::Relaxed)
+        self.producer.tail.load(Ordering::Acquire) == self.consumer.head.load(Ordering::Relaxed)
     }
 }
 
