@@ -54,3 +54,36 @@ def test_same_helper_through_two_callers_keeps_both_stacks(runner):
     )
     want = 3 * 3 * 4_000_000
     assert abs(large["peak_bytes"] - want) <= 0.05 * want, large
+
+
+ONE_CALLER_TWO_LINES = """
+def f(n, small):
+    if small:
+        return list(map(str, range(n)))  # ALLOC_SMALL
+    return bytearray(n)  # ALLOC_LARGE
+
+def caller(keep):
+    for _ in range(3):
+        # The helper's frame is the same frame at the same instruction both times; only the
+        # caller's line differs, and the second line's stacks hold twice the first's memory.
+        keep.append(f(50_000, True))  # FIRST_SMALL
+        keep.append(f(100_000, True))  # SECOND_SMALL
+        keep.append(f(4_000_000, False))  # FIRST_LARGE
+        keep.append(f(8_000_000, False))  # SECOND_LARGE
+
+keep = []
+caller(keep)
+"""
+
+
+def test_same_helper_from_two_lines_of_one_caller_keeps_both_stacks(runner):
+    script = runner.write("lines.py", ONE_CALLER_TWO_LINES)
+    proc = runner.memlens("run", "--exact", "-q", "-o", "lines.mlens", "lines.py")
+    assert proc.returncode == 0, proc.stderr
+    report = runner.report("lines.mlens", "peak")
+    for alloc, second in (("ALLOC_SMALL", "SECOND_SMALL"), ("ALLOC_LARGE", "SECOND_LARGE")):
+        line = line_of(script, f"# {alloc}")
+        sites = [s for s in report["sites"] if s["file"] == str(script) and s["line"] == line]
+        assert len(sites) == 1, sites
+        stack = sites[0]["stack"]
+        assert (stack[1]["function"], stack[1]["line"]) == ("caller", line_of(script, f"# {second}"))

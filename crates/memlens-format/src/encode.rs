@@ -92,30 +92,8 @@ impl RecordEncoder {
                 size,
                 stack,
                 domain,
-            } => {
-                let same_stack = *stack == self.prev_stack;
-                let small = *size % 16 == 0 && (16..=240).contains(size);
-                let mut tag = TAG_ALLOC | (domain.code() << 5);
-                if same_stack {
-                    tag |= 0x10;
-                }
-                if small {
-                    tag |= (*size / 16) as u8;
-                }
-                out.push(tag);
-                if !small {
-                    put_varint(out, *size);
-                }
-                self.put_addr(*addr, out);
-                if !same_stack {
-                    put_varint(out, zigzag(i64::from(*stack) - i64::from(self.prev_stack)));
-                    self.prev_stack = *stack;
-                }
-            }
-            Record::Free { addr } => {
-                out.push(TAG_FREE);
-                self.put_addr(*addr, out);
-            }
+            } => self.alloc(*addr, *size, *stack, *domain, out),
+            Record::Free { addr } => self.free(*addr, out),
             Record::Peak => out.push(TAG_PEAK),
             Record::Counters {
                 time_ns,
@@ -138,14 +116,222 @@ impl RecordEncoder {
         }
     }
 
-    fn put_addr(&mut self, addr: u64, out: &mut Vec<u8>) {
+    /// Appends an `Alloc` record: the same bytes as [`RecordEncoder::encode`] gives, without
+    /// building a [`Record`].
+    #[inline]
+    pub fn alloc(&mut self, addr: u64, size: u64, stack: u32, domain: Domain, out: &mut Vec<u8>) {
+        self.alloc_to(addr, size, stack, domain, out);
+    }
+
+    /// Appends a `Free` record (see [`RecordEncoder::alloc`]).
+    #[inline]
+    pub fn free(&mut self, addr: u64, out: &mut Vec<u8>) {
+        self.free_to(addr, out);
+    }
+
+    #[inline(always)]
+    fn alloc_to(&mut self, addr: u64, size: u64, stack: u32, domain: Domain, out: &mut impl Sink) {
+        let same_stack = stack == self.prev_stack;
+        let small = size.is_multiple_of(16) && (16..=240).contains(&size);
+        let mut tag = TAG_ALLOC | (domain.code() << 5);
+        if same_stack {
+            tag |= 0x10;
+        }
+        if small {
+            tag |= (size / 16) as u8;
+        }
+        out.byte(tag);
+        if !small {
+            out.varint(size);
+        }
+        self.put_addr(addr, out);
+        if !same_stack {
+            out.varint(zigzag(i64::from(stack) - i64::from(self.prev_stack)));
+            self.prev_stack = stack;
+        }
+    }
+
+    #[inline(always)]
+    fn free_to(&mut self, addr: u64, out: &mut impl Sink) {
+        out.byte(TAG_FREE);
+        self.put_addr(addr, out);
+    }
+
+    #[inline(always)]
+    fn put_addr(&mut self, addr: u64, out: &mut impl Sink) {
         let delta = addr.wrapping_sub(self.prev_addr) as i64;
         let aligned = (addr | self.prev_addr) & 15 == 0;
-        put_varint(out, (zigzag(delta >> 4) << 1) | u64::from(!aligned));
+        out.varint((zigzag(delta >> 4) << 1) | u64::from(!aligned));
         if !aligned {
-            out.push((delta & 15) as u8);
+            out.byte((delta & 15) as u8);
         }
         self.prev_addr = addr;
+    }
+}
+
+/// Where encoded bytes go.
+trait Sink {
+    fn byte(&mut self, b: u8);
+    fn varint(&mut self, v: u64);
+}
+
+impl Sink for Vec<u8> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, v: u64) {
+        put_varint(self, v);
+    }
+}
+
+/// Bytes of the staging area of an [`EventsChunk`], and the room every event leaves free in
+/// it (an allocation takes at most 27 bytes, and a varint is stored as a whole 8-byte word).
+const STAGE: usize = 4096;
+const STAGE_ROOM: usize = 48;
+
+/// A fixed array the writer's hot path encodes into: plain stores, no growth checks; it is
+/// moved into the chunk's buffer in one copy when nearly full.
+#[derive(Debug)]
+struct Stage {
+    buf: Box<[u8; STAGE]>,
+    len: usize,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Stage {
+            buf: Box::new([0; STAGE]),
+            len: 0,
+        }
+    }
+}
+
+impl Sink for Stage {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, v: u64) {
+        if v >= 1 << 56 {
+            let mut bytes = Vec::with_capacity(10);
+            put_varint_long(&mut bytes, v);
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(&bytes);
+            self.len += bytes.len();
+            return;
+        }
+        let (packed, n) = pack_varint(v);
+        self.buf[self.len..self.len + 8].copy_from_slice(&packed.to_le_bytes());
+        self.len += n;
+    }
+}
+
+/// The payload of one `Events` chunk, built record by record (the delta state starts afresh
+/// with each chunk). [`crate::Writer::write_events`] writes it out and empties it.
+///
+/// Definitions ([`EventsChunk::define`]) are written at the start of the chunk, before every
+/// event in it, so a writer may add them after the events that use them.
+#[derive(Debug, Default)]
+pub struct EventsChunk {
+    encoder: RecordEncoder,
+    defs: Vec<u8>,
+    raw: Vec<u8>,
+    /// The latest events, not yet moved to `raw`.
+    stage: Stage,
+    records: usize,
+}
+
+impl EventsChunk {
+    /// An empty chunk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a definition (string, function, frame, stack or thread record): it goes before
+    /// every event of the chunk. Definitions carry no delta state.
+    pub fn define(&mut self, record: &Record) {
+        debug_assert!(matches!(
+            record,
+            Record::String { .. }
+                | Record::Function { .. }
+                | Record::Frame { .. }
+                | Record::Stack { .. }
+                | Record::Thread { .. }
+        ));
+        self.encoder.encode(record, &mut self.defs);
+        self.records += 1;
+    }
+
+    /// Appends any record.
+    pub fn push(&mut self, record: &Record) {
+        self.unstage();
+        self.encoder.encode(record, &mut self.raw);
+        self.records += 1;
+    }
+
+    /// Appends an allocation (see [`Record::Alloc`]).
+    #[inline]
+    pub fn alloc(&mut self, addr: u64, size: u64, stack: u32, domain: Domain) {
+        if self.stage.len > STAGE - STAGE_ROOM {
+            self.unstage();
+        }
+        self.encoder
+            .alloc_to(addr, size, stack, domain, &mut self.stage);
+        self.records += 1;
+    }
+
+    /// Appends a free (see [`Record::Free`]).
+    #[inline]
+    pub fn free(&mut self, addr: u64) {
+        if self.stage.len > STAGE - STAGE_ROOM {
+            self.unstage();
+        }
+        self.encoder.free_to(addr, &mut self.stage);
+        self.records += 1;
+    }
+
+    /// Moves the staged bytes to the chunk's buffer.
+    #[inline(never)]
+    fn unstage(&mut self) {
+        self.raw
+            .extend_from_slice(&self.stage.buf[..self.stage.len]);
+        self.stage.len = 0;
+    }
+
+    /// Records appended since the chunk was last written.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// True when nothing was appended.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// The encoded payload: definitions, then the rest in order.
+    pub(crate) fn payload(&mut self) -> &[u8] {
+        self.unstage();
+        if self.defs.is_empty() {
+            return &self.raw;
+        }
+        self.defs.extend_from_slice(&self.raw);
+        self.raw.clear();
+        std::mem::swap(&mut self.defs, &mut self.raw);
+        &self.raw
+    }
+
+    /// Empties the chunk, keeping its buffers.
+    pub(crate) fn clear(&mut self) {
+        self.encoder = RecordEncoder::new();
+        self.defs.clear();
+        self.raw.clear();
+        self.stage.len = 0;
+        self.records = 0;
     }
 }
 
@@ -356,7 +542,47 @@ fn get_varint_long(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
     Err(VarintError::TooLong)
 }
 
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint. Values below 2^56 (nearly all) are packed in a register
+/// and stored as one 8-byte write, then the length is cut back: no byte-by-byte stores, no
+/// `memcpy` call.
+#[inline(always)]
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
+    if v >= 1 << 56 {
+        return put_varint_long(out, v);
+    }
+    let (packed, n) = pack_varint(v);
+    let len = out.len();
+    out.extend_from_slice(&packed.to_le_bytes());
+    out.truncate(len + n);
+}
+
+/// `v < 2^56` as LEB128 bytes packed little-endian in a word, and how many bytes they are.
+#[inline(always)]
+fn pack_varint(v: u64) -> (u64, usize) {
+    if v < 1 << 7 {
+        return (v, 1);
+    }
+    if v < 1 << 14 {
+        return ((v & 0x7f) | 0x80 | (v >> 7) << 8, 2);
+    }
+    if v < 1 << 21 {
+        return (
+            (v & 0x7f) | 0x80 | ((v >> 7) & 0x7f | 0x80) << 8 | (v >> 14) << 16,
+            3,
+        );
+    }
+    let (mut rest, mut packed, mut n) = (v >> 7, v & 0x7f, 1);
+    while rest != 0 {
+        packed |= 0x80 << (8 * (n - 1));
+        packed |= (rest & 0x7f) << (8 * n);
+        rest >>= 7;
+        n += 1;
+    }
+    (packed, n)
+}
+
+#[cold]
+fn put_varint_long(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -403,6 +629,133 @@ mod tests {
         let bytes = round_trip(&recs);
         // First alloc pays for the absolute address; the second and the free are 2 bytes each.
         assert_eq!(bytes.len() - 2 - 2, 1 + 7 + 1);
+    }
+
+    /// The writer's direct path must give exactly the bytes of the general encoder, so old
+    /// and new captures read alike.
+    #[test]
+    fn direct_alloc_and_free_match_the_general_encoder() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut records = Vec::new();
+        for _ in 0..10_000 {
+            let r = next();
+            let addr = match r % 4 {
+                0 => next(),
+                1 => 0x7f00_0000_0000 + (next() % 4096) * 16,
+                2 => 0x7f00_0000_0000 + next() % 65536,
+                _ => r & 0xffff_fff0,
+            };
+            records.push(if r % 3 == 0 {
+                Record::Free { addr }
+            } else {
+                let domain = [Domain::Python, Domain::Native, Domain::Mmap][(r % 7 % 3) as usize];
+                let size = match r % 5 {
+                    0 => next(),
+                    1 => (next() % 16) * 16,
+                    _ => next() % 300,
+                };
+                let stack = if r % 11 == 0 {
+                    u32::MAX
+                } else {
+                    (next() % 9) as u32
+                };
+                Record::Alloc {
+                    addr,
+                    size,
+                    stack,
+                    domain,
+                }
+            });
+        }
+        let (mut general, mut direct) = (RecordEncoder::new(), RecordEncoder::new());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        // The chunk's staged path too, over many stage lengths.
+        let mut chunk = EventsChunk::new();
+        for r in &records {
+            general.encode(r, &mut a);
+            match *r {
+                Record::Alloc {
+                    addr,
+                    size,
+                    stack,
+                    domain,
+                } => {
+                    direct.alloc(addr, size, stack, domain, &mut b);
+                    chunk.alloc(addr, size, stack, domain);
+                }
+                Record::Free { addr } => {
+                    direct.free(addr, &mut b);
+                    chunk.free(addr);
+                }
+                _ => unreachable!(),
+            }
+        }
+        assert_eq!(a, b);
+        assert!(a.len() > 4 * STAGE);
+        assert_eq!(chunk.payload(), &a[..]);
+        round_trip(&records);
+    }
+
+    #[test]
+    fn varints_round_trip_at_every_length() {
+        let mut values = vec![0, 1, 127, 128, 255, 16_383, 16_384, u64::MAX];
+        for bits in 1..64 {
+            values.extend([(1u64 << bits) - 1, 1u64 << bits, (1u64 << bits) + 1]);
+        }
+        let mut out = Vec::new();
+        for &v in &values {
+            let before = out.len();
+            put_varint(&mut out, v);
+            assert_eq!(
+                out.len() - before,
+                (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
+            );
+        }
+        let mut pos = 0;
+        for &v in &values {
+            assert_eq!(get_varint(&out, &mut pos).ok(), Some(v));
+        }
+        assert_eq!(pos, out.len());
+    }
+
+    /// Definitions added after an event still come before it in the payload.
+    #[test]
+    fn definitions_go_first_in_a_chunk() {
+        let mut chunk = EventsChunk::new();
+        chunk.alloc(0x1000, 32, 1, Domain::Python);
+        chunk.define(&Record::Stack {
+            id: 1,
+            parent: 0,
+            frame: 0,
+        });
+        chunk.free(0x1000);
+        assert_eq!(chunk.records(), 3);
+        let back: Vec<Record> = RecordDecoder::new(chunk.payload(), 0)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            back,
+            [
+                Record::Stack {
+                    id: 1,
+                    parent: 0,
+                    frame: 0
+                },
+                Record::Alloc {
+                    addr: 0x1000,
+                    size: 32,
+                    stack: 1,
+                    domain: Domain::Python
+                },
+                Record::Free { addr: 0x1000 },
+            ]
+        );
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //! that uses them; allocation and free events appear in the order they happened across all
 //! threads. Ids are implicit: the n-th `Function` record defines function n, and so on.
 //!
-//! Main types: [`Header`], [`Record`], [`Writer`] (append chunks to any `Write`), and
-//! [`Reader`] (iterate the chunks of a byte slice, e.g. a memory map).
+//! Main types: [`Header`], [`Record`], [`Writer`] (append chunks to any `Write`; an
+//! [`EventsChunk`] encodes events without building [`Record`]s), and [`Reader`] (iterate the
+//! chunks of a byte slice, e.g. a memory map).
 //!
 //! ```
 //! use memlens_format::{Header, Mode, Record, Reader, Writer};
@@ -42,7 +43,7 @@ mod record;
 mod writer;
 
 pub use addr_hash::{AddrHasher, AddrMap};
-pub use encode::{RecordDecoder, RecordEncoder};
+pub use encode::{EventsChunk, RecordDecoder, RecordEncoder};
 pub use error::FormatError;
 pub use header::{FORMAT_VERSION, Header, MAGIC, Mode};
 pub use reader::{Chunk, ChunkKind, ChunkSpan, ChunkSpans, Reader, Records};

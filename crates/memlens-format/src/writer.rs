@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::encode::RecordEncoder;
+use crate::encode::EventsChunk;
 use crate::header::{FORMAT_VERSION, MAGIC};
 use crate::reader::ChunkKind;
 use crate::{FormatError, Header, Record};
@@ -13,7 +13,6 @@ const ZSTD_LEVEL: i32 = 1;
 #[derive(Debug)]
 pub struct Writer<W: Write> {
     out: W,
-    scratch: Vec<u8>,
     bytes_written: u64,
 }
 
@@ -28,24 +27,26 @@ impl<W: Write> Writer<W> {
         out.flush()?;
         Ok(Writer {
             out,
-            scratch: Vec::new(),
             bytes_written: 14 + body.len() as u64,
         })
     }
 
     /// Encodes `records` into one compressed `Events` chunk (nothing when empty).
     pub fn write_records(&mut self, records: &[Record]) -> Result<(), FormatError> {
-        if records.is_empty() {
+        let mut chunk = EventsChunk::new();
+        for r in records {
+            chunk.push(r);
+        }
+        self.write_events(&mut chunk)
+    }
+
+    /// Writes `chunk` as one compressed `Events` chunk (nothing when empty) and empties it.
+    pub fn write_events(&mut self, chunk: &mut EventsChunk) -> Result<(), FormatError> {
+        if chunk.is_empty() {
             return Ok(());
         }
-        let mut encoder = RecordEncoder::new();
-        let mut raw = std::mem::take(&mut self.scratch);
-        raw.clear();
-        for r in records {
-            encoder.encode(r, &mut raw);
-        }
-        let result = self.write_chunk(ChunkKind::Events, &raw);
-        self.scratch = raw;
+        let result = self.write_chunk(ChunkKind::Events, chunk.payload());
+        chunk.clear();
         result
     }
 

@@ -314,8 +314,9 @@ pub(crate) const FLUSH_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGHUP]
 
 /// Asks the writer for a last chunk (waiting up to a second), then lets the signal take its
 /// default course. Only atomics and `nanosleep`: async-signal-safe. If a hook on this thread
-/// held a buffer lock when the signal came, the writer waits for it and we give up after the
-/// second: the capture then ends at the previous flush, as with SIGKILL.
+/// was queuing an event when the signal came, the writer writes every event before that one
+/// and the capture ends there; if the writer does not answer within the second, the
+/// capture ends at the previous flush, as with SIGKILL.
 extern "C" fn on_flush_signal(sig: libc::c_int) {
     use std::sync::atomic::Ordering::SeqCst;
     let before = writer::SIGNAL_FLUSHES.load(SeqCst);

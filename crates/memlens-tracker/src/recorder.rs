@@ -3,28 +3,85 @@
 //!
 //! All state hangs off one leaked [`Recorder`] reached through an atomic pointer, so a forked
 //! child can drop a recorder whose locks another thread held at fork time and start afresh.
-//! Locks here are per-thread buffers (uncontended but for the writer's drains) and the
-//! interning tables, which a thread takes only when its stack differs from its previous one.
+//! Each thread queues its events in its own single-producer ring ([`ThreadBuffer`]): no lock,
+//! one atomic read-modify-write (the global sequence number) per event. The only locks are the
+//! interning tables', which a thread takes only when a frame misses its own stack cache.
+//!
+//! Ordering. Events of one thread are in ring order. Across threads, each event carries a
+//! number from one global counter, taken while the thread's `busy` flag is up; the writer reads
+//! the counter first and then, per ring, `busy` before the published tail, so that every event
+//! numbered below what it read is either in a ring or belongs to a thread it saw busy (whose
+//! later events it holds back). That order is what the reader needs where one thread frees what
+//! another allocated; Python-domain events are serialised by the GIL, and their numbers follow
+//! that order.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, UnsafeCell};
 use std::collections::HashMap;
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::ffi::{CStr, c_void};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use memlens_format::{Domain, Record};
 
 use crate::ffi;
-use crate::python::{CodeKey, Layout, RawFrame};
+use crate::python::{Chain, ChainWalker, CodeKey, Layout, RawFrame, Walker};
 
 /// Deepest stack recorded; deeper stacks keep their innermost frames.
 const MAX_DEPTH: usize = 128;
+/// Events in each thread's ring: 4 MiB of address space, committed as the ring is used (a
+/// thread that allocates little touches little of it). The writer drains every millisecond
+/// while events flow and at once when a ring is a quarter full, so a full ring is rare even
+/// for a thread that does nothing but allocate (tens of millions of events a second) on a
+/// machine whose other core is busy.
+pub(crate) const RING: usize = 1 << 17;
+
+/// Rung (bumped and woken) when the writer should drain now: a ring is filling up, or a
+/// flush or stop was asked for. The writer sleeps on it between ticks.
+static DOORBELL: AtomicU32 = AtomicU32::new(0);
+
+/// Wakes the writer. Async-signal-safe: one atomic and one `futex` system call.
+pub(crate) fn ring_doorbell() {
+    DOORBELL.fetch_add(1, Ordering::Release);
+    // SAFETY: FUTEX_WAKE on a valid, aligned u32; wakes at most one waiter.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            DOORBELL.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
+    }
+}
+
+/// The doorbell's value now, to pass to [`wait_for_doorbell`].
+pub(crate) fn doorbell() -> u32 {
+    DOORBELL.load(Ordering::Acquire)
+}
+
+/// Sleeps until the doorbell rings after it read `seen`, or `timeout` passes.
+pub(crate) fn wait_for_doorbell(seen: u32, timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout; it returns at
+    // once when the value is no longer `seen`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            DOORBELL.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seen,
+            &ts as *const libc::timespec,
+        );
+    }
+}
 
 /// One queued event; `seq` orders events across threads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Event {
     pub seq: u64,
-    pub thread: u32,
     pub kind: EventKind,
 }
 
@@ -45,10 +102,156 @@ pub(crate) enum EventKind {
     },
 }
 
-/// A thread's event queue, registered with the recorder so the writer can drain it.
+/// A thread's event queue: a ring with one producer (the thread) and one consumer (the
+/// writer), registered with the recorder so the writer can drain it.
 pub(crate) struct ThreadBuffer {
     pub id: u32,
-    pub events: Mutex<Vec<Event>>,
+    slots: Box<[UnsafeCell<MaybeUninit<Event>>]>,
+    /// What the owning thread writes on every event, on a cache line of its own.
+    producer: Producer,
+    /// What the writer writes on every drain, on another: the two sides never share a line
+    /// they write (the owner reads the writer's line once per quarter ring).
+    consumer: Consumer,
+}
+
+#[repr(align(64))]
+struct Producer {
+    /// Events published so far (only the owning thread stores it).
+    tail: AtomicUsize,
+    /// Up while the owner holds a sequence number whose event is not published yet.
+    busy: AtomicBool,
+    /// `consumer.head` as the owner last read it (only the owning thread uses it).
+    head_seen: AtomicUsize,
+}
+
+#[repr(align(64))]
+struct Consumer {
+    /// Events consumed so far (only the writer stores it).
+    head: AtomicUsize,
+    /// Sequence number of the last event the writer consumed, plus one (writer only).
+    drained_seq: AtomicU64,
+}
+
+// SAFETY: slots in `head..tail` are only read (by the writer), slots outside it only written
+// (by the owning thread); `tail` (Release/Acquire) hands a slot from one side to the other
+// and `head` hands it back.
+unsafe impl Sync for ThreadBuffer {}
+// SAFETY: as above; the events are plain data.
+unsafe impl Send for ThreadBuffer {}
+
+impl ThreadBuffer {
+    fn new(id: u32) -> Self {
+        ThreadBuffer {
+            id,
+            // Zeroed memory: committed page by page as the ring fills, not up front.
+            // SAFETY: `MaybeUninit` inside `UnsafeCell` is valid for any bytes.
+            slots: unsafe {
+                Box::<[UnsafeCell<MaybeUninit<Event>>]>::new_zeroed_slice(RING).assume_init()
+            },
+            producer: Producer {
+                tail: AtomicUsize::new(0),
+                busy: AtomicBool::new(false),
+                head_seen: AtomicUsize::new(0),
+            },
+            consumer: Consumer {
+                head: AtomicUsize::new(0),
+                drained_seq: AtomicU64::new(0),
+            },
+        }
+    }
+
+    /// Numbers `kind` and publishes it. Only the owning thread calls this.
+    #[inline(always)]
+    fn push(&self, rec: &Recorder, kind: EventKind) {
+        let p = &self.producer;
+        let tail = p.tail.load(Ordering::Relaxed);
+        // The writer only ever frees room, so a stale head errs on the side of "full".
+        if tail.wrapping_sub(p.head_seen.load(Ordering::Relaxed)) >= RING / 4 {
+            let head = self.consumer.head.load(Ordering::Acquire);
+            p.head_seen.store(head, Ordering::Relaxed);
+            let used = tail.wrapping_sub(head);
+            if used >= RING / 4 && !self.filling(used, tail, rec) {
+                return;
+            }
+        }
+        p.busy.store(true, Ordering::Relaxed);
+        // A release operation: `busy` is up for whoever reads a later value of `seq`.
+        let seq = rec.seq.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the slot at `tail` is outside `head..tail` (the ring has room), so the writer
+        // does not read it; only this thread writes slots. `RING` is a power of two.
+        unsafe {
+            (*self.slots.get_unchecked(tail & (RING - 1)).get()).write(Event { seq, kind });
+        }
+        p.tail.store(tail.wrapping_add(1), Ordering::Release);
+        p.busy.store(false, Ordering::Release);
+    }
+
+    /// The ring is a quarter full: wake the writer once; when it is full, wait (at most two
+    /// seconds) for the writer to drain it. When it does not (no writer any more, or it is
+    /// stuck) the event is dropped rather than block the program.
+    #[cold]
+    #[inline(never)]
+    fn filling(&self, used: usize, tail: usize, rec: &Recorder) -> bool {
+        if used == RING / 4 {
+            ring_doorbell();
+        }
+        if used < RING {
+            return true;
+        }
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000,
+        };
+        for _ in 0..40_000 {
+            if !rec.draining.load(Ordering::Acquire) {
+                break;
+            }
+            ring_doorbell();
+            // SAFETY: nanosleep with a valid timespec; async-signal-safe.
+            unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+            let head = self.consumer.head.load(Ordering::Acquire);
+            self.producer.head_seen.store(head, Ordering::Relaxed);
+            if tail.wrapping_sub(head) < RING {
+                return true;
+            }
+        }
+        rec.dropped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Writer side: passes every published event to `f`, oldest first, and frees their slots.
+    /// Returns whether the owner was busy with an unpublished event before the events were
+    /// read (see the module docs); read after the global sequence number.
+    pub(crate) fn drain(&self, mut f: impl FnMut(Event)) -> bool {
+        let busy = self.producer.busy.load(Ordering::SeqCst);
+        let tail = self.producer.tail.load(Ordering::Acquire);
+        let mut head = self.consumer.head.load(Ordering::Relaxed);
+        let mut last = None;
+        while head != tail {
+            // SAFETY: slots in `head..tail` were written and published by the owner (Acquire
+            // on `tail`) and are not written again until `head` moves past them.
+            let e = unsafe { (*self.slots[head & (RING - 1)].get()).assume_init_read() };
+            last = Some(e.seq);
+            f(e);
+            head = head.wrapping_add(1);
+        }
+        if let Some(seq) = last {
+            self.consumer.drained_seq.store(seq + 1, Ordering::Relaxed);
+        }
+        self.consumer.head.store(head, Ordering::Release);
+        busy
+    }
+
+    /// Writer side: one more than the number of the last event drained (0 before the first):
+    /// a busy owner's unpublished event is numbered at least this.
+    pub(crate) fn drained_seq(&self) -> u64 {
+        self.consumer.drained_seq.load(Ordering::Relaxed)
+    }
+
+    /// True when every published event was drained.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.producer.tail.load(Ordering::Acquire) == self.consumer.head.load(Ordering::Relaxed)
+    }
 }
 
 /// Interning maps hash pointers and small ids: SipHash's DoS resistance buys nothing here and
@@ -235,9 +438,17 @@ pub(crate) struct Recorder {
     pub exact: bool,
     pub sample_rate: u64,
     layout: &'static Layout,
+    walker: Walker,
+    chain_walker: ChainWalker,
     code_type: usize,
+    /// Returns the thread state of the thread holding the GIL, for Python-domain events.
+    gil_tstate: unsafe extern "C" fn() -> *mut c_void,
     /// Orders events across threads.
     pub seq: AtomicU64,
+    /// Events dropped because a ring stayed full (the writer was gone or stuck).
+    pub dropped: AtomicU64,
+    /// Cleared by the writer when it stops draining.
+    pub draining: AtomicBool,
     pub threads: Mutex<Vec<Arc<ThreadBuffer>>>,
     next_thread: AtomicU32,
     pub interner: Mutex<Interner>,
@@ -257,6 +468,34 @@ pub(crate) fn current() -> Option<&'static Recorder> {
     unsafe { p.as_ref() }
 }
 
+/// The interpreter's "current thread state" getter (`PyThreadState_GetUnchecked` from 3.13,
+/// `_PyThreadState_UncheckedGet` before), found at run time: neither is in the stable ABI.
+/// With the GIL held it is the calling thread's state, read without the thread-specific-data
+/// lookup of `PyGILState_GetThisThreadState` (the fallback).
+fn gil_tstate_fn() -> unsafe extern "C" fn() -> *mut c_void {
+    const NAMES: [&CStr; 3] = [
+        c"PyThreadState_GetUnchecked",
+        c"_PyThreadState_UncheckedGet",
+        c"PyGILState_GetThisThreadState",
+    ];
+    for name in NAMES {
+        // SAFETY: dlsym with a valid C string; RTLD_DEFAULT searches the loaded objects.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if !f.is_null() {
+            // SAFETY: all three take nothing and return `PyThreadState *`.
+            return unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_void>(f)
+            };
+        }
+    }
+    no_tstate
+}
+
+/// No interpreter in the process (the tracker's own tests): no Python stack.
+unsafe extern "C" fn no_tstate() -> *mut c_void {
+    std::ptr::null_mut()
+}
+
 /// Installs a new recorder, abandoning (leaking) any previous one.
 pub(crate) fn install(
     exact: bool,
@@ -268,8 +507,13 @@ pub(crate) fn install(
         exact,
         sample_rate: sample_rate.max(1),
         layout,
+        walker: layout.walker(),
+        chain_walker: layout.chain_walker(),
         code_type,
+        gil_tstate: gil_tstate_fn(),
         seq: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+        draining: AtomicBool::new(true),
         threads: Mutex::new(Vec::new()),
         next_thread: AtomicU32::new(0),
         interner: Mutex::new(Interner::default()),
@@ -289,18 +533,53 @@ struct LocalState {
     /// (recorder address, buffer) so a new recorder gets a new buffer.
     buffer: Option<(usize, Arc<ThreadBuffer>)>,
     stacks: StackCache,
+    /// The frame chain of the last stack, which `stacks` holds the ids of.
+    chain: Option<Box<Chain>>,
     scratch: Vec<RawFrame>,
 }
 
+/// Everything a thread keeps, behind one thread-local access per event (in a shared library
+/// each access can be a `__tls_get_addr` call).
+struct Local {
+    /// Up while this thread is inside the recorder: allocations made meanwhile (by the
+    /// interpreter's line-table lookup, libc internals, ...) are counted by the hooks but not
+    /// recorded again.
+    busy: Cell<bool>,
+    state: UnsafeCell<LocalState>,
+}
+
 thread_local! {
-    static LOCAL: RefCell<LocalState> = const {
-        RefCell::new(LocalState {
-            buffer: None,
-            stacks: StackCache::new(),
-            scratch: Vec::new(),
-        })
+    static LOCAL: Local = const {
+        Local {
+            busy: Cell::new(false),
+            state: UnsafeCell::new(LocalState {
+                buffer: None,
+                stacks: StackCache::new(),
+                chain: None,
+                scratch: Vec::new(),
+            }),
+        }
     };
     static TID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` on this thread's state unless the thread is already inside the recorder (or is
+/// exiting); `None` then.
+#[inline(always)]
+fn with_local<R>(f: impl FnOnce(&mut LocalState) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|local| {
+            if local.busy.replace(true) {
+                return None;
+            }
+            // SAFETY: `busy` was down and is now up, so no other borrow of this thread's state
+            // exists (the state is reached only here); other threads have their own.
+            let result = f(unsafe { &mut *local.state.get() });
+            local.busy.set(false);
+            Some(result)
+        })
+        .ok()
+        .flatten()
 }
 
 /// The kernel's id of the calling thread (cached).
@@ -317,49 +596,67 @@ pub(crate) fn native_thread_id() -> u64 {
 impl Recorder {
     fn register_thread(&self) -> Arc<ThreadBuffer> {
         let id = self.next_thread.fetch_add(1, Ordering::Relaxed);
-        let buffer = Arc::new(ThreadBuffer {
-            id,
-            events: Mutex::new(Vec::with_capacity(256)),
-        });
+        let buffer = Arc::new(ThreadBuffer::new(id));
         lock(&self.threads).push(buffer.clone());
         let tid = native_thread_id();
         lock(&self.thread_names).push((id, tid, String::new()));
         buffer
     }
 
-    /// Queues an event from this thread, stamping it with the next sequence number under the
-    /// thread's own buffer lock (so the writer never sees a gap it has to wait for).
-    fn push(&'static self, kind: EventKind, local: &mut LocalState) {
+    /// This thread's buffer for this recorder, registering the thread on first use.
+    #[inline(always)]
+    fn buffer<'a>(&self, local: &'a mut LocalState) -> &'a ThreadBuffer {
         let me = self as *const Recorder as usize;
         if !matches!(&local.buffer, Some((owner, _)) if *owner == me) {
             local.buffer = Some((me, self.register_thread()));
         }
-        let Some((_, buffer)) = &local.buffer else {
-            return;
-        };
-        let mut events = lock(&buffer.events);
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        events.push(Event {
-            seq,
-            thread: buffer.id,
-            kind,
-        });
+        match &local.buffer {
+            Some((_, buffer)) => buffer,
+            None => unreachable!("just registered"),
+        }
     }
 
-    fn capture_stack(&'static self, local: &mut LocalState) -> u32 {
-        // SAFETY: returns this thread's state or null; no lock, no allocation.
-        let tstate = unsafe { ffi::PyGILState_GetThisThreadState() };
-        let mut scratch = std::mem::take(&mut local.scratch);
-        if scratch.len() != MAX_DEPTH {
-            scratch.resize(MAX_DEPTH, RawFrame::default());
+    /// Queues an event from this thread.
+    #[inline(always)]
+    fn push(&'static self, kind: EventKind, local: &mut LocalState) {
+        self.buffer(local).push(self, kind);
+    }
+
+    /// The current stack of the thread whose state is `tstate`, interned.
+    ///
+    /// # Safety
+    /// `tstate` is the calling thread's live thread state (or null).
+    #[inline(always)]
+    unsafe fn capture_stack(&'static self, local: &mut LocalState, tstate: *mut c_void) -> u32 {
+        let me = self as *const Recorder as usize;
+        if local.stacks.recorder != me {
+            local.stacks.reset(me);
+            local.scratch.clear();
+            local.scratch.resize(MAX_DEPTH, RawFrame::default());
+            local.chain.get_or_insert_with(Box::default).clear();
         }
+        let chain = local.chain.get_or_insert_with(Box::default);
         // SAFETY: tstate belongs to this thread, which is inside this call and so not running
         // Python code that could change its frame chain.
-        let n = unsafe { self.layout.walk(tstate, self.code_type, &mut scratch) };
+        let walk =
+            unsafe { (self.chain_walker)(tstate, self.code_type, chain, &mut local.scratch) };
+        if let Some(walk) = walk {
+            // The outer `walk.same` frames are those of the last stack, whose ids the stack
+            // cache holds.
+            // SAFETY: the frames were just read from this thread's live stack.
+            return unsafe {
+                self.intern_from(
+                    &mut local.stacks,
+                    &local.scratch[..walk.depth - walk.same],
+                    walk.depth,
+                    walk.same,
+                )
+            };
+        }
+        // SAFETY: as above.
+        let n = unsafe { (self.walker)(tstate, self.code_type, &mut local.scratch) };
         // SAFETY: the frames were just read from this thread's live stack.
-        let id = unsafe { self.intern(local, &scratch[..n]) };
-        local.scratch = scratch;
-        id
+        unsafe { self.intern(&mut local.stacks, &local.scratch[..n]) }
     }
 
     /// Interns `frames` (innermost first, at most `MAX_DEPTH`), reusing the ids of the outer
@@ -367,22 +664,38 @@ impl Recorder {
     ///
     /// # Safety
     /// Every frame's code object must be alive (the frames are on this thread's stack).
-    unsafe fn intern(&'static self, local: &mut LocalState, frames: &[RawFrame]) -> u32 {
-        let me = self as *const Recorder as usize;
-        let cache = &mut local.stacks;
-        if cache.recorder != me {
-            cache.reset(me);
-        }
+    unsafe fn intern(&'static self, cache: &mut StackCache, frames: &[RawFrame]) -> u32 {
         let n = frames.len().min(MAX_DEPTH);
-        let common = frames[..n]
-            .iter()
-            .rev()
-            .zip(&cache.frames[..cache.depth])
-            .take_while(|(a, b)| a == b)
-            .count();
+        let shared = n.min(cache.depth).min(cache.frames.len());
+        let mut common = 0;
+        // SAFETY: `common < shared`, which is at most `n <= frames.len()` and at most
+        // `cache.frames.len()`, so both indices are in bounds.
+        while common < shared
+            && unsafe { frames.get_unchecked(n - 1 - common) == cache.frames.get_unchecked(common) }
+        {
+            common += 1;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.intern_from(cache, &frames[..n - common], n, common) }
+    }
+
+    /// Interns the stack of `depth` frames whose outer `common` frames are those of the
+    /// thread's previous stack and whose others are `inner` (innermost first).
+    ///
+    /// # Safety
+    /// As for [`Recorder::intern`]; `common <= cache.depth`, `inner.len() == depth - common`,
+    /// `depth <= MAX_DEPTH`.
+    #[inline(always)]
+    unsafe fn intern_from(
+        &'static self,
+        cache: &mut StackCache,
+        inner: &[RawFrame],
+        depth: usize,
+        common: usize,
+    ) -> u32 {
         let mut parent = if common > 0 { cache.ids[common - 1] } else { 0 };
-        for depth in common..n {
-            let raw = frames[n - 1 - depth];
+        for d in common..depth {
+            let raw = inner[depth - 1 - d];
             // SAFETY: the code object is on the live stack.
             let key = unsafe { self.layout.code_key(raw.code) };
             let slot = &mut cache.slots[StackCache::slot(parent, raw)];
@@ -390,10 +703,8 @@ impl Recorder {
             {
                 slot.id
             } else {
-                let mut interner = lock(&self.interner);
                 // SAFETY: forwarded from our caller.
-                let id = unsafe { interner.child(self.layout, parent, raw) };
-                drop(interner);
+                let id = unsafe { self.intern_miss(parent, raw) };
                 *slot = CachedStack {
                     parent,
                     id,
@@ -402,20 +713,39 @@ impl Recorder {
                 };
                 id
             };
-            cache.frames[depth] = raw;
-            cache.ids[depth] = parent;
+            cache.frames[d] = raw;
+            cache.ids[d] = parent;
         }
-        cache.depth = n;
+        cache.depth = depth;
         parent
     }
 
-    /// Records an allocation (sampled, or every one in exact mode) with its stack.
-    pub(crate) fn on_alloc(&'static self, addr: usize, size: u64, domain: Domain) {
-        let _ = LOCAL.try_with(|cell| {
-            let Ok(mut local) = cell.try_borrow_mut() else {
-                return;
+    /// # Safety
+    /// As for [`Interner::frame`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn intern_miss(&'static self, parent: u32, raw: RawFrame) -> u32 {
+        let mut interner = lock(&self.interner);
+        // SAFETY: forwarded from our caller.
+        unsafe { interner.child(self.layout, parent, raw) }
+    }
+
+    /// Records an allocation (sampled, or every one in exact mode) with its stack; false when
+    /// it was not recorded (this thread was already inside the recorder, or is exiting).
+    pub(crate) fn on_alloc(&'static self, addr: usize, size: u64, domain: Domain) -> bool {
+        with_local(|local| {
+            // Python-domain hooks run with the GIL held: the current thread state is ours.
+            // Native allocations may come from a thread without it.
+            // SAFETY: both getters only read; neither locks nor allocates.
+            let tstate = unsafe {
+                if domain == Domain::Python {
+                    (self.gil_tstate)()
+                } else {
+                    ffi::PyGILState_GetThisThreadState()
+                }
             };
-            let stack = self.capture_stack(&mut local);
+            // SAFETY: tstate is this thread's (or null).
+            let stack = unsafe { self.capture_stack(local, tstate) };
             self.push(
                 EventKind::Alloc {
                     addr: addr as u64,
@@ -423,59 +753,44 @@ impl Recorder {
                     stack,
                     domain,
                 },
-                &mut local,
+                local,
             );
-        });
+        })
+        .is_some()
     }
 
     /// Records the free of a recorded block (the hooks decide which: every block in exact
     /// mode, sampled ones in sampling mode, see `hooks::sampled`).
+    #[inline(always)]
     pub(crate) fn on_free(&'static self, addr: usize) {
-        let _ = LOCAL.try_with(|cell| {
-            if let Ok(mut local) = cell.try_borrow_mut() {
-                self.push(EventKind::Free { addr: addr as u64 }, &mut local);
-            }
-        });
+        with_local(|local| self.push(EventKind::Free { addr: addr as u64 }, local));
     }
 
     /// Records that the totals reached a new high-water mark.
     pub(crate) fn on_peak(&'static self) {
-        let _ = LOCAL.try_with(|cell| {
-            if let Ok(mut local) = cell.try_borrow_mut() {
-                self.push(EventKind::Peak, &mut local);
-            }
-        });
+        with_local(|local| self.push(EventKind::Peak, local));
     }
 
     /// Records a user checkpoint.
     pub(crate) fn checkpoint(&'static self, label: &str) {
         let label = lock(&self.interner).string(label);
-        let _ = LOCAL.try_with(|cell| {
-            if let Ok(mut local) = cell.try_borrow_mut() {
-                self.push(EventKind::Checkpoint { label }, &mut local);
-            }
-        });
+        with_local(|local| self.push(EventKind::Checkpoint { label }, local));
     }
 
     /// Names the calling thread.
     pub(crate) fn set_thread_name(&'static self, name: &str) {
-        let _ = LOCAL.try_with(|cell| {
-            if let Ok(mut local) = cell.try_borrow_mut() {
-                let me = self as *const Recorder as usize;
-                let id = match &local.buffer {
-                    Some((owner, b)) if *owner == me => b.id,
-                    _ => {
-                        let b = self.register_thread();
-                        let id = b.id;
-                        local.buffer = Some((me, b));
-                        id
-                    }
-                };
-                let mut names = lock(&self.thread_names);
-                if let Some(entry) = names.iter_mut().find(|e| e.0 == id) {
-                    entry.2 = name.to_owned();
-                }
+        with_local(|local| {
+            let id = self.buffer(local).id;
+            let mut names = lock(&self.thread_names);
+            if let Some(entry) = names.iter_mut().find(|e| e.0 == id) {
+                entry.2 = name.to_owned();
             }
         });
+    }
+
+    /// Queues `kind` from this thread as a hook would (tests: no interpreter needed).
+    #[cfg(test)]
+    pub(crate) fn push_for_test(&'static self, kind: EventKind) {
+        with_local(|local| self.push(kind, local));
     }
 }

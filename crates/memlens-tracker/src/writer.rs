@@ -1,5 +1,5 @@
-//! The background writer: drains the per-thread buffers, restores the global event order,
-//! and appends compressed chunks to the capture at least once a second.
+//! The background writer: drains the per-thread rings, restores the global event order, and
+//! appends compressed chunks to the capture at least once a second.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -8,13 +8,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use memlens_format::{Record, Writer};
+use memlens_format::{EventsChunk, Record, Writer};
 
 use crate::counters;
-use crate::recorder::{Event, EventKind, Recorder, lock};
+use crate::recorder::{
+    Event, EventKind, RING, Recorder, doorbell, lock, ring_doorbell, wait_for_doorbell,
+};
 
 /// How often the buffers are drained and a `Counters` sample taken.
 const TICK: Duration = Duration::from_millis(20);
+/// How often while events flow (a drain found a ring an eighth full): rings never fill up.
+const BUSY_TICK: Duration = Duration::from_millis(1);
 /// A chunk is written at least this often, so a killed process loses at most this much.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// ... or when this many records are waiting.
@@ -80,7 +84,7 @@ impl WriterHandle {
         let mut c = lock(m);
         c.flush_requests += 1;
         let want = c.flush_requests;
-        cv.notify_all();
+        ring_doorbell();
         wait_for_flush(c, cv, want, Duration::from_secs(1));
     }
 
@@ -92,16 +96,15 @@ impl WriterHandle {
         c.flush_requests += 1;
         let want = c.flush_requests;
         c.heap.push((want, data));
-        cv.notify_all();
+        ring_doorbell();
         wait_for_flush(c, cv, want, Duration::from_secs(60));
     }
 
     /// Writes everything left plus the end marker and waits for the thread.
     pub(crate) fn finish(mut self) -> WriterStats {
         {
-            let (m, cv) = &*self.control;
-            lock(m).stop = true;
-            cv.notify_all();
+            lock(&self.control.0).stop = true;
+            ring_doorbell();
         }
         self.thread
             .take()
@@ -132,8 +135,14 @@ fn wait_for_flush(
 
 struct State {
     writer: Writer<BufWriter<File>>,
-    held_back: Vec<Event>,
-    records: Vec<Record>,
+    /// Drained events not yet written, with their thread id.
+    held_back: Vec<(u32, Event)>,
+    /// The chunk being built.
+    chunk: EventsChunk,
+    /// The last drain found a ring filling up: drain again soon.
+    busy: bool,
+    /// When the last `Counters` sample was taken.
+    last_counters: Instant,
     last_thread: Option<u32>,
     named: HashMap<u32, String>,
     stats: WriterStats,
@@ -161,7 +170,9 @@ fn run(
     let mut st = State {
         writer,
         held_back: Vec::new(),
-        records: Vec::new(),
+        chunk: EventsChunk::new(),
+        busy: false,
+        last_counters: Instant::now(),
         last_thread: None,
         named: HashMap::new(),
         stats: WriterStats::default(),
@@ -169,11 +180,16 @@ fn run(
     };
     loop {
         let (stop, flush_want) = {
-            let (m, cv) = control;
-            let c = lock(m);
-            let (c, _) = cv
-                .wait_timeout_while(c, TICK, |c| !c.stop && c.flush_requests == c.flushes_done)
-                .unwrap_or_else(|e| e.into_inner());
+            let (m, _) = control;
+            let seen = doorbell();
+            let mut c = lock(m);
+            if !c.stop && c.flush_requests == c.flushes_done {
+                drop(c);
+                // Whoever changes `Control` rings the doorbell afterwards, so a change made
+                // since `seen` was read ends this wait at once.
+                wait_for_doorbell(seen, if st.busy { BUSY_TICK } else { TICK });
+                c = lock(m);
+            }
             (c.stop, c.flush_requests)
         };
         collect(rec, &mut st, start, stop);
@@ -185,10 +201,10 @@ fn run(
                 c.flushes_done < flush_want
             }
             || st.last_flush.elapsed() >= FLUSH_EVERY
-            || st.records.len() >= FLUSH_RECORDS;
+            || st.chunk.records() >= FLUSH_RECORDS;
         if due {
             if stop {
-                st.records.push(Record::End);
+                st.chunk.push(&Record::End);
             }
             write(&mut st);
             // Heap snapshots requested before `flush_want` was read: every event before them
@@ -219,6 +235,7 @@ fn run(
             control.1.notify_all();
         }
         if stop {
+            rec.draining.store(false, Ordering::Release);
             st.stats.bytes = st.writer.bytes_written();
             return st.stats;
         }
@@ -240,27 +257,100 @@ fn block_fatal_signals() {
 }
 
 fn write(st: &mut State) {
-    if !st.stats.failed && !st.records.is_empty() && st.writer.write_records(&st.records).is_err() {
+    if !st.stats.failed && st.writer.write_events(&mut st.chunk).is_err() {
         st.stats.failed = true;
     }
-    st.records.clear();
+    st.chunk = EventsChunk::new();
     st.last_flush = Instant::now();
     // Each chunk decodes on its own: restate the thread at the start of the next one.
     st.last_thread = None;
 }
 
-/// Moves every event that is safe to order into `st.records`, preceded by the definitions
-/// they use, and appends a `Counters` sample.
-fn collect(rec: &'static Recorder, st: &mut State, start: Instant, all: bool) {
-    // Events with a sequence number below `horizon` are all in some buffer already: a thread
-    // takes its number while holding its buffer's lock, which we take below.
-    let horizon = rec.seq.load(Ordering::SeqCst);
-    let buffers: Vec<_> = lock(&rec.threads).clone();
-    for b in &buffers {
-        let mut events = lock(&b.events);
-        st.held_back.append(&mut events);
+/// Appends one event of `thread` to the chunk.
+#[inline(always)]
+fn emit(st: &mut State, thread: u32, e: Event) {
+    if st.last_thread != Some(thread) {
+        st.chunk.push(&Record::SwitchThread(thread));
+        st.last_thread = Some(thread);
     }
-    // Definitions are drained after the events, so every event's stack is defined.
+    match e.kind {
+        EventKind::Alloc {
+            addr,
+            size,
+            stack,
+            domain,
+        } => {
+            st.stats.events += 1;
+            st.chunk.alloc(addr, size, stack, domain);
+        }
+        EventKind::Free { addr } => {
+            st.stats.events += 1;
+            st.chunk.free(addr);
+        }
+        EventKind::Peak => st.chunk.push(&Record::Peak),
+        EventKind::Checkpoint { label } => st.chunk.push(&Record::Checkpoint(label)),
+    }
+}
+
+/// Moves every event that is safe to order into the chunk, preceded by the definitions they
+/// use, and appends a `Counters` sample (at most every `TICK`).
+fn collect(rec: &'static Recorder, st: &mut State, start: Instant, all: bool) {
+    // Every event numbered below `horizon` is published in its ring, or its thread is seen
+    // busy below (the ring's `busy` is read after this, and before its events): hold back
+    // that thread's events from the first one not drained yet.
+    let mut horizon = rec.seq.load(Ordering::SeqCst);
+    let buffers: Vec<_> = lock(&rec.threads).clone();
+    // The common case: one thread produced events (those held back from the last drain
+    // included). Its events go straight from its ring into the chunk, those below the
+    // horizon; other threads' events are merged by number below.
+    let direct = {
+        let mut ids = (buffers.iter().filter(|b| !b.is_empty()).map(|b| b.id))
+            .chain(st.held_back.iter().map(|(t, _)| *t));
+        match ids.next() {
+            Some(first) if ids.all(|t| t == first) => Some(first),
+            _ => None,
+        }
+    };
+    let mut filling = false;
+    let mut others = false;
+    for b in buffers.iter().filter(|b| Some(b.id) != direct) {
+        let before = st.held_back.len();
+        if b.drain(|e| st.held_back.push((b.id, e))) {
+            horizon = horizon.min(b.drained_seq());
+        }
+        others |= st.held_back.len() > before;
+        filling |= st.held_back.len() - before >= RING / 8;
+    }
+    if let Some(b) = buffers.iter().find(|b| Some(b.id) == direct) {
+        // Another thread published meanwhile, or this is the end: merge as usual.
+        let ready = if others || all { 0 } else { horizon };
+        // Events held back from the last drain are older than the ring's.
+        let held = st.held_back.partition_point(|(_, e)| e.seq < ready);
+        let mut earlier = std::mem::take(&mut st.held_back);
+        for (thread, e) in earlier.drain(..held) {
+            emit(st, thread, e);
+        }
+        st.held_back = earlier;
+        let mut drained = 0;
+        let busy = b.drain(|e| {
+            drained += 1;
+            if e.seq < ready && st.held_back.is_empty() {
+                emit(st, b.id, e);
+            } else {
+                st.held_back.push((b.id, e));
+            }
+        });
+        if busy {
+            horizon = horizon.min(b.drained_seq());
+        }
+        filling |= drained >= RING / 8;
+    }
+    st.busy = filling;
+    // Rings of threads that ended and were drained are released.
+    lock(&rec.threads).retain(|b| Arc::strong_count(b) > 2 || !b.is_empty());
+    drop(buffers);
+    // Definitions are drained after the events, so every event's stack is defined; they go
+    // at the start of the chunk.
     let names: Vec<(u32, u64, String)> = lock(&rec.thread_names).clone();
     let mut interner = lock(&rec.interner);
     let mut thread_records = Vec::new();
@@ -275,46 +365,32 @@ fn collect(rec: &'static Recorder, st: &mut State, start: Instant, all: bool) {
             st.named.insert(id, name);
         }
     }
-    st.records.append(&mut interner.pending);
+    let definitions = std::mem::take(&mut interner.pending);
     drop(interner);
-    st.records.extend(thread_records);
-
-    st.held_back.sort_unstable_by_key(|e| e.seq);
-    let ready = if all {
-        st.held_back.len()
-    } else {
-        st.held_back.partition_point(|e| e.seq < horizon)
-    };
-    for e in st.held_back.drain(..ready) {
-        if st.last_thread != Some(e.thread) {
-            st.records.push(Record::SwitchThread(e.thread));
-            st.last_thread = Some(e.thread);
-        }
-        st.records.push(match e.kind {
-            EventKind::Alloc {
-                addr,
-                size,
-                stack,
-                domain,
-            } => {
-                st.stats.events += 1;
-                Record::Alloc {
-                    addr,
-                    size,
-                    stack,
-                    domain,
-                }
-            }
-            EventKind::Free { addr } => {
-                st.stats.events += 1;
-                Record::Free { addr }
-            }
-            EventKind::Peak => Record::Peak,
-            EventKind::Checkpoint { label } => Record::Checkpoint(label),
-        });
+    for r in definitions.iter().chain(&thread_records) {
+        st.chunk.define(r);
     }
+
+    if !st.held_back.is_empty() {
+        // Each ring is in order; a sort of already-sorted runs is a linear pass.
+        st.held_back.sort_unstable_by_key(|(_, e)| e.seq);
+        let ready = if all {
+            st.held_back.len()
+        } else {
+            st.held_back.partition_point(|(_, e)| e.seq < horizon)
+        };
+        let mut held = std::mem::take(&mut st.held_back);
+        for (thread, e) in held.drain(..ready) {
+            emit(st, thread, e);
+        }
+        st.held_back = held;
+    }
+    if !all && st.last_counters.elapsed() < TICK {
+        return;
+    }
+    st.last_counters = Instant::now();
     let t = counters::totals();
-    st.records.push(Record::Counters {
+    st.chunk.push(&Record::Counters {
         time_ns: start.elapsed().as_nanos() as u64,
         live: t.live,
         peak: t.peak,
@@ -322,4 +398,81 @@ fn collect(rec: &'static Recorder, st: &mut State, start: Instant, all: bool) {
         allocations: t.allocations,
         rss: rss_bytes(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::mpsc;
+
+    use memlens_format::{Domain, Header, Mode, Reader};
+
+    use super::*;
+    use crate::python::Layout;
+    use crate::recorder;
+
+    /// Where one thread frees what another allocated, the capture has the allocation first,
+    /// and every event of every thread is there once: 4 pairs of threads hand 50,000 blocks
+    /// each from an allocating thread to a freeing one (more than a ring holds, so rings
+    /// wrap and fill while the writer drains them).
+    #[test]
+    fn a_free_on_another_thread_follows_its_allocation() {
+        let layout = Layout::detect(3, 11).unwrap();
+        let rec = recorder::install(true, 1, layout, 0);
+        let path = std::env::temp_dir().join(format!("memlens-order-{}.mlens", std::process::id()));
+        let header = Header {
+            mode: Mode::Exact,
+            ..Header::default()
+        };
+        let writer = Writer::new(BufWriter::new(File::create(&path).unwrap()), &header).unwrap();
+        let handle = WriterHandle::spawn(rec, writer, Instant::now());
+        const PAIRS: u64 = 4;
+        const BLOCKS: u64 = 50_000;
+        let mut threads = Vec::new();
+        for pair in 0..PAIRS {
+            let (tx, rx) = mpsc::sync_channel::<u64>(64);
+            threads.push(std::thread::spawn(move || {
+                for i in 0..BLOCKS {
+                    let addr = (pair << 32) | (i << 4);
+                    rec.push_for_test(EventKind::Alloc {
+                        addr,
+                        size: 16,
+                        stack: 0,
+                        domain: Domain::Native,
+                    });
+                    tx.send(addr).unwrap();
+                }
+            }));
+            threads.push(std::thread::spawn(move || {
+                for addr in rx {
+                    rec.push_for_test(EventKind::Free { addr });
+                }
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = handle.finish();
+        assert_eq!(stats.events, 2 * PAIRS * BLOCKS);
+        let bytes = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut live = HashSet::new();
+        let (mut allocs, mut frees) = (0, 0);
+        for r in Reader::new(&bytes).unwrap().records() {
+            match r.unwrap() {
+                Record::Alloc { addr, .. } => {
+                    assert!(live.insert(addr), "{addr:#x} allocated twice");
+                    allocs += 1;
+                }
+                Record::Free { addr } => {
+                    assert!(live.remove(&addr), "{addr:#x} freed before its allocation");
+                    frees += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!((allocs, frees), (PAIRS * BLOCKS, PAIRS * BLOCKS));
+        assert!(live.is_empty());
+        assert_eq!(rec.dropped.load(Ordering::Relaxed), 0);
+    }
 }

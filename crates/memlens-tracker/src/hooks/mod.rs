@@ -12,7 +12,6 @@ pub(crate) mod old_pools;
 pub(crate) mod pymem;
 pub(crate) mod sampled;
 
-use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 
 use memlens_format::Domain;
@@ -20,33 +19,15 @@ use memlens_format::Domain;
 use crate::counters::SHARED;
 use crate::recorder::{self, Recorder};
 
-thread_local! {
-    /// Set while this thread is inside the recorder: allocations made meanwhile (by the
-    /// interpreter's loader, libc internals, ...) are counted but not recorded again.
-    static IN_RECORDER: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` (the recorder's slow path) unless this thread is already inside it, catching any
-/// panic.
-#[inline]
+/// Runs `f` (the recorder's slow path), catching any panic: tracking then stops and the
+/// program goes on. The recorder keeps its own per-thread guard (one thread-local access per
+/// event, merged with its buffers), so allocations it makes itself are counted but not
+/// recorded again.
+#[inline(always)]
 pub(crate) fn guarded(f: impl FnOnce()) {
-    let entered = IN_RECORDER
-        .try_with(|flag| {
-            if flag.get() {
-                false
-            } else {
-                flag.set(true);
-                true
-            }
-        })
-        .unwrap_or(false);
-    if !entered {
-        return;
-    }
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
         crate::disable_after_panic();
     }
-    let _ = IN_RECORDER.try_with(|flag| flag.set(false));
 }
 
 /// Starts or stops counting (and recording) in every hook. Python-domain hooks test no flag:
@@ -63,8 +44,7 @@ pub(crate) fn set_counting(on: bool) {
 #[inline]
 pub(crate) fn record_alloc(rec: &'static Recorder, p: usize, size: u64, domain: Domain) {
     guarded(|| {
-        rec.on_alloc(p, size, domain);
-        if !rec.exact {
+        if rec.on_alloc(p, size, domain) && !rec.exact {
             sampled::insert(p);
         }
     });

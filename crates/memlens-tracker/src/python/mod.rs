@@ -200,19 +200,156 @@ const STATE_ASCII: u32 = 1 << 6;
 /// `pool_header.szidx` (uint after four pointers and `arenaindex`), the same in 3.9-3.13.
 pub const POOL_SZIDX: usize = 36;
 
-impl Layout {
-    /// The layout for `major.minor`, if supported.
-    pub fn detect(major: u8, minor: u8) -> Option<&'static Layout> {
-        [
-            &v3_9::LAYOUT,
-            &v3_10::LAYOUT,
-            &v3_11::LAYOUT,
-            &v3_12::LAYOUT,
-            &v3_13::LAYOUT,
-        ]
-        .into_iter()
-        .find(|l| l.version == (major, minor))
+/// A frame walker compiled for one interpreter version: [`Layout::walk`] with that version's
+/// offsets folded in as constants, so no per-frame option is checked at run time. Same
+/// contract and safety requirements as [`Layout::walk`].
+pub type Walker = unsafe fn(tstate: *mut c_void, code_type: usize, out: &mut [RawFrame]) -> usize;
+
+/// A chain walker compiled for one interpreter version: [`Layout::walk_chain`] with that
+/// version's offsets folded in as constants. Same contract and safety requirements.
+pub type ChainWalker = unsafe fn(
+    tstate: *mut c_void,
+    code_type: usize,
+    chain: &mut Chain,
+    out: &mut [RawFrame],
+) -> Option<ChainWalk>;
+
+/// Longest frame chain [`Layout::walk_chain`] follows (shims included); longer ones are walked
+/// with [`Layout::walk`].
+pub const CHAIN_MAX: usize = 128;
+
+/// One element of a thread's frame chain as read: frame address, code object, raw
+/// instruction pointer (3.11+) or `f_lasti`, and owner (3.11+).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ChainElem {
+    frame: usize,
+    code: usize,
+    ip: usize,
+    owner: u8,
+}
+
+/// A thread's frame chain as last walked, innermost first: the next walk reads each element
+/// again but classifies (shim? incomplete? which instruction?) only those that changed.
+#[derive(Debug)]
+pub struct Chain {
+    elems: Box<[ChainElem; CHAIN_MAX]>,
+    /// Per element, how many recorded frames it and the elements outward of it hold.
+    outward: Box<[u32; CHAIN_MAX + 1]>,
+    len: usize,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain {
+            elems: Box::new([ChainElem::default(); CHAIN_MAX]),
+            outward: Box::new([0; CHAIN_MAX + 1]),
+            len: 0,
+        }
     }
+}
+
+impl Chain {
+    /// Forgets the last walk (the next one classifies every element).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// What [`Layout::walk_chain`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainWalk {
+    /// Python frames on the stack.
+    pub depth: usize,
+    /// Outermost frames that are the same as in the last walk (same frame, code and
+    /// instruction): the first `depth - same` frames of `out`, innermost first, are the others.
+    pub same: usize,
+}
+
+/// # Safety
+/// As for [`Layout::walk_chain`].
+unsafe fn walk_chain_version<V: Version>(
+    tstate: *mut c_void,
+    code_type: usize,
+    chain: &mut Chain,
+    out: &mut [RawFrame],
+) -> Option<ChainWalk> {
+    // SAFETY: forwarded from the caller.
+    unsafe { V::LAYOUT.walk_chain(tstate, code_type, chain, out) }
+}
+
+/// One supported version's layout as a type, so that code generic over it sees constants.
+trait Version {
+    const LAYOUT: &'static Layout;
+}
+
+/// # Safety
+/// As for [`Layout::walk`].
+unsafe fn walk_version<V: Version>(
+    tstate: *mut c_void,
+    code_type: usize,
+    out: &mut [RawFrame],
+) -> usize {
+    // SAFETY: forwarded from the caller.
+    unsafe { V::LAYOUT.walk(tstate, code_type, out) }
+}
+
+macro_rules! versions {
+    ($($ty:ident => $module:ident),* $(,)?) => {
+        $(
+            struct $ty;
+            impl Version for $ty {
+                const LAYOUT: &'static Layout = &$module::LAYOUT;
+            }
+        )*
+
+        impl Layout {
+            /// The layout for `major.minor`, if supported.
+            pub fn detect(major: u8, minor: u8) -> Option<&'static Layout> {
+                [$(&$module::LAYOUT),*]
+                    .into_iter()
+                    .find(|l| l.version == (major, minor))
+            }
+
+            /// The chain walker specialised for this layout's version.
+            pub fn chain_walker(&self) -> ChainWalker {
+                $(
+                    if self.version == $module::LAYOUT.version {
+                        return walk_chain_version::<$ty>;
+                    }
+                )*
+                // Layouts only come from `detect`: never reached (it would record empty stacks).
+                unreachable_chain_walker
+            }
+
+            /// The frame walker specialised for this layout's version.
+            pub fn walker(&self) -> Walker {
+                $(
+                    if self.version == $module::LAYOUT.version {
+                        return walk_version::<$ty>;
+                    }
+                )*
+                // Layouts only come from `detect`: never reached (it would record empty stacks).
+                unreachable_walker
+            }
+        }
+    };
+}
+
+versions!(V3_9 => v3_9, V3_10 => v3_10, V3_11 => v3_11, V3_12 => v3_12, V3_13 => v3_13);
+
+/// Walks nothing: stands in for a layout that is not one of ours.
+unsafe fn unreachable_chain_walker(
+    _: *mut c_void,
+    _: usize,
+    _: &mut Chain,
+    _: &mut [RawFrame],
+) -> Option<ChainWalk> {
+    None
+}
+
+/// Walks nothing: stands in for a layout that is not one of ours.
+unsafe fn unreachable_walker(_: *mut c_void, _: usize, _: &mut [RawFrame]) -> usize {
+    0
 }
 
 /// One Python frame as found on the stack: its code object and the byte offset of the
@@ -243,6 +380,7 @@ impl Layout {
     /// `tstate` must be this thread's live `PyThreadState` (or null), and the thread must not
     /// be running Python code concurrently: only the owning thread mutates its frame chain, and
     /// it is inside this call.
+    #[inline(always)]
     pub unsafe fn walk(
         &self,
         tstate: *mut c_void,
@@ -250,18 +388,222 @@ impl Layout {
         out: &mut [RawFrame],
     ) -> usize {
         let mut n = 0;
-        // SAFETY: forwarded from the caller.
+        let end = out.len();
+        if end == 0 {
+            return 0;
+        }
+        let out = out.as_mut_ptr();
+        // SAFETY: forwarded from the caller; `n < end` before each write, so every write is
+        // inside `out`.
         unsafe {
             self.visit_frames(tstate as usize, code_type, |_, frame| {
-                if n == out.len() {
-                    return false;
-                }
-                out[n] = frame;
+                out.add(n).write(frame);
                 n += 1;
-                true
+                n < end
             })
         };
         n
+    }
+
+    /// Walks the frame chain of `tstate` like [`Layout::walk`], against the chain of the last
+    /// walk (`chain`, updated): elements that are the same frame at the same instruction are
+    /// only compared, not classified again. Writes the Python frames that are not the same as
+    /// last time into `out` (innermost first). `None` when the chain is longer than
+    /// [`CHAIN_MAX`] or its frames do not fit in `out`: walk it with [`Layout::walk`] then.
+    ///
+    /// The outer frames that compare equal are the same as in the last walk because the
+    /// walk compares every element: a frame's instruction changes only while it runs, and the
+    /// chain is compared to its end.
+    ///
+    /// # Safety
+    /// As for [`Layout::walk`].
+    #[inline(always)]
+    pub unsafe fn walk_chain(
+        &self,
+        tstate: *mut c_void,
+        code_type: usize,
+        chain: &mut Chain,
+        out: &mut [RawFrame],
+    ) -> Option<ChainWalk> {
+        let previous_len = chain.len;
+        chain.len = 0;
+        // SAFETY: forwarded from the caller.
+        let mut frame = unsafe { self.first_frame(tstate as usize) };
+        let mut len = 0;
+        // One past the innermost element that differs from the last walk.
+        let mut differ = 0;
+        while frame != 0 {
+            if len == CHAIN_MAX {
+                return None;
+            }
+            // SAFETY: frames in the chain are alive while they are on it.
+            let (elem, next) = unsafe { self.read_elem(frame) };
+            // SAFETY: `len < CHAIN_MAX`.
+            let slot = unsafe { chain.elems.get_unchecked_mut(len) };
+            if *slot != elem {
+                *slot = elem;
+                differ = len + 1;
+            }
+            len += 1;
+            frame = next;
+        }
+        if len != previous_len {
+            differ = len;
+        }
+        // Classify the elements that differ, innermost first; then count, outward, the
+        // recorded frames each element and those outward of it hold.
+        let mut written = 0;
+        for k in 0..differ {
+            let elem = chain.elems[k];
+            // SAFETY: the element's frame and code are on the live chain.
+            let raw = unsafe { self.classify(elem, code_type) };
+            chain.outward[k] = u32::from(raw.is_some());
+            if let Some(raw) = raw {
+                *out.get_mut(written)? = raw;
+                written += 1;
+            }
+        }
+        if differ == len {
+            chain.outward[len] = 0;
+        }
+        let same = chain.outward[differ] as usize;
+        for k in (0..differ).rev() {
+            chain.outward[k] += chain.outward[k + 1];
+        }
+        let recorded = chain.outward[0] as usize;
+        if len == 0 {
+            chain.len = 0;
+            return Some(ChainWalk { depth: 0, same: 0 });
+        }
+        debug_assert_eq!(recorded - same, written);
+        chain.len = len;
+        Some(ChainWalk {
+            depth: recorded,
+            same,
+        })
+    }
+
+    /// The innermost element of `tstate`'s frame chain (0 for none).
+    ///
+    /// # Safety
+    /// `tstate` is a live thread state (or 0).
+    #[inline(always)]
+    unsafe fn first_frame(&self, tstate: usize) -> usize {
+        if tstate == 0 {
+            return 0;
+        }
+        // SAFETY: tstate is live; cframe points into the C stack of its thread.
+        unsafe {
+            match self.frames {
+                FrameModel::FrameObject { tstate_frame, .. } => read(tstate, tstate_frame),
+                FrameModel::Interpreter {
+                    tstate_cframe,
+                    current_frame,
+                    ..
+                } => {
+                    let holder = match tstate_cframe {
+                        Some(off) => read::<usize>(tstate, off),
+                        None => tstate,
+                    };
+                    if holder == 0 {
+                        0
+                    } else {
+                        read(holder, current_frame)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one chain element and the address of the next.
+    ///
+    /// # Safety
+    /// `frame` is a live frame of the chain.
+    #[inline(always)]
+    unsafe fn read_elem(&self, frame: usize) -> (ChainElem, usize) {
+        // SAFETY: frame is live and has this layout.
+        unsafe {
+            match self.frames {
+                FrameModel::FrameObject {
+                    f_back,
+                    f_code,
+                    f_lasti,
+                    ..
+                } => (
+                    ChainElem {
+                        frame,
+                        code: read(frame, f_code),
+                        ip: read::<i32>(frame, f_lasti) as isize as usize,
+                        owner: 0,
+                    },
+                    read(frame, f_back),
+                ),
+                FrameModel::Interpreter {
+                    code,
+                    previous,
+                    instr,
+                    owner,
+                    ..
+                } => (
+                    ChainElem {
+                        frame,
+                        code: read(frame, code),
+                        ip: read(frame, instr),
+                        owner: read(frame, owner),
+                    },
+                    read(frame, previous),
+                ),
+            }
+        }
+    }
+
+    /// The Python frame an element stands for, if it is one that is recorded: the same
+    /// decisions as [`Layout::visit_frames`] makes.
+    ///
+    /// # Safety
+    /// The element's code object is alive (its frame is on the chain).
+    #[inline(always)]
+    unsafe fn classify(&self, elem: ChainElem, code_type: usize) -> Option<RawFrame> {
+        if elem.code == 0 {
+            return None;
+        }
+        match self.frames {
+            FrameModel::FrameObject { lasti_in_units, .. } => {
+                let mut lasti = elem.ip as isize as i32;
+                if lasti_in_units && lasti > 0 {
+                    lasti *= 2;
+                }
+                Some(RawFrame {
+                    code: elem.code,
+                    lasti,
+                })
+            }
+            FrameModel::Interpreter {
+                shim_owner,
+                check_code_type,
+                ..
+            } => {
+                let is_shim = shim_owner.is_some_and(|s| elem.owner >= s);
+                // SAFETY: the code object is alive.
+                let is_code =
+                    !check_code_type || unsafe { read::<usize>(elem.code, 8) } == code_type;
+                if is_shim || !is_code {
+                    return None;
+                }
+                let start = elem.code + self.co_code_adaptive.unwrap_or(0);
+                // SAFETY: as above.
+                let first: i32 = unsafe { read(elem.code, self.co_firsttraceable.unwrap_or(0)) };
+                // An incomplete frame (not yet past RESUME) is not really on the stack.
+                if elem.owner != 1 && elem.ip < start + 2 * first.max(0) as usize {
+                    return None;
+                }
+                let lasti = elem.ip.wrapping_sub(start) as isize;
+                Some(RawFrame {
+                    code: elem.code,
+                    lasti: lasti.clamp(-1, i32::MAX as isize) as i32,
+                })
+            }
+        }
     }
 
     /// Calls `f(frame address, frame)` for each Python frame of `tstate`'s chain, innermost
@@ -272,6 +614,7 @@ impl Layout {
     /// # Safety
     /// `tstate` is a live `PyThreadState` (or 0) whose thread runs no Python code meanwhile
     /// (it is the caller, or it waits for the GIL the caller holds).
+    #[inline(always)]
     pub unsafe fn visit_frames(
         &self,
         tstate: usize,
