@@ -649,17 +649,29 @@ impl<'s> Analysis<'s> {
             .collect();
         types.sort_by(|&a, &b| self.type_retained[b].cmp(&self.type_retained[a]));
         types.truncate(5);
+        // Instances of the candidate types, found in one pass over the objects.
+        let mut slot_of = vec![u8::MAX; s.types.len()];
+        for (i, &t) in types.iter().enumerate() {
+            slot_of[t] = i as u8;
+        }
+        let mut instances_of: Vec<Vec<u32>> = vec![Vec::new(); types.len()];
+        if !types.is_empty() {
+            for (i, &ti) in s.ty.iter().enumerate() {
+                let slot = slot_of[ti as usize];
+                if slot != u8::MAX && self.idom[i] != NONE {
+                    instances_of[slot as usize].push(i as u32);
+                }
+            }
+        }
         // Per candidate type: holders (immediate dominators) counted in dense arrays, the
         // largest single instance, and the bytes already inside a holder suspect.
         let mut h_count = vec![0u64; n + 1];
         let mut h_bytes = vec![0u64; n + 1];
         let mut touched: Vec<u32> = Vec::new();
-        for t in types {
+        for (t, members) in types.into_iter().zip(instances_of) {
             let (mut first, mut largest_single, mut inside) = (None, 0u64, 0u64);
-            for (i, &ti) in s.ty.iter().enumerate() {
-                if ti as usize != t || self.idom[i] == NONE {
-                    continue;
-                }
+            for &i in &members {
+                let i = i as usize;
                 first.get_or_insert(i as u32);
                 largest_single = largest_single.max(self.retained[i]);
                 if holders
@@ -675,6 +687,7 @@ impl<'s> Analysis<'s> {
                 h_count[h] += 1;
                 h_bytes[h] += self.retained[i];
             }
+            drop(members);
             let by_holder: Vec<(u32, (u64, u64))> = touched
                 .drain(..)
                 .map(|h| {
@@ -813,10 +826,20 @@ impl<'s> Analysis<'s> {
                 )
             })
             .collect();
+        // Equal previews share a string id: count ids first (a dense array), so that only the
+        // objects whose preview occurs twice or more reach the hash map.
+        let mut seen = vec![0u8; s.strings.len()];
+        for i in 0..s.node_count() {
+            let p = s.preview[i];
+            if p != NONE && string_types[s.ty[i] as usize] {
+                let c = &mut seen[p as usize];
+                *c = c.saturating_add(1);
+            }
+        }
         let mut groups: HashMap<(u32, u32, u64), (u64, bool), FxBuild> = HashMap::default();
         for i in 0..s.node_count() {
             let p = s.preview[i];
-            if p == NONE || !string_types[s.ty[i] as usize] {
+            if p == NONE || seen[p as usize] < 2 || !string_types[s.ty[i] as usize] {
                 continue;
             }
             let e = groups.entry((s.ty[i], p, s.size[i])).or_default();

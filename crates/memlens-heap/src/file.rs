@@ -87,41 +87,34 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 /// Writes the header and compressed blocks to a sink, counting bytes.
 pub(crate) struct BlockWriter<W: Write> {
     out: W,
-    compressor: zstd::bulk::Compressor<'static>,
     written: u64,
 }
 
 impl<W: Write> BlockWriter<W> {
-    pub(crate) fn new(mut out: W, level: i32) -> Result<Self> {
+    pub(crate) fn new(mut out: W) -> Result<Self> {
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(&MAGIC);
         header[8..10].copy_from_slice(&VERSION.to_le_bytes());
         out.write_all(&header)
             .map_err(HeapError::io("writing the heap snapshot header"))?;
-        let compressor = zstd::bulk::Compressor::new(level)
-            .map_err(HeapError::io("starting the zstd compressor"))?;
         Ok(BlockWriter {
             out,
-            compressor,
             written: HEADER_LEN as u64,
         })
     }
 
-    pub(crate) fn block(&mut self, kind: Kind, raw: &[u8]) -> Result<()> {
-        let stored = self
-            .compressor
-            .compress(raw)
-            .map_err(HeapError::io("compressing a heap block"))?;
+    /// Writes one block: `stored` is the zstd frame of `raw_len` raw bytes.
+    pub(crate) fn block(&mut self, kind: Kind, raw_len: u32, stored: &[u8]) -> Result<()> {
         let mut head = [0u8; BLOCK_HEADER_LEN];
         head[0] = kind as u8;
-        head[1..5].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+        head[1..5].copy_from_slice(&raw_len.to_le_bytes());
         head[5..9].copy_from_slice(&(stored.len() as u32).to_le_bytes());
-        head[9..13].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
+        head[9..13].copy_from_slice(&crc32fast::hash(stored).to_le_bytes());
         self.out
             .write_all(&head)
             .map_err(HeapError::io("writing a heap snapshot block"))?;
         self.out
-            .write_all(&stored)
+            .write_all(stored)
             .map_err(HeapError::io("writing a heap snapshot block"))?;
         self.written += (BLOCK_HEADER_LEN + stored.len()) as u64;
         Ok(())
@@ -159,6 +152,7 @@ impl Cursor<'_> {
         self.pos >= self.buf.len()
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8> {
         let b = *self
             .buf
@@ -168,7 +162,39 @@ impl Cursor<'_> {
         Ok(b)
     }
 
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64> {
+        // Most values (type ids, small sizes, label tags' payloads) take one byte.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_multi()
+    }
+
+    /// A varint of two or more bytes.
+    #[inline(never)]
+    fn varint_multi(&mut self) -> Result<u64> {
+        // Away from the end of the block: no per-byte bounds checks.
+        if let Some(chunk) = self.buf.get(self.pos..self.pos + 10) {
+            let mut v = 0u64;
+            for (i, &b) in chunk.iter().enumerate() {
+                v |= u64::from(b & 0x7F) << (7 * i);
+                if b < 0x80 {
+                    if i == 9 && b > 1 {
+                        break; // overflow: the slow path reports it
+                    }
+                    self.pos += i + 1;
+                    return Ok(v);
+                }
+            }
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Result<u64> {
         let mut v: u64 = 0;
         let mut shift = 0u32;
         loop {
@@ -187,9 +213,18 @@ impl Cursor<'_> {
         }
     }
 
+    #[inline(always)]
     fn u32(&mut self, what: &str) -> Result<u32> {
         let v = self.varint()?;
-        u32::try_from(v).map_err(|_| self.fail(&format!("{what} {v} out of range")))
+        match u32::try_from(v) {
+            Ok(v) => Ok(v),
+            Err(_) => Err(self.out_of_range(what, v)),
+        }
+    }
+
+    #[cold]
+    fn out_of_range(&self, what: &str, v: u64) -> HeapError {
+        self.fail(&format!("{what} {v} out of range"))
     }
 
     fn bytes(&mut self, len: usize) -> Result<&[u8]> {

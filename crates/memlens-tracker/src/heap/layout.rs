@@ -38,6 +38,12 @@ pub(crate) const TB_FRAME: usize = 24;
 pub(crate) const LONG_DIGITS: usize = 24;
 pub(crate) const BYTEARRAY_ALLOC: usize = 24;
 pub(crate) const BYTES_SVAL: usize = 32;
+/// `PyASCIIObject.length` and `.state` (the same in 3.9-3.13), and the state bits `compact`
+/// and `ascii` (`Include/cpython/unicodeobject.h`).
+pub(crate) const STR_LENGTH: usize = 16;
+pub(crate) const STR_STATE: usize = 32;
+pub(crate) const STR_COMPACT: u32 = 1 << 5;
+pub(crate) const STR_ASCII: u32 = 1 << 6;
 
 /// `PyDictKeysObject` (3.11+, Include/internal/pycore_dict.h).
 pub(crate) const KEYS_LOG2_INDEX_BYTES: usize = 9;

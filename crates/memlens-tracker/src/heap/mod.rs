@@ -279,6 +279,8 @@ struct Walker<W: Write> {
     ids: NodeIds,
     queue: Vec<Item>,
     types: AddrMap<TypeInfo>,
+    /// The type looked up last (address 0: none yet).
+    last_type: (usize, TypeInfo),
     /// `str` object -> interned text.
     strs: AddrMap<StrId>,
     /// Key type -> the label of keys of that type that are neither `str` nor `int`.
@@ -404,6 +406,20 @@ impl<W: Write> Walker<W> {
             ids: NodeIds::with_capacity(1 << 16),
             queue: Vec::new(),
             types: AddrMap::default(),
+            last_type: (
+                0,
+                TypeInfo {
+                    id: TypeId(0),
+                    kind: Kind::Other,
+                    exact: false,
+                    flags: 0,
+                    basicsize: 0,
+                    itemsize: 0,
+                    dictoffset: 0,
+                    traverse: 0,
+                    is_gc: 0,
+                },
+            ),
             strs: AddrMap::default(),
             closure_of: AddrMap::default(),
             other_keys: AddrMap::default(),
@@ -473,8 +489,14 @@ impl<W: Write> Walker<W> {
             return Ok(id);
         }
         // SAFETY: forwarded.
-        unsafe { self.l.read_str(s, LABEL, &mut self.text) };
-        let id = self.b.intern(&self.text)?;
+        let id = match unsafe { ascii_text(s, self.l.ascii_size, LABEL) } {
+            Some(text) => self.b.intern(text)?,
+            None => {
+                // SAFETY: forwarded.
+                unsafe { self.l.read_str(s, LABEL, &mut self.text) };
+                self.b.intern(&self.text)?
+            }
+        };
         self.strs.insert(s as u64, id);
         Ok(id)
     }
@@ -504,7 +526,12 @@ impl<W: Write> Walker<W> {
     /// # Safety
     /// `tp` is a live type object.
     unsafe fn type_info(&mut self, tp: usize) -> Result<TypeInfo, HeapError> {
+        // Objects of one type often come in runs (a list's elements): one comparison then.
+        if self.last_type.0 == tp {
+            return Ok(self.last_type.1);
+        }
         if let Some(&info) = self.types.get(&(tp as u64)) {
+            self.last_type = (tp, info);
             return Ok(info);
         }
         // SAFETY: tp is a live type; its fields have the PyTypeObject layout.
@@ -564,6 +591,7 @@ impl<W: Write> Walker<W> {
             }
         };
         self.types.insert(tp as u64, info);
+        self.last_type = (tp, info);
         Ok(info)
     }
 
@@ -993,7 +1021,7 @@ impl<W: Write> Walker<W> {
                 if rd::<usize>(obj - GC_HEAD, 0) != 0 {
                     flags |= NodeFlags::GC_TRACKED.0;
                 }
-                if self.frozen.contains(&(obj as u64)) {
+                if !self.frozen.is_empty() && self.frozen.contains(&(obj as u64)) {
                     flags |= NodeFlags::FROZEN.0;
                 }
             }
@@ -1010,12 +1038,14 @@ impl<W: Write> Walker<W> {
             self.stats.bytes += size;
             let preview = &mut self.preview;
             preview.clear();
+            let mut ascii = None;
             match info.kind {
                 Kind::Str => {
-                    // The length is known: read one character more than kept only to tell
-                    // that the preview was cut.
-                    let len = rd::<isize>(obj, 16).max(0) as usize;
-                    self.l.read_str(obj, PREVIEW, preview);
+                    let len = rd::<isize>(obj, STR_LENGTH).max(0) as usize;
+                    ascii = ascii_text(obj, self.l.ascii_size, PREVIEW);
+                    if ascii.is_none() {
+                        self.l.read_str(obj, PREVIEW, preview);
+                    }
                     if len > PREVIEW {
                         flags |= NodeFlags::PREVIEW_TRUNCATED.0;
                     }
@@ -1034,7 +1064,7 @@ impl<W: Write> Walker<W> {
             }
             let mut o = Object::new(obj as u64, info.id, size).flags(NodeFlags(flags));
             if matches!(info.kind, Kind::Str | Kind::Bytes) {
-                o = o.preview(&self.preview);
+                o = o.preview(ascii.unwrap_or(&self.preview));
             }
             self.b.add_object(o)?;
             self.stats.objects += 1;
@@ -1731,6 +1761,26 @@ unsafe fn ndarray_nbytes(obj: usize) -> usize {
             }
         }
         count.saturating_mul(item.max(1))
+    }
+}
+
+/// The text of a compact ASCII `str` (its first `max` characters) read in place, or `None` for
+/// other strings (which [`Layout::read_str`] decodes character by character).
+///
+/// # Safety
+/// `obj` is a live `str` and `ascii_size` the size of `PyASCIIObject` in this interpreter.
+#[inline]
+unsafe fn ascii_text<'a>(obj: usize, ascii_size: usize, max: usize) -> Option<&'a str> {
+    // SAFETY: the length and state words follow the object header of every `str`; a compact
+    // ASCII string keeps `length` bytes right after its header, and ASCII is valid UTF-8.
+    unsafe {
+        let state: u32 = rd(obj, STR_STATE);
+        if state & (STR_COMPACT | STR_ASCII) != (STR_COMPACT | STR_ASCII) {
+            return None;
+        }
+        let len = rd::<isize>(obj, STR_LENGTH).max(0) as usize;
+        let bytes = std::slice::from_raw_parts((obj + ascii_size) as *const u8, len.min(max));
+        Some(std::str::from_utf8_unchecked(bytes))
     }
 }
 
