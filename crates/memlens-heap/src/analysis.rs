@@ -639,7 +639,11 @@ impl<'s> Analysis<'s> {
             });
         }
 
-        // Types whose instances accumulate.
+        // Types whose instances accumulate: many instances, outside every holder suspect,
+        // that share one retainer path once indices and plain dict keys are generalised
+        // (`module app, global SESSIONS -> list, index * -> Session`). Instances spread over
+        // unrelated places (the functions of every module, the strings of every class) share
+        // no such path: nothing a user would act on, so no suspect.
         let mut count = vec![0u64; s.types.len()];
         for &t in &s.ty {
             count[t as usize] += 1;
@@ -663,147 +667,93 @@ impl<'s> Analysis<'s> {
                 }
             }
         }
-        // Per candidate type: holders (immediate dominators) counted in dense arrays, the
-        // largest single instance, and the bytes already inside a holder suspect.
-        let mut h_count = vec![0u64; n + 1];
-        let mut h_bytes = vec![0u64; n + 1];
-        let mut touched: Vec<u32> = Vec::new();
+        let mut hasher = PathHasher::new(self);
         for (t, members) in types.into_iter().zip(instances_of) {
-            let (mut first, mut largest_single, mut inside) = (None, 0u64, 0u64);
-            for &i in &members {
-                let i = i as usize;
-                first.get_or_insert(i as u32);
-                largest_single = largest_single.max(self.retained[i]);
-                if holders
-                    .iter()
-                    .any(|&h| self.dominates(NodeId(h), NodeId(i as u32)))
-                {
-                    inside += self.retained[i];
-                }
-                let h = self.idom[i] as usize;
-                if h_count[h] == 0 {
-                    touched.push(h as u32);
-                }
-                h_count[h] += 1;
-                h_bytes[h] += self.retained[i];
-            }
-            drop(members);
-            let by_holder: Vec<(u32, (u64, u64))> = touched
-                .drain(..)
-                .map(|h| {
-                    let v = (h, (h_count[h as usize], h_bytes[h as usize]));
-                    h_count[h as usize] = 0;
-                    h_bytes[h as usize] = 0;
-                    v
-                })
-                .collect();
-            let Some(first) = first else { continue };
-            if largest_single >= threshold {
+            if members.iter().any(|&i| self.retained[i as usize] >= threshold) {
                 continue; // a single instance: already a holder suspect
             }
-            let mut hs: Vec<(u32, u64, u64)> =
-                by_holder.into_iter().map(|(h, (c, b))| (h, c, b)).collect();
-            let instances: u64 = hs.iter().map(|h| h.1).sum();
-            let all: u64 = hs.iter().map(|h| h.2).sum();
-            // Only the three largest holders are shown: select, then sort those.
-            let by_bytes =
-                |a: &(u32, u64, u64), b: &(u32, u64, u64)| b.2.cmp(&a.2).then(a.0.cmp(&b.0));
-            if hs.len() > 3 {
-                hs.select_nth_unstable_by(2, by_bytes);
+            // Group the instances outside the holder suspects by generalised path: (count,
+            // bytes, first instance). Nested instances of the type are counted once.
+            let mut groups: HashMap<u64, (u64, u64, u32), FxBuild> = HashMap::default();
+            for &i in &members {
+                if holders
+                    .iter()
+                    .any(|&h| self.dominates(NodeId(h), NodeId(i)))
+                {
+                    continue;
+                }
+                let Some(sig) = hasher.signature(i) else {
+                    continue;
+                };
+                let nested = self.has_ancestor_of_type(i, t as u32);
+                let g = groups.entry(sig).or_insert((0, 0, i));
+                g.0 += 1;
+                if !nested {
+                    g.1 += self.retained[i as usize];
+                }
             }
-            let head = hs.len().min(3);
-            hs[..head].sort_by(by_bytes);
-            let (top, top_count, top_bytes) = hs[0];
-            if top as usize == n && top_count * 5 >= instances * 4 {
-                continue; // roots themselves (modules, frames): not an accumulation
-            }
-            // Already explained when most of these bytes sit inside a holder suspect.
-            if inside * 5 >= all * 4 {
+            let Some((_, &(instances, bytes, first))) = groups
+                .iter()
+                .max_by(|a, b| a.1.1.cmp(&b.1.1).then(b.1.2.cmp(&a.1.2)))
+            else {
+                continue;
+            };
+            let bytes = bytes.min(self.type_retained[t]);
+            if bytes < threshold || instances < 2 {
                 continue;
             }
-            let r = self.type_retained[t];
             let ty = s.strings.get(s.types[t]).to_string();
-            let holder_type = |h: u32| {
-                if h as usize == n {
-                    "(roots)"
-                } else {
-                    s.type_name(NodeId(h))
+            // The holders of this group, by type.
+            let nt = s.types.len();
+            let mut by_type: HashMap<usize, (u64, u64), FxBuild> = HashMap::default();
+            let first_sig = hasher.signature(first);
+            for &i in &members {
+                if hasher.signature(i) != first_sig
+                    || holders
+                        .iter()
+                        .any(|&h| self.dominates(NodeId(h), NodeId(i)))
+                {
+                    continue;
                 }
-            };
-            let (path, holder_text, composition) = if top_count * 2 >= instances {
-                let composition = hs[..head]
-                    .iter()
-                    .map(|&(h, c, b)| TypeShare {
-                        type_name: holder_type(h).to_string(),
-                        count: c,
-                        bytes: b,
-                    })
-                    .collect();
-                let path = if top as usize == n {
-                    "(roots)".to_string()
-                } else {
-                    self.render_path(NodeId(top), false)
-                };
-                let text = format!(
-                    "{} of them ({}) are held by one `{}`",
-                    escape::count(top_count),
-                    escape::human_bytes(top_bytes),
-                    escape::name(holder_type(top))
-                );
-                (path, text, composition)
-            } else {
-                // No single holder: group the holders by their type (index `types.len()`: roots).
-                let nt = s.types.len();
-                let mut by_type = vec![(0u64, 0u64); nt + 1];
-                for &(h, c, b) in &hs {
-                    let k = if h as usize == n {
-                        nt
+                let h = self.idom[i as usize] as usize;
+                let k = if h == n { nt } else { s.ty[h] as usize };
+                let e = by_type.entry(k).or_default();
+                e.0 += 1;
+                e.1 += self.retained[i as usize];
+            }
+            let mut composition: Vec<TypeShare> = by_type
+                .into_iter()
+                .map(|(k, (count, bytes))| TypeShare {
+                    type_name: if k == nt {
+                        "(roots)".to_string()
                     } else {
-                        s.ty[h as usize] as usize
-                    };
-                    by_type[k].0 += c;
-                    by_type[k].1 += b;
-                }
-                let mut composition: Vec<TypeShare> = by_type
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, (count, _))| *count > 0)
-                    .map(|(k, (count, bytes))| TypeShare {
-                        type_name: if k == nt {
-                            "(roots)".to_string()
-                        } else {
-                            s.strings.get(s.types[k]).to_string()
-                        },
-                        count,
-                        bytes,
-                    })
-                    .collect();
-                composition.sort_by(|a, b| {
-                    b.bytes
-                        .cmp(&a.bytes)
-                        .then_with(|| a.type_name.cmp(&b.type_name))
-                });
-                composition.truncate(3);
-                let text = format!(
-                    "they are spread over {} holders, mostly `{}` ({} instances)",
-                    escape::count(hs.len() as u64),
-                    escape::name(&composition[0].type_name),
-                    escape::count(composition[0].count)
-                );
-                (self.render_path(NodeId(first), true), text, composition)
-            };
+                        s.strings.get(s.types[k]).to_string()
+                    },
+                    count,
+                    bytes,
+                })
+                .collect();
+            composition.sort_by(|a, b| {
+                b.bytes
+                    .cmp(&a.bytes)
+                    .then_with(|| a.type_name.cmp(&b.type_name))
+            });
+            composition.truncate(3);
+            let path = self.render_path(NodeId(first), true);
             out.push(Suspect {
                 kind: SuspectKind::Accumulation,
                 message: format!(
-                    "{} instances of `{}` keep {} ({:.1}% of reachable memory) alive; {holder_text}",
+                    "{} instances of `{}` keep {} ({:.1}% of reachable memory) alive, all held \
+                     the same way: {}",
                     escape::count(instances),
                     escape::name(&ty),
-                    escape::human_bytes(r),
-                    pct(r),
+                    escape::human_bytes(bytes),
+                    pct(bytes),
+                    path,
                 ),
                 type_name: ty,
-                retained_bytes: r,
-                share: r as f64 / total as f64,
+                retained_bytes: bytes,
+                share: bytes as f64 / total as f64,
                 objects: instances,
                 path,
                 alloc_site: self.site_of(first),
@@ -1022,6 +972,95 @@ impl<'s> Analysis<'s> {
             }
             h[v as usize] = mix(mix(h[from as usize], label_hash), tv);
         }
+        h
+    }
+}
+
+impl Analysis<'_> {
+    /// Whether an instance of type `t` dominates `v` (other than `v` itself).
+    fn has_ancestor_of_type(&self, v: u32, t: u32) -> bool {
+        let n = self.snap.node_count();
+        let mut d = self.idom[v as usize];
+        let mut guard = 0;
+        // A bounded climb (a linked list would make it quadratic): deeper nesting counts as
+        // not nested, and the caller caps the sum at the type's retained size.
+        while d != NONE && (d as usize) < n && guard < 64 {
+            if self.snap.ty[d as usize] == t {
+                return true;
+            }
+            d = self.idom[d as usize];
+            guard += 1;
+        }
+        false
+    }
+}
+
+/// Generalised retainer-path hashes of single objects, on demand (the same hash as
+/// [`Analysis::path_hashes`] with `generalize`, without computing it for every object).
+struct PathHasher<'a, 's> {
+    a: &'a Analysis<'s>,
+    str_hash: HashMap<u32, u64, FxBuild>,
+    memo: HashMap<u32, Option<u64>, FxBuild>,
+}
+
+impl<'a, 's> PathHasher<'a, 's> {
+    fn new(a: &'a Analysis<'s>) -> Self {
+        PathHasher {
+            a,
+            str_hash: HashMap::default(),
+            memo: HashMap::default(),
+        }
+    }
+
+    fn text_hash(&mut self, id: u32) -> u64 {
+        let s = self.a.snap;
+        *self
+            .str_hash
+            .entry(id)
+            .or_insert_with(|| hash_str(s.strings.get(id)))
+    }
+
+    /// The generalised path hash of `v`, or `None` when it is not strongly reachable.
+    fn signature(&mut self, v: u32) -> Option<u64> {
+        if let Some(&h) = self.memo.get(&v) {
+            return h;
+        }
+        let a = self.a;
+        let s = a.snap;
+        let h = a.retainer_path(NodeId(v)).map(|(root, edges)| {
+            let r = s.roots[root];
+            let first = edges.first().map_or(v, |&e| s.edge_source(e));
+            let mut h = mix(
+                self.text_hash(r.description.0),
+                hash_str(s.type_name(NodeId(first))),
+            );
+            let mut via_dict = false;
+            for &e in &edges {
+                let packed = s.edge_label[e] & !WEAK_BIT;
+                let tag = tag_of(packed);
+                let p = payload_of(packed);
+                let label = match tag {
+                    Tag::Index | Tag::IndexBig | Tag::IntKey | Tag::IntKeyBig | Tag::OtherKey => {
+                        tag as u64
+                    }
+                    Tag::Key if !via_dict => tag as u64,
+                    Tag::Attr | Tag::Key | Tag::Cell | Tag::Local | Tag::Internal => {
+                        mix(tag as u64, self.text_hash(p))
+                    }
+                    Tag::None | Tag::Hidden => {
+                        let from = s.edge_source(e);
+                        mix(tag as u64, (e - s.edge_start[from as usize] as usize) as u64)
+                    }
+                };
+                via_dict = a.is_dict_edge(e);
+                h = mix(
+                    mix(h, label),
+                    hash_str(s.type_name(NodeId(s.edge_to[e]))),
+                );
+            }
+            h
+        });
+        self.memo.insert(v, h);
         h
     }
 }

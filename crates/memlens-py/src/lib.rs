@@ -131,6 +131,8 @@ fn heap_snapshot<'py>(
             "no capture to add the heap snapshot to: give a path or start tracking",
         ));
     }
+    // SAFETY: we hold the GIL (`py`). Checked before the output file is created.
+    unsafe { memlens_tracker::check_heap_snapshot(python) }.map_err(tracker_error)?;
     let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
         || -> PyResult<(memlens_tracker::heap::HeapStats, u64, Option<Vec<u8>>)> {
             // SAFETY (both calls): we hold the GIL (`py`) and run no Python code until the walk

@@ -31,7 +31,7 @@ use memlens_heap::{
     TypeId,
 };
 
-pub use layout::COMMON_OFFSETS;
+pub use layout::{COMMON_OFFSETS, HeapExtra};
 use layout::*;
 
 use crate::python::{FrameModel, Layout, LocalsModel, ManagedDict};
@@ -77,6 +77,23 @@ pub unsafe fn walk<W: Write>(
     unsafe { w.run(roots)? };
     let stats = w.stats;
     Ok((w.b.finish()?, stats))
+}
+
+/// Whether the garbage collector of this interpreter is collecting (`gc.collecting`, set for
+/// the whole collection including its `gc.callbacks`), when its lists are being rearranged.
+///
+/// # Safety
+/// The caller holds the GIL.
+pub unsafe fn gc_running(layout: &'static Layout) -> bool {
+    let Some(x) = HeapExtra::of(layout.version.1) else {
+        return false;
+    };
+    // SAFETY: the interpreter state is alive; `gc.collecting` is an int at this offset
+    // (checked against the headers by tests/layouts.rs).
+    unsafe {
+        let interp = ffi::PyInterpreterState_Get() as usize;
+        rd::<c_int>(interp, x.gc_collecting) != 0
+    }
 }
 
 /// Hashes object addresses: a 64x64->128-bit multiply folded onto itself, so every input bit
@@ -209,6 +226,9 @@ struct TypeInfo {
     dictoffset: isize,
     traverse: usize,
     is_gc: usize,
+    /// Index into `Walker::members` of the type's object members (`__slots__`, C members), or
+    /// `u32::MAX` when it has none.
+    members: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -233,6 +253,8 @@ enum Kind {
     Weakref,
     Exception,
     NdArray,
+    /// Generators, coroutines and async generators.
+    Generator,
 }
 
 /// A queued node: an object, or an interpreter frame of a thread (3.11+) that has no frame
@@ -271,10 +293,19 @@ struct Labels {
     names: StrId,
     array_base: StrId,
     descr: StrId,
+    value_stack: StrId,
+    gi_frame: StrId,
 }
 
 struct Walker<W: Write> {
     l: &'static Layout,
+    x: &'static HeapExtra,
+    /// Object members of types, named (see `TypeInfo::members`).
+    members: Vec<Vec<(usize, StrId)>>,
+    /// Value stacks of thread frames whose depth is not known: (frame node, first slot,
+    /// slots). After the roots are walked, a slot that holds an object found nowhere else but
+    /// in the GC's lists becomes a reference from its frame.
+    stacks: Vec<(u32, usize, usize)>,
     b: SnapshotBuilder<W>,
     ids: NodeIds,
     queue: Vec<Item>,
@@ -322,6 +353,9 @@ struct BuiltinTypes {
     weakref: usize,
     proxy: usize,
     callable_proxy: usize,
+    generator: usize,
+    coroutine: usize,
+    async_generator: usize,
 }
 
 impl BuiltinTypes {
@@ -349,6 +383,9 @@ impl BuiltinTypes {
             weakref: addr_of!(ffi::_PyWeakref_RefType) as usize,
             proxy: addr_of!(ffi::_PyWeakref_ProxyType) as usize,
             callable_proxy: addr_of!(ffi::_PyWeakref_CallableProxyType) as usize,
+            generator: addr_of!(ffi::PyGen_Type) as usize,
+            coroutine: addr_of!(ffi::PyCoro_Type) as usize,
+            async_generator: addr_of!(ffi::PyAsyncGen_Type) as usize,
         }
     }
 }
@@ -399,9 +436,20 @@ impl<W: Write> Walker<W> {
             names: i("co_names")?,
             array_base: i("base")?,
             descr: i("dtype")?,
+            value_stack: i("value stack")?,
+            gi_frame: i("gi_frame")?,
         };
+        let x = HeapExtra::of(l.version.1).ok_or_else(|| {
+            HeapError::Build(format!(
+                "no heap layout for CPython {}.{}",
+                l.version.0, l.version.1
+            ))
+        })?;
         Ok(Walker {
             l,
+            x,
+            members: Vec::new(),
+            stacks: Vec::new(),
             b,
             ids: NodeIds::with_capacity(1 << 16),
             queue: Vec::new(),
@@ -418,6 +466,7 @@ impl<W: Write> Walker<W> {
                     dictoffset: 0,
                     traverse: 0,
                     is_gc: 0,
+                    members: u32::MAX,
                 },
             ),
             strs: AddrMap::default(),
@@ -559,6 +608,9 @@ impl<W: Write> Walker<W> {
                 (t.weakref, Kind::Weakref),
                 (t.proxy, Kind::Weakref),
                 (t.callable_proxy, Kind::Weakref),
+                (t.generator, Kind::Generator),
+                (t.coroutine, Kind::Generator),
+                (t.async_generator, Kind::Generator),
             ];
             let exact = exact_kinds.iter().find(|(a, _)| *a == tp).map(|&(_, k)| k);
             let kind = match exact {
@@ -578,7 +630,13 @@ impl<W: Write> Walker<W> {
                 None => Kind::Other,
             };
             let name = self.type_name(tp);
+            let members = if exact.is_some() {
+                u32::MAX
+            } else {
+                self.type_members(tp)?
+            };
             TypeInfo {
+                members,
                 id: self.b.add_type(&name)?,
                 kind,
                 exact: exact.is_some(),
@@ -593,6 +651,50 @@ impl<W: Write> Walker<W> {
         self.types.insert(tp as u64, info);
         self.last_type = (tp, info);
         Ok(info)
+    }
+
+    /// Collects the object members (`T_OBJECT`, `T_OBJECT_EX`: `__slots__` of classes, object
+    /// fields of C types) of `tp` and its bases, named; returns their index in `self.members`.
+    ///
+    /// # Safety
+    /// `tp` is a live type object.
+    unsafe fn type_members(&mut self, mut tp: usize) -> Result<u32, HeapError> {
+        let mut found: Vec<(usize, StrId)> = Vec::new();
+        let mut guard = 0;
+        // SAFETY: tp_members of a live type is null or an array of PyMemberDef ended by a null
+        // name; names are NUL-terminated C strings.
+        unsafe {
+            while tp != 0 && guard < 64 {
+                guard += 1;
+                let basicsize = rd::<isize>(tp, TP_BASICSIZE).max(0) as usize;
+                let mut m: usize = rd(tp, TP_MEMBERS);
+                let mut k = 0;
+                while m != 0 && k < 4096 {
+                    let name: *const std::ffi::c_char = rd(m, 0);
+                    if name.is_null() {
+                        break;
+                    }
+                    let ty: c_int = rd(m, MEMBER_TYPE);
+                    let off = rd::<isize>(m, MEMBER_OFFSET);
+                    if (ty == T_OBJECT || ty == T_OBJECT_EX)
+                        && off > 0
+                        && (off as usize) + 8 <= basicsize
+                        && !found.iter().any(|&(o, _)| o == off as usize)
+                    {
+                        let text = CStr::from_ptr(name).to_string_lossy();
+                        found.push((off as usize, self.b.intern(&text)?));
+                    }
+                    m += MEMBER_SIZE;
+                    k += 1;
+                }
+                tp = rd(tp, TP_BASE);
+            }
+        }
+        if found.is_empty() {
+            return Ok(u32::MAX);
+        }
+        self.members.push(found);
+        Ok((self.members.len() - 1) as u32)
     }
 
     /// # Safety
@@ -787,13 +889,110 @@ impl<W: Write> Walker<W> {
                 (self.l.code_names(raw.code), line)
             };
             let desc = format!("{who} frame `{}` ({}:{line})", names.qualname, names.file);
-            if object_frames {
+            // SAFETY: as above; the value stack lies inside the frame's own slots.
+            let stack = unsafe { self.value_stack(addr, raw.code) };
+            let id = if object_frames {
                 // Before 3.11 the frame is a frame object: a root like any object.
                 self.root(addr, RootKind::ThreadFrame, &desc)?;
+                self.id(addr, false)
             } else {
                 let id = self.synthetic(addr);
                 self.stats.roots += 1;
                 self.b.add_root(NodeId(id), RootKind::ThreadFrame, &desc)?;
+                id
+            };
+            if let Some((base, slots)) = stack {
+                self.stacks.push((id, base, slots));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value stack of a thread's frame whose depth is not known exactly: its first slot
+    /// and its number of slots (`co_stacksize`). `None` for a 3.12+ frame that saved its depth
+    /// (its stack is then walked with its locals, see [`Self::exact_stack`]).
+    ///
+    /// # Safety
+    /// `frame` is a live frame (a frame object before 3.11) running `code`.
+    unsafe fn value_stack(&self, frame: usize, code: usize) -> Option<(usize, usize)> {
+        // SAFETY: as documented.
+        unsafe {
+            if code == 0 || rd::<usize>(code, OB_TYPE) != self.t.code {
+                return None;
+            }
+            let slots = rd::<c_int>(code, self.x.co_stacksize).clamp(0, 1 << 20) as usize;
+            if let Some(off) = self.x.f_valuestack {
+                let base: usize = rd(frame, off);
+                return (base != 0 && slots > 0).then_some((base, slots));
+            }
+            let LocalsModel::Interpreter {
+                localsplus,
+                co_nlocalsplus,
+                ..
+            } = self.l.heap.locals
+            else {
+                return None;
+            };
+            if self.exact_stack(frame, code).is_some() {
+                return None;
+            }
+            let n = rd::<c_int>(code, co_nlocalsplus).max(0) as usize;
+            (slots > 0).then_some((frame + localsplus + 8 * n, slots))
+        }
+    }
+
+    /// The value stack of an interpreter frame as `(first slot, depth)` when its depth is
+    /// known exactly: 3.12+ sets `stacktop` to -1 while a frame runs and saves it when the
+    /// frame calls a Python function.
+    ///
+    /// # Safety
+    /// `frame` is a live `_PyInterpreterFrame` running the live code object `code`.
+    unsafe fn exact_stack(&self, frame: usize, code: usize) -> Option<(usize, usize)> {
+        let (Some(top_off), true) = (self.x.stacktop, self.x.stacktop_exact) else {
+            return None;
+        };
+        let LocalsModel::Interpreter {
+            localsplus,
+            co_nlocalsplus,
+            ..
+        } = self.l.heap.locals
+        else {
+            return None;
+        };
+        // SAFETY: as documented.
+        unsafe {
+            let n = rd::<c_int>(code, co_nlocalsplus).max(0) as usize;
+            let slots = rd::<c_int>(code, self.x.co_stacksize).max(0) as usize;
+            let top = rd::<c_int>(frame, top_off);
+            if top < 0 || (top as usize) < n || top as usize > n + slots {
+                return None;
+            }
+            Some((frame + localsplus + 8 * n, top as usize - n))
+        }
+    }
+
+    /// Links the objects that only a thread frame's value stack holds: slots of stacks of
+    /// unknown depth that hold one of `unreached` (objects of the GC's lists that no root
+    /// reaches). Only such objects are linked, and no other slot is dereferenced, so a stale
+    /// slot above the real top can neither crash the walk nor give a reachable object a false
+    /// retainer.
+    ///
+    /// # Safety
+    /// The recorded stacks belong to live frames; GIL held.
+    unsafe fn link_value_stacks(&mut self, unreached: &[usize]) -> Result<(), HeapError> {
+        let stacks = std::mem::take(&mut self.stacks);
+        if stacks.is_empty() || unreached.is_empty() {
+            return Ok(());
+        }
+        let set: AddrSet = unreached.iter().map(|&o| o as u64).collect();
+        let label = EdgeLabel::Internal(self.labels.value_stack);
+        for (frame, base, slots) in stacks {
+            for k in 0..slots {
+                // SAFETY: the slot lies inside the frame's value stack.
+                let v: usize = unsafe { rd(base, 8 * k) };
+                if v != 0 && set.contains(&(v as u64)) {
+                    self.edge(frame, v, label, EdgeKind::Strong)?;
+                }
             }
         }
         Ok(())
@@ -849,6 +1048,8 @@ impl<W: Write> Walker<W> {
             }
         }
         drop(gc_objects);
+        // SAFETY: forwarded.
+        unsafe { self.link_value_stacks(&unreached)? };
         for o in unreached {
             self.id(o, false);
         }
@@ -920,7 +1121,24 @@ impl<W: Write> Walker<W> {
         self.stats.objects += 1;
         self.labeled.clear();
         // SAFETY: forwarded.
-        unsafe { self.iframe_locals(f, true)? };
+        unsafe {
+            self.iframe_locals(f, true)?;
+            if let FrameModel::Interpreter { code: code_off, .. } = self.l.frames {
+                let code: usize = rd(f, code_off);
+                if code != 0
+                    && rd::<usize>(code, OB_TYPE) == self.t.code
+                    && let Some((base, depth)) = self.exact_stack(f, code)
+                {
+                    let label = EdgeLabel::Internal(self.labels.value_stack);
+                    for k in 0..depth {
+                        let v: usize = rd(base, 8 * k);
+                        if v != 0 {
+                            self.labeled.push((v, label, true));
+                        }
+                    }
+                }
+            }
+        }
         let labeled = std::mem::take(&mut self.labeled);
         for &(to, label, _) in &labeled {
             self.edge(id, to, label, EdgeKind::Strong)?;
@@ -1436,6 +1654,27 @@ impl<W: Write> Walker<W> {
                         ],
                         true,
                     );
+                    let descr: usize = rd(obj, NDARRAY_DESCR);
+                    if descr != 0 && rd::<c_int>(descr, DESCR_TYPE_NUM) == NPY_OBJECT {
+                        // numpy does not traverse object elements (arrays are not GC types);
+                        // should a version do so, they only name its references.
+                        let extra = info.flags & TPFLAGS_HAVE_GC == 0;
+                        self.object_elements(obj, extra);
+                    }
+                }
+                Kind::Generator => {
+                    if let (Some(off), Some(state)) = (self.x.gen_iframe, self.x.gen_frame_state) {
+                        // A frame that has not completed still holds its locals: name them.
+                        if rd::<i8>(obj, state) < 1 {
+                            let start = self.labeled.len();
+                            self.iframe_locals(obj + off, false)?;
+                            for l in &mut self.labeled[start..] {
+                                l.2 = false;
+                            }
+                        }
+                    } else if let Some(off) = self.x.gen_frame {
+                        self.fields(obj, &[(off, self.labels.gi_frame)], false);
+                    }
                 }
                 Kind::Str | Kind::Bytes | Kind::ByteArray | Kind::Int | Kind::Set | Kind::Other => {
                 }
@@ -1444,6 +1683,54 @@ impl<W: Write> Walker<W> {
                 self.instance(obj, tp, info)?;
             }
             Ok(false)
+        }
+    }
+
+    /// Pushes the elements of a numpy array of dtype `object`, labelled by flat index (C order).
+    ///
+    /// # Safety
+    /// `obj` is a live numpy array whose elements are object pointers.
+    unsafe fn object_elements(&mut self, obj: usize, extra: bool) {
+        // SAFETY: `data`, `dimensions` and `strides` describe the array's own elements.
+        unsafe {
+            let nd = rd::<c_int>(obj, NDARRAY_ND).clamp(0, 64) as usize;
+            let data: usize = rd(obj, NDARRAY_DATA);
+            if data == 0 {
+                return;
+            }
+            let dims_at: usize = rd(obj, NDARRAY_DIMENSIONS);
+            let strides_at: usize = rd(obj, NDARRAY_STRIDES);
+            let mut dims = [0usize; 64];
+            let mut strides = [0isize; 64];
+            let mut total: usize = 1;
+            for i in 0..nd {
+                dims[i] = rd::<isize>(dims_at, 8 * i).max(0) as usize;
+                strides[i] = rd::<isize>(strides_at, 8 * i);
+                total = total.saturating_mul(dims[i]);
+            }
+            if total == 0 || total > (1 << 32) {
+                return;
+            }
+            // An odometer over the indices, innermost dimension fastest.
+            let mut index = [0usize; 64];
+            for flat in 0..total {
+                let mut at = data as isize;
+                for i in 0..nd {
+                    at += index[i] as isize * strides[i];
+                }
+                let v: usize = rd(at as usize, 0);
+                if v != 0 {
+                    self.labeled
+                        .push((v, EdgeLabel::Index(flat as u64), extra));
+                }
+                for i in (0..nd).rev() {
+                    index[i] += 1;
+                    if index[i] < dims[i] {
+                        break;
+                    }
+                    index[i] = 0;
+                }
+            }
         }
     }
 
@@ -1655,6 +1942,15 @@ impl<W: Write> Walker<W> {
         let dict_label = EdgeLabel::Internal(self.labels.dict);
         // SAFETY: as documented; pre-header words exist for managed-dict types.
         unsafe {
+            if info.members != u32::MAX {
+                // `__slots__` and C members: names for what traverse reports.
+                for &(off, name) in &self.members[info.members as usize] {
+                    let v: usize = rd(obj, off);
+                    if v != 0 {
+                        self.labeled.push((v, EdgeLabel::Attr(name), false));
+                    }
+                }
+            }
             let managed = h.managed != ManagedDict::None && info.flags & TPFLAGS_MANAGED_DICT != 0;
             if !managed && info.dictoffset != 0 {
                 let off = if info.dictoffset > 0 {
