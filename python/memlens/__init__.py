@@ -262,6 +262,11 @@ def snapshot(path: Optional[str] = None) -> str:
     return target
 
 
+class _Plain:
+    """A class defined in Python on `object` alone: the heap walker learns from it how the
+    interpreter traverses such instances."""
+
+
 def _take_snapshot(path: Optional[str]) -> dict:
     import builtins
     import time
@@ -281,4 +286,5 @@ def _take_snapshot(path: Optional[str]) -> dict:
         builtins.__dict__,
         threads,
         meta,
+        _Plain,
     )

@@ -130,7 +130,11 @@ impl<W: Write> SnapshotBuilder<W> {
     }
 
     fn flush_bytes(&mut self, i: usize) -> Result<()> {
-        let fresh = self.sink.bytes.pop().unwrap_or_default();
+        let fresh = self
+            .sink
+            .bytes
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_TARGET + (BLOCK_TARGET >> 3)));
         let full = std::mem::replace(&mut self.bufs[i], fresh);
         self.submit(Job::Raw(SLOTS[i], full))
     }

@@ -1,7 +1,7 @@
 //! The snapshot file format: a header, then self-delimiting compressed blocks, then an end block.
 //!
 //! ```text
-//! header   8 bytes magic "\x89MLHEAP\n", u16 LE version (1), u16 LE reserved (0)
+//! header   8 bytes magic "\x89MLHEAP\n", u16 LE version (2; 1 is read too), u16 LE reserved (0)
 //! block    u8 kind, u32 LE raw length, u32 LE stored length, u32 LE crc32 of the stored bytes,
 //!          stored bytes (zstd frame of the raw bytes)
 //! end      a block of kind 0xFF whose raw bytes are the record counts; nothing may follow it
@@ -17,8 +17,11 @@ use crate::model::{NONE, PAYLOAD_MAX, Root, RootKind, Snapshot, Tag, WEAK_BIT, p
 
 /// The 8 bytes every heap snapshot starts with.
 pub const MAGIC: [u8; 8] = *b"\x89MLHEAP\n";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes (it reads this one and version 1, whose edge records
+/// code targets against their source and indices as they are).
+pub const VERSION: u16 = 2;
+/// The oldest format version this build reads.
+const OLDEST: u16 = 1;
 pub(crate) const HEADER_LEN: usize = 12;
 const BLOCK_HEADER_LEN: usize = 13;
 /// Raw bytes gathered before a block is compressed and written.
@@ -336,7 +339,7 @@ fn scan(data: &[u8]) -> Result<Vec<BlockRef<'_>>> {
         });
     }
     let version = u16::from_le_bytes([data[8], data[9]]);
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(HeapError::Version {
             found: version,
             supported: VERSION,
@@ -449,6 +452,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
     let (edges, rest) = std::thread::scope(|scope| {
         let edges = scope.spawn(move || -> Result<EdgeState> {
             let mut es = EdgeState {
+                relative: u16::from_le_bytes([data[8], data[9]]) >= 2,
                 from: Vec::with_capacity(edge_cap),
                 to: Vec::with_capacity(edge_cap),
                 label: Vec::with_capacity(edge_cap),
@@ -518,7 +522,12 @@ fn error_offset(e: &HeapError) -> u64 {
 /// Edge records, decoded on their own thread.
 #[derive(Default)]
 struct EdgeState {
+    /// Version 2 coding: targets against the previous target, indices against the previous
+    /// index (both plus one).
+    relative: bool,
     last_from: u64,
+    last_to: i64,
+    last_index: i64,
     from: Vec<u32>,
     to: Vec<u32>,
     label: Vec<u32>,
@@ -528,14 +537,19 @@ struct EdgeState {
 impl EdgeState {
     fn decode(&mut self, cur: &mut Cursor<'_>) -> Result<()> {
         while !cur.at_end() {
-            let from = self.last_from as i64 + unzig(cur.varint()?);
-            let to = from + unzig(cur.varint()?);
+            let from = (self.last_from as i64).wrapping_add(unzig(cur.varint()?));
+            let to = if self.relative {
+                self.last_to.wrapping_add(1).wrapping_add(unzig(cur.varint()?))
+            } else {
+                from.wrapping_add(unzig(cur.varint()?))
+            };
             if !(0..=i64::from(u32::MAX - 1)).contains(&from)
                 || !(0..=i64::from(u32::MAX - 1)).contains(&to)
             {
                 return Err(cur.fail("edge endpoint out of range"));
             }
             self.last_from = from as u64;
+            self.last_to = to;
             let lab = cur.byte()?;
             let weak = lab & 0x80 != 0;
             let tag = Tag::from_u8(lab & 0x7F).ok_or_else(|| cur.fail("bad edge label"))?;
@@ -562,7 +576,16 @@ impl EdgeState {
                     }
                 }
                 Tag::Index | Tag::IndexBig => {
-                    let i = cur.varint()?;
+                    let i = if self.relative {
+                        let i = self
+                            .last_index
+                            .wrapping_add(1)
+                            .wrapping_add(unzig(cur.varint()?));
+                        self.last_index = i;
+                        i as u64
+                    } else {
+                        cur.varint()?
+                    };
                     if i <= u64::from(PAYLOAD_MAX) {
                         pack(Tag::Index, i as u32, crate::EdgeKind::Strong)
                     } else {
@@ -746,10 +769,55 @@ impl ReadState {
         for i in 0..n {
             start[i + 1] += start[i];
         }
-        let sorted = from.windows(2).all(|w| w[0] <= w[1]);
-        if sorted {
+        // Edges in source order but for a few late ones (a walker adds some references after
+        // their source, as memlens does for value stacks): merge the late ones in, in one
+        // sequential pass. Otherwise a counting sort. Both keep edges stable within a source.
+        let mut late: Vec<u32> = Vec::new();
+        let mut high = 0u32;
+        for (i, &f) in from.iter().enumerate() {
+            if f < high {
+                late.push(i as u32);
+                if late.len() > from.len() / 64 {
+                    break;
+                }
+            } else {
+                high = f;
+            }
+        }
+        if late.is_empty() {
             snap.edge_to = to;
             snap.edge_label = label;
+        } else if late.len() <= from.len() / 64 {
+            // The others, in order (slices between the late ones), then the late ones put
+            // after the edges of their source (found by binary search): all block copies.
+            let mut kf = Vec::with_capacity(from.len());
+            let mut kt = Vec::with_capacity(from.len());
+            let mut kl = Vec::with_capacity(from.len());
+            let mut prev = 0;
+            for &j in late.iter().chain(std::iter::once(&(from.len() as u32))) {
+                let j = j as usize;
+                kf.extend_from_slice(&from[prev..j]);
+                kt.extend_from_slice(&to[prev..j]);
+                kl.extend_from_slice(&label[prev..j]);
+                prev = j + 1;
+            }
+            late.sort_by_key(|&i| (from[i as usize], i));
+            let mut sto = Vec::with_capacity(from.len());
+            let mut slab = Vec::with_capacity(from.len());
+            let mut at = 0;
+            for &j in &late {
+                let f = from[j as usize];
+                let pos = kf.partition_point(|&x| x <= f);
+                sto.extend_from_slice(&kt[at..pos]);
+                slab.extend_from_slice(&kl[at..pos]);
+                at = pos;
+                sto.push(to[j as usize]);
+                slab.push(label[j as usize]);
+            }
+            sto.extend_from_slice(&kt[at..]);
+            slab.extend_from_slice(&kl[at..]);
+            snap.edge_to = sto;
+            snap.edge_label = slab;
         } else {
             let mut fill = start.clone();
             let mut sto = vec![0u32; from.len()];

@@ -109,6 +109,8 @@ impl Interner {
         }
         self.ends.reserve(n);
         self.hashes.reserve(n);
+        // Previews and names average well under 16 bytes.
+        self.arena.reserve(16 * n);
     }
 
     fn rehash(&mut self, cap: usize) {

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 
 use crate::error::{HeapError, Result};
 use crate::file::{Kind, put_varint};
-use crate::model::zig;
+use crate::model::{Tag, zig};
 
 /// A node record before encoding.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +61,8 @@ pub(crate) struct Encoder {
     raw: Vec<u8>,
     last_addr: u64,
     last_from: i64,
+    last_to: i64,
+    last_index: i64,
 }
 
 impl Encoder {
@@ -71,6 +73,8 @@ impl Encoder {
             raw: Vec::new(),
             last_addr: 0,
             last_from: 0,
+            last_to: 0,
+            last_index: 0,
         })
     }
 
@@ -100,14 +104,25 @@ impl Encoder {
             Job::Edges(edges) => {
                 kind = Kind::Edges;
                 self.raw.reserve(edges.len() * 6);
+                // Version 2: targets and indices are coded against the previous ones, plus
+                // one: a walker numbers new objects in order, so a list's elements cost a
+                // zero byte each (and compress to almost nothing).
                 for e in edges.iter() {
                     let from = i64::from(e.from);
+                    let to = i64::from(e.to);
                     put_varint(&mut self.raw, zig(from - self.last_from));
-                    put_varint(&mut self.raw, zig(i64::from(e.to) - from));
+                    put_varint(&mut self.raw, zig(to - self.last_to - 1));
                     self.last_from = from;
+                    self.last_to = to;
                     self.raw.push(e.tag);
                     if e.has_payload {
-                        put_varint(&mut self.raw, e.payload);
+                        if e.tag & 0x7F == Tag::Index as u8 {
+                            let i = e.payload as i64;
+                            put_varint(&mut self.raw, zig(i.wrapping_sub(self.last_index).wrapping_sub(1)));
+                            self.last_index = i;
+                        } else {
+                            put_varint(&mut self.raw, e.payload);
+                        }
                     }
                 }
                 &self.raw

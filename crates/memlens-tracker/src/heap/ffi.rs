@@ -46,6 +46,7 @@ unsafe extern "C" {
     pub static mut _PyWeakref_ProxyType: u8;
     pub static mut _PyWeakref_CallableProxyType: u8;
     pub static mut _Py_NoneStruct: u8;
+    pub static mut PyBaseObject_Type: u8;
     pub static mut PyGen_Type: u8;
     pub static mut PyCoro_Type: u8;
     pub static mut PyAsyncGen_Type: u8;

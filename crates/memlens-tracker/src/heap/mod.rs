@@ -47,6 +47,10 @@ pub struct Roots {
     pub builtins: usize,
     /// Names of threads by `threading.get_ident()`, to describe thread roots.
     pub thread_names: Vec<(u64, String)>,
+    /// A class defined in Python deriving from `object` only (or 0): its `tp_traverse` is the
+    /// interpreter's `subtype_traverse`, which tells the walker which instances it can read
+    /// completely without calling traverse.
+    pub plain_class: usize,
 }
 
 /// What a walk found.
@@ -229,6 +233,10 @@ struct TypeInfo {
     /// Index into `Walker::members` of the type's object members (`__slots__`, C members), or
     /// `u32::MAX` when it has none.
     members: u32,
+    /// A class defined in Python whose bases up to `object` are too: `subtype_traverse`
+    /// reports exactly its members, its `__dict__` (or attribute values) and its class, which
+    /// the extractors read, so traverse is not called.
+    plain: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -306,6 +314,10 @@ struct Walker<W: Write> {
     /// slots). After the roots are walked, a slot that holds an object found nowhere else but
     /// in the GC's lists becomes a reference from its frame.
     stacks: Vec<(u32, usize, usize)>,
+    /// `subtype_traverse` (from `Roots::plain_class`), or 0.
+    subtype_traverse: usize,
+    /// Attribute labels of shared keys (3.11+): keys object -> (entries named, labels).
+    key_labels: AddrMap<(usize, Vec<EdgeLabel>)>,
     b: SnapshotBuilder<W>,
     ids: NodeIds,
     queue: Vec<Item>,
@@ -450,6 +462,8 @@ impl<W: Write> Walker<W> {
             x,
             members: Vec::new(),
             stacks: Vec::new(),
+            subtype_traverse: 0,
+            key_labels: AddrMap::default(),
             b,
             ids: NodeIds::with_capacity(1 << 16),
             queue: Vec::new(),
@@ -467,6 +481,7 @@ impl<W: Write> Walker<W> {
                     traverse: 0,
                     is_gc: 0,
                     members: u32::MAX,
+                    plain: false,
                 },
             ),
             strs: AddrMap::default(),
@@ -635,8 +650,16 @@ impl<W: Write> Walker<W> {
             } else {
                 self.type_members(tp)?
             };
+            let traverse: usize = rd(tp, TP_TRAVERSE);
+            let plain = exact.is_none()
+                && kind == Kind::Other
+                && flags & TPFLAGS_HEAPTYPE != 0
+                && self.subtype_traverse != 0
+                && traverse == self.subtype_traverse
+                && self.plain_bases(tp);
             TypeInfo {
                 members,
+                plain,
                 id: self.b.add_type(&name)?,
                 kind,
                 exact: exact.is_some(),
@@ -651,6 +674,28 @@ impl<W: Write> Walker<W> {
         self.types.insert(tp as u64, info);
         self.last_type = (tp, info);
         Ok(info)
+    }
+
+    /// Whether every base of `tp` up to `object` is traversed by `subtype_traverse` (so
+    /// `subtype_traverse` ends at `object`, which has no traverse of its own).
+    ///
+    /// # Safety
+    /// `tp` is a live type object.
+    unsafe fn plain_bases(&self, mut tp: usize) -> bool {
+        let object = std::ptr::addr_of!(ffi::PyBaseObject_Type) as usize;
+        for _ in 0..64 {
+            if tp == object {
+                return true;
+            }
+            // SAFETY: tp is a live type; tp_base of a live type is a live type or null.
+            unsafe {
+                if tp == 0 || rd::<usize>(tp, TP_TRAVERSE) != self.subtype_traverse {
+                    return false;
+                }
+                tp = rd(tp, TP_BASE);
+            }
+        }
+        false
     }
 
     /// Collects the object members (`T_OBJECT`, `T_OBJECT_EX`: `__slots__` of classes, object
@@ -1004,6 +1049,10 @@ impl<W: Write> Walker<W> {
     /// GIL held; roots alive.
     unsafe fn run(&mut self, roots: &Roots) -> Result<(), HeapError> {
         let h = self.l.heap;
+        if roots.plain_class != 0 {
+            // SAFETY: the caller passes a live class (a type object).
+            self.subtype_traverse = unsafe { rd(roots.plain_class, TP_TRAVERSE) };
+        }
         // SAFETY: the interpreter state outlives the call.
         let interp = unsafe { ffi::PyInterpreterState_Get() } as usize;
         let lists: Vec<usize> = (0..3)
@@ -1030,7 +1079,7 @@ impl<W: Write> Walker<W> {
         let expect = 3 * tracked + 4096;
         self.ids = NodeIds::with_capacity(expect);
         self.queue.reserve(expect);
-        self.b.reserve_strings(tracked / 2);
+        self.b.reserve_strings(tracked);
         self.strs.reserve(4096);
         self.run_roots(roots)?;
         let mut next = 0;
@@ -1676,6 +1725,12 @@ impl<W: Write> Walker<W> {
                         self.fields(obj, &[(off, self.labels.gi_frame)], false);
                     }
                 }
+                Kind::Other if info.plain => {
+                    self.instance(obj, tp, info)?;
+                    self.labeled
+                        .push((tp, EdgeLabel::Internal(self.labels.class), false));
+                    return Ok(true);
+                }
                 Kind::Str | Kind::Bytes | Kind::ByteArray | Kind::Int | Kind::Set | Kind::Other => {
                 }
             }
@@ -2011,22 +2066,30 @@ impl<W: Write> Walker<W> {
             if keys == 0 || rd::<u8>(keys, KEYS_KIND) == 0 {
                 return Ok(());
             }
-            let n = rd::<isize>(keys, KEYS_NENTRIES).max(0) as usize;
-            let index_bytes = 1usize << rd::<u8>(keys, KEYS_LOG2_INDEX_BYTES);
-            let entries = keys + KEYS_INDICES + index_bytes;
-            for i in 0..n.min(1 << 16) {
-                let v: usize = rd(values, h.dictvalues_values + 8 * i);
-                if v == 0 {
-                    continue;
+            let n = (rd::<isize>(keys, KEYS_NENTRIES).max(0) as usize).min(1 << 16);
+            // The names of shared keys, read once per keys object (and again if it grew).
+            let mut cached = self.key_labels.remove(&(keys as u64)).unwrap_or_default();
+            if cached.0 != n {
+                let index_bytes = 1usize << rd::<u8>(keys, KEYS_LOG2_INDEX_BYTES);
+                let entries = keys + KEYS_INDICES + index_bytes;
+                cached.1.clear();
+                for i in 0..n {
+                    let k: usize = rd(entries, UNICODE_ENTRY * i);
+                    cached.1.push(if k != 0 && rd::<usize>(k, OB_TYPE) == self.t.str_ {
+                        EdgeLabel::Attr(self.str_id(k)?)
+                    } else {
+                        EdgeLabel::None
+                    });
                 }
-                let k: usize = rd(entries, UNICODE_ENTRY * i);
-                let label = if k != 0 && rd::<usize>(k, OB_TYPE) == self.t.str_ {
-                    EdgeLabel::Attr(self.str_id(k)?)
-                } else {
-                    EdgeLabel::None
-                };
-                self.labeled.push((v, label, false));
+                cached.0 = n;
             }
+            for (i, &label) in cached.1.iter().enumerate() {
+                let v: usize = rd(values, h.dictvalues_values + 8 * i);
+                if v != 0 {
+                    self.labeled.push((v, label, false));
+                }
+            }
+            self.key_labels.insert(keys as u64, cached);
         }
         Ok(())
     }
