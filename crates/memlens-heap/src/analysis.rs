@@ -669,7 +669,10 @@ impl<'s> Analysis<'s> {
         }
         let mut hasher = PathHasher::new(self);
         for (t, members) in types.into_iter().zip(instances_of) {
-            if members.iter().any(|&i| self.retained[i as usize] >= threshold) {
+            if members
+                .iter()
+                .any(|&i| self.retained[i as usize] >= threshold)
+            {
                 continue; // a single instance: already a holder suspect
             }
             // Group the instances outside the holder suspects by generalised path: (count,
@@ -1049,14 +1052,14 @@ impl<'a, 's> PathHasher<'a, 's> {
                     }
                     Tag::None | Tag::Hidden => {
                         let from = s.edge_source(e);
-                        mix(tag as u64, (e - s.edge_start[from as usize] as usize) as u64)
+                        mix(
+                            tag as u64,
+                            (e - s.edge_start[from as usize] as usize) as u64,
+                        )
                     }
                 };
                 via_dict = a.is_dict_edge(e);
-                h = mix(
-                    mix(h, label),
-                    hash_str(s.type_name(NodeId(s.edge_to[e]))),
-                );
+                h = mix(mix(h, label), hash_str(s.type_name(NodeId(s.edge_to[e]))));
             }
             h
         });

@@ -461,4 +461,3 @@ impl<W: Write> SnapshotBuilder<W> {
         self.maybe_flush(Kind::Roots)
     }
 }
-

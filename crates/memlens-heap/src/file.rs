@@ -539,7 +539,9 @@ impl EdgeState {
         while !cur.at_end() {
             let from = (self.last_from as i64).wrapping_add(unzig(cur.varint()?));
             let to = if self.relative {
-                self.last_to.wrapping_add(1).wrapping_add(unzig(cur.varint()?))
+                self.last_to
+                    .wrapping_add(1)
+                    .wrapping_add(unzig(cur.varint()?))
             } else {
                 from.wrapping_add(unzig(cur.varint()?))
             };

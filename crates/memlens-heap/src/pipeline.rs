@@ -118,7 +118,10 @@ impl Encoder {
                     if e.has_payload {
                         if e.tag & 0x7F == Tag::Index as u8 {
                             let i = e.payload as i64;
-                            put_varint(&mut self.raw, zig(i.wrapping_sub(self.last_index).wrapping_sub(1)));
+                            put_varint(
+                                &mut self.raw,
+                                zig(i.wrapping_sub(self.last_index).wrapping_sub(1)),
+                            );
                             self.last_index = i;
                         } else {
                             put_varint(&mut self.raw, e.payload);

@@ -177,7 +177,8 @@ fn accumulation_without_a_single_holder_is_a_suspect() {
     let l = b.add_object(Object::new(3, list, 100)).unwrap();
     b.add_attr(m, l, "SESSIONS").unwrap();
     let m2 = b.add_object(Object::new(5, module, 100)).unwrap();
-    b.add_root(m2, RootKind::Module, "module `app.index`").unwrap();
+    b.add_root(m2, RootKind::Module, "module `app.index`")
+        .unwrap();
     let d = b.add_object(Object::new(4, dict, 100)).unwrap();
     b.add_attr(m2, d, "BY_ID").unwrap();
     for i in 0..50u64 {
@@ -199,9 +200,14 @@ fn accumulation_without_a_single_holder_is_a_suspect() {
     // Only the roots dominate them.
     assert_eq!(acc[0].composition[0].type_name, "(roots)");
     assert_eq!(acc[0].composition[0].count, 50);
-    assert_eq!(acc[0].path, "module `app`, global `SESSIONS` -> list, index * -> app.Session");
+    assert_eq!(
+        acc[0].path,
+        "module `app`, global `SESSIONS` -> list, index * -> app.Session"
+    );
     assert!(
-        acc[0].message.contains("all held the same way: module `app`"),
+        acc[0]
+            .message
+            .contains("all held the same way: module `app`"),
         "{}",
         acc[0].message
     );

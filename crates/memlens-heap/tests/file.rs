@@ -284,7 +284,9 @@ fn version_1_files_still_read() {
     block(
         &mut file,
         4,
-        &[0x20, 0, 56, 0, 0, 0, 0x20, 1, 50, 0, 0, 0, 0x20, 1, 50, 0, 0, 0],
+        &[
+            0x20, 0, 56, 0, 0, 0, 0x20, 1, 50, 0, 0, 0, 0x20, 1, 50, 0, 0, 0,
+        ],
     );
     // list -> str index 5, list -> str index 9: zz(from delta), zz(to - from), tag 6, index.
     block(&mut file, 5, &[0, 2, 6, 5, 0, 4, 6, 9]);

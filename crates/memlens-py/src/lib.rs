@@ -106,8 +106,9 @@ fn after_fork_in_child() {
 /// Takes a heap snapshot: into the file at `path`, or (`path=None`) as a chunk of the current
 /// capture. The roots are `sys.modules`, `sys.__dict__` and `builtins.__dict__`; `threads`
 /// names threads by ident; `plain_class` is a class defined in Python with no base but
-/// `object` (it lets the walker read such instances without calling traverse). Returns counts (`objects`, `edges`, `roots`, `bytes`,
-/// `file_bytes`). The walk allocates no Python object.
+/// `object` (it lets the walker read such instances without calling traverse). Returns counts
+/// (`objects`, `edges`, `roots`, `bytes`, `file_bytes`). The walk allocates no Python object.
+/// Refused while the garbage collector runs (from `__del__` or a gc callback).
 #[pyfunction]
 #[pyo3(signature = (path, python, modules, sys_dict, builtins, threads, meta, plain_class=None))]
 #[allow(clippy::too_many_arguments)]

@@ -31,8 +31,8 @@ use memlens_heap::{
     TypeId,
 };
 
-pub use layout::{COMMON_OFFSETS, HeapExtra};
 use layout::*;
+pub use layout::{COMMON_OFFSETS, HeapExtra};
 
 use crate::python::{FrameModel, Layout, LocalsModel, ManagedDict};
 
@@ -1775,8 +1775,7 @@ impl<W: Write> Walker<W> {
                 }
                 let v: usize = rd(at as usize, 0);
                 if v != 0 {
-                    self.labeled
-                        .push((v, EdgeLabel::Index(flat as u64), extra));
+                    self.labeled.push((v, EdgeLabel::Index(flat as u64), extra));
                 }
                 for i in (0..nd).rev() {
                     index[i] += 1;
@@ -2075,11 +2074,13 @@ impl<W: Write> Walker<W> {
                 cached.1.clear();
                 for i in 0..n {
                     let k: usize = rd(entries, UNICODE_ENTRY * i);
-                    cached.1.push(if k != 0 && rd::<usize>(k, OB_TYPE) == self.t.str_ {
-                        EdgeLabel::Attr(self.str_id(k)?)
-                    } else {
-                        EdgeLabel::None
-                    });
+                    cached
+                        .1
+                        .push(if k != 0 && rd::<usize>(k, OB_TYPE) == self.t.str_ {
+                            EdgeLabel::Attr(self.str_id(k)?)
+                        } else {
+                            EdgeLabel::None
+                        });
                 }
                 cached.0 = n;
             }
