@@ -5,6 +5,8 @@ garbage collection, and leak suspects on a program that imports part of the stan
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 from conftest import Runner
@@ -52,7 +54,7 @@ def test_generator_and_coroutine_locals_are_named(runner: Runner) -> None:
     assert example.endswith("local `kept` -> __main__.CoroLocal"), example
 
 
-def test_slots_members_are_named(runner: Runner) -> None:
+def test_slots_members_and_attributes_are_named(runner: Runner) -> None:
     take(
         runner,
         """
@@ -74,9 +76,22 @@ def test_slots_members_are_named(runner: Runner) -> None:
 
         P = Point()
         S = Sub()
+
+        class Held: pass
+        class Owner:
+            def __init__(self):
+                self.first = 1
+                self.held = Held()
+
+        O = Owner()
         memlens.snapshot("s.mlheap")
         """,
     )
+    # An ordinary instance's attributes (values kept without a dict on 3.11+) are named too.
+    held = heap(runner, "s.mlheap", "--why", "Held")
+    assert why_examples(held) == [
+        "module `__main__`, global `O` -> __main__.Owner, attribute `held` -> __main__.Held"
+    ]
     report = heap(runner, "s.mlheap", "--why", "Payload")
     assert report["why"]["matched"] == 3
     assert sorted(why_examples(report)) == sorted(
@@ -225,3 +240,67 @@ def test_accumulation_suspects_on_a_real_program(runner: Runner) -> None:
     ), [(s["kind"], s["type"], s["path"]) for s in suspects]
     if sys.version_info >= (3, 11):
         assert "__main__.Entry" in " ".join(s["message"] for s in suspects) or "list" in blamed
+
+
+def test_instances_read_without_traverse_match_it(runner: Runner) -> None:
+    # Instances of classes defined in Python are read without calling tp_traverse; with
+    # MEMLENS_HEAP_VERIFY=1 the walker checks each against it and fails the snapshot on any
+    # difference. Shapes: shared-key values, a materialised __dict__ (read through vars()),
+    # keys that outgrow the shared table, deleted attributes, slots with and without a
+    # __dict__, inheritance, and the standard library's own classes.
+    script = runner.write(
+        "prog.py",
+        """
+        import argparse, asyncio, collections, dataclasses, decimal, email.message, http.client
+        import json, logging, typing, xml.etree.ElementTree
+        import memlens
+
+        class Plain:
+            def __init__(self, i):
+                self.a = i
+                self.b = str(i)
+
+        class Grown(Plain):
+            pass
+
+        class Slotted:
+            __slots__ = ("x", "y")
+
+        class SlottedWithDict:
+            __slots__ = ("x", "__dict__")
+
+        @dataclasses.dataclass
+        class Point:
+            x: int
+            y: list
+
+        items = [Plain(i) for i in range(50)]
+        for i, p in enumerate(items[:10]):
+            vars(p)                           # a dict made from the values
+        for i, p in enumerate(items[10:20]):
+            setattr(p, "extra%d" % i, [i])    # keys beyond the shared table
+        for p in items[20:30]:
+            del p.a
+        grown = [Grown(i) for i in range(5)]
+        for i in range(40):
+            setattr(grown[0], "attr%d" % i, i)
+        s = Slotted(); s.x = [1]
+        d = SlottedWithDict(); d.x = 1; d.other = {"k": 1}
+        points = [Point(i, [i]) for i in range(5)]
+        logging.getLogger("app").info("x")
+        memlens.snapshot("s.mlheap")
+        print("ok")
+        """,
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=runner.dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MEMLENS_HEAP_VERIFY": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    report = heap(runner, "s.mlheap", "--why", "Plain")
+    assert report["why"]["matched"] == 50

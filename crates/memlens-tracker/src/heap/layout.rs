@@ -159,17 +159,7 @@ impl HeapExtra {
     /// The extras of CPython 3.`minor` (3.9 to 3.13).
     pub fn of(minor: u8) -> Option<&'static HeapExtra> {
         Some(match minor {
-            9 => &HeapExtra {
-                gc_collecting: 816,
-                co_stacksize: 32,
-                f_valuestack: Some(64),
-                stacktop: None,
-                stacktop_exact: false,
-                gen_iframe: None,
-                gen_frame_state: None,
-                gen_frame: Some(16),
-            },
-            10 => &HeapExtra {
+            9 | 10 => &HeapExtra {
                 gc_collecting: 816,
                 co_stacksize: 32,
                 f_valuestack: Some(64),

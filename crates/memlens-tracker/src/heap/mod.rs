@@ -316,6 +316,8 @@ struct Walker<W: Write> {
     stacks: Vec<(u32, usize, usize)>,
     /// `subtype_traverse` (from `Roots::plain_class`), or 0.
     subtype_traverse: usize,
+    /// `MEMLENS_HEAP_VERIFY` is set: check instances read without traverse against it.
+    verify: bool,
     /// Attribute labels of shared keys (3.11+): keys object -> (entries named, labels).
     key_labels: AddrMap<(usize, Vec<EdgeLabel>)>,
     b: SnapshotBuilder<W>,
@@ -463,6 +465,7 @@ impl<W: Write> Walker<W> {
             members: Vec::new(),
             stacks: Vec::new(),
             subtype_traverse: 0,
+            verify: std::env::var_os("MEMLENS_HEAP_VERIFY").is_some_and(|v| v == "1"),
             key_labels: AddrMap::default(),
             b,
             ids: NodeIds::with_capacity(1 << 16),
@@ -965,24 +968,38 @@ impl<W: Write> Walker<W> {
             if code == 0 || rd::<usize>(code, OB_TYPE) != self.t.code {
                 return None;
             }
-            let slots = rd::<c_int>(code, self.x.co_stacksize).clamp(0, 1 << 20) as usize;
             if let Some(off) = self.x.f_valuestack {
+                let slots = rd::<c_int>(code, self.x.co_stacksize).clamp(0, 1 << 20) as usize;
                 let base: usize = rd(frame, off);
                 return (base != 0 && slots > 0).then_some((base, slots));
             }
-            let LocalsModel::Interpreter {
-                localsplus,
-                co_nlocalsplus,
-                ..
-            } = self.l.heap.locals
-            else {
-                return None;
-            };
             if self.exact_stack(frame, code).is_some() {
                 return None;
             }
+            let (base, _, slots) = self.iframe_stack(frame, code)?;
+            (slots > 0).then_some((base, slots))
+        }
+    }
+
+    /// The value stack of an interpreter frame (3.11+): its first slot, the number of locals
+    /// before it (`co_nlocalsplus`) and its size (`co_stacksize`).
+    ///
+    /// # Safety
+    /// `frame` is a live `_PyInterpreterFrame` running the live code object `code`.
+    unsafe fn iframe_stack(&self, frame: usize, code: usize) -> Option<(usize, usize, usize)> {
+        let LocalsModel::Interpreter {
+            localsplus,
+            co_nlocalsplus,
+            ..
+        } = self.l.heap.locals
+        else {
+            return None;
+        };
+        // SAFETY: as documented.
+        unsafe {
             let n = rd::<c_int>(code, co_nlocalsplus).max(0) as usize;
-            (slots > 0).then_some((frame + localsplus + 8 * n, slots))
+            let slots = rd::<c_int>(code, self.x.co_stacksize).clamp(0, 1 << 20) as usize;
+            Some((frame + localsplus + 8 * n, n, slots))
         }
     }
 
@@ -996,23 +1013,14 @@ impl<W: Write> Walker<W> {
         let (Some(top_off), true) = (self.x.stacktop, self.x.stacktop_exact) else {
             return None;
         };
-        let LocalsModel::Interpreter {
-            localsplus,
-            co_nlocalsplus,
-            ..
-        } = self.l.heap.locals
-        else {
-            return None;
-        };
         // SAFETY: as documented.
         unsafe {
-            let n = rd::<c_int>(code, co_nlocalsplus).max(0) as usize;
-            let slots = rd::<c_int>(code, self.x.co_stacksize).max(0) as usize;
+            let (base, n, slots) = self.iframe_stack(frame, code)?;
             let top = rd::<c_int>(frame, top_off);
             if top < 0 || (top as usize) < n || top as usize > n + slots {
                 return None;
             }
-            Some((frame + localsplus + 8 * n, top as usize - n))
+            Some((base, top as usize - n))
         }
     }
 
@@ -1488,6 +1496,10 @@ impl<W: Write> Walker<W> {
                 f(obj as *mut c_void, visit, out);
             }
         }
+        if self.verify && complete && info.plain && gc && info.traverse != 0 {
+            // SAFETY: as below.
+            unsafe { self.verify_plain(obj, tp, info)? };
+        }
         let labeled = std::mem::take(&mut self.labeled);
         let traversed = std::mem::take(&mut self.traversed);
         // Extras: references traverse does not report (or everything, for complete extractors).
@@ -1541,6 +1553,43 @@ impl<W: Write> Walker<W> {
         self.traversed = traversed;
         self.names = names;
         Ok(())
+    }
+
+    /// The self-check behind `MEMLENS_HEAP_VERIFY=1` (used by the tests): the references the
+    /// extractors found for an instance read without traverse must be exactly those its
+    /// `tp_traverse` reports.
+    ///
+    /// # Safety
+    /// `obj` is live and of type `tp`, a GC type; GIL held.
+    unsafe fn verify_plain(
+        &mut self,
+        obj: usize,
+        tp: usize,
+        info: &TypeInfo,
+    ) -> Result<(), HeapError> {
+        let mut reported: Vec<usize> = Vec::new();
+        // SAFETY: the object is a GC object of this type, so its tp_traverse accepts it.
+        unsafe {
+            let f: ffi::TraverseProc =
+                std::mem::transmute::<usize, ffi::TraverseProc>(info.traverse);
+            f(
+                obj as *mut c_void,
+                visit,
+                &mut reported as *mut Vec<usize> as *mut c_void,
+            );
+        }
+        let mut found: Vec<usize> = self.labeled.iter().filter(|l| !l.2).map(|l| l.0).collect();
+        found.sort_unstable();
+        reported.sort_unstable();
+        if found == reported {
+            return Ok(());
+        }
+        // SAFETY: tp is a live type.
+        let name = unsafe { self.type_name(tp) };
+        Err(HeapError::Build(format!(
+            "walker self-check: a `{name}` instance's references {found:x?} differ from its \
+             tp_traverse {reported:x?}"
+        )))
     }
 
     /// Per-type extractors: push named references onto `self.labeled` as `(target, label,
@@ -2035,22 +2084,26 @@ impl<W: Write> Walker<W> {
                 ManagedDict::Tagged312 => {
                     let dorv: usize = rd(obj - 24, 0);
                     if dorv & 1 == 1 {
-                        values = dorv - 1;
+                        // `_PyDictOrValues_GetValues`: the tagged pointer is one byte before.
+                        values = dorv + 1;
                     } else if dorv != 0 {
                         self.labeled.push((dorv, dict_label, false));
                     }
                 }
                 ManagedDict::Inline313 => {
                     let d: usize = rd(obj - 24, 0);
-                    if d != 0 {
-                        self.labeled.push((d, dict_label, false));
-                    }
-                    if info.flags & TPFLAGS_INLINE_VALUES != 0 && d == 0 {
-                        let v = obj + info.basicsize;
-                        // `valid` byte of the values prefix.
-                        if rd::<u8>(v, 3) != 0 {
-                            values = v;
+                    let v = obj + info.basicsize;
+                    // While the inline values are `valid` (a byte of their prefix), they hold
+                    // the attributes, even when a dict was made that shares them: traverse
+                    // (`_PyObject_VisitManagedDict`) reports the values then, not the dict,
+                    // which the object still owns.
+                    if info.flags & TPFLAGS_INLINE_VALUES != 0 && rd::<u8>(v, 3) != 0 {
+                        values = v;
+                        if d != 0 {
+                            self.labeled.push((d, dict_label, true));
                         }
+                    } else if d != 0 {
+                        self.labeled.push((d, dict_label, false));
                     }
                 }
                 ManagedDict::None => {}
@@ -2084,7 +2137,13 @@ impl<W: Write> Walker<W> {
                 }
                 cached.0 = n;
             }
-            for (i, &label) in cached.1.iter().enumerate() {
+            // 3.13's inline values say how many slots they have (`capacity`, their first byte).
+            let slots = if h.managed == ManagedDict::Inline313 {
+                usize::from(rd::<u8>(values, 0))
+            } else {
+                n
+            };
+            for (i, &label) in cached.1.iter().enumerate().take(slots) {
                 let v: usize = rd(values, h.dictvalues_values + 8 * i);
                 if v != 0 {
                     self.labeled.push((v, label, false));
