@@ -30,6 +30,9 @@ pub struct Analysis<'s> {
     pub(crate) via: Vec<u32>,
     /// Nodes in breadth-first order (parents before children).
     pub(crate) bfs: Vec<u32>,
+    /// The node each node was reached from in the breadth-first search (`NONE` for roots and
+    /// unreachable nodes): the source of its `via` edge without a search of the CSR.
+    pub(crate) bfs_parent: Vec<u32>,
     /// Dominator tree: children of each node (index `n`: the super-root) in CSR form.
     pub(crate) child_start: Vec<u32>,
     pub(crate) children: Vec<u32>,
@@ -40,6 +43,8 @@ pub struct Analysis<'s> {
     /// Retained size per type: the sum over instances not dominated by another instance of the
     /// same type.
     pub(crate) type_retained: Vec<u64>,
+    /// Whether another instance of the node's type dominates it.
+    pub(crate) nested: Vec<bool>,
 }
 
 /// One row of the types histogram.
@@ -192,7 +197,7 @@ impl<'s> Analysis<'s> {
     pub fn new(snap: &'s Snapshot) -> Analysis<'s> {
         let n = snap.node_count();
         let roots: Vec<u32> = snap.roots.iter().map(|r| r.node.0).collect();
-        let (dom, (via, bfs)) = std::thread::scope(|scope| {
+        let (dom, (via, bfs, bfs_parent)) = std::thread::scope(|scope| {
             let bfs = scope.spawn(|| bfs(snap, &roots));
             let dom =
                 dominators::compute(n, &snap.edge_start, &snap.edge_to, &snap.edge_label, &roots);
@@ -237,6 +242,7 @@ impl<'s> Analysis<'s> {
         let mut tout = vec![NONE; n + 1];
         let mut type_retained = vec![0u64; snap.types.len()];
         let mut active = vec![0u32; snap.types.len()];
+        let mut nested = vec![false; n];
         let mut clock = 0u32;
         let mut stack: Vec<(u32, u32)> = vec![(n as u32, child_start[n])];
         tin[n] = clock;
@@ -249,6 +255,8 @@ impl<'s> Analysis<'s> {
                 let t = snap.ty[c as usize] as usize;
                 if active[t] == 0 {
                     type_retained[t] += retained[c as usize];
+                } else {
+                    nested[c as usize] = true;
                 }
                 active[t] += 1;
                 tin[c as usize] = clock;
@@ -271,11 +279,13 @@ impl<'s> Analysis<'s> {
             retained_count,
             via,
             bfs,
+            bfs_parent,
             child_start,
             children,
             tin,
             tout,
             type_retained,
+            nested,
         }
     }
 
@@ -344,7 +354,7 @@ impl<'s> Analysis<'s> {
                 return Some((via as usize - e_count, edges));
             }
             edges.push(via as usize);
-            v = self.snap.edge_source(via as usize);
+            v = self.bfs_parent[v as usize];
         }
     }
 
@@ -675,29 +685,72 @@ impl<'s> Analysis<'s> {
             {
                 continue; // a single instance: already a holder suspect
             }
-            // Group the instances outside the holder suspects by generalised path: (count,
-            // bytes, first instance). Nested instances of the type are counted once.
-            let mut groups: HashMap<u64, (u64, u64, u32), FxBuild> = HashMap::default();
-            for &i in &members {
-                if holders
-                    .iter()
-                    .any(|&h| self.dominates(NodeId(h), NodeId(i)))
-                {
-                    continue;
+            // The instances outside the holder suspects, and what they keep (nested instances
+            // of the type counted once): too little, and no path of theirs can be a suspect.
+            let outside: Vec<u32> = members
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    !holders
+                        .iter()
+                        .any(|&h| self.dominates(NodeId(h), NodeId(i)))
+                })
+                .collect();
+            let own = |i: u32| {
+                if self.nested[i as usize] {
+                    0
+                } else {
+                    self.retained[i as usize]
                 }
+            };
+            if outside.iter().map(|&i| own(i)).sum::<u64>() < threshold {
+                continue;
+            }
+            // Candidate paths from a sample (evenly spaced instances and the 64 that keep the
+            // most), then exact counts for those candidates only: no map of every path.
+            let step = (outside.len() / 4096).max(1);
+            let mut sample: Vec<u32> = outside.iter().copied().step_by(step).collect();
+            let mut by_size = outside.clone();
+            if by_size.len() > 64 {
+                by_size.select_nth_unstable_by_key(63, |&i| std::cmp::Reverse(own(i)));
+                by_size.truncate(64);
+            }
+            sample.extend(by_size);
+            let mut seen: HashMap<u64, u64, FxBuild> = HashMap::default();
+            for &i in &sample {
+                if let Some(sig) = hasher.signature(i) {
+                    *seen.entry(sig).or_default() += own(i).max(1);
+                }
+            }
+            let mut cands: Vec<(u64, u64)> = seen.into_iter().collect();
+            cands.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            cands.truncate(3);
+            // Per candidate: instances, bytes, first instance, holders by type.
+            let nt = s.types.len();
+            let mut found: Vec<(u64, u64, u32, HashMap<usize, (u64, u64), FxBuild>)> = cands
+                .iter()
+                .map(|_| (0, 0, u32::MAX, HashMap::default()))
+                .collect();
+            for &i in &outside {
                 let Some(sig) = hasher.signature(i) else {
                     continue;
                 };
-                let nested = self.has_ancestor_of_type(i, t as u32);
-                let g = groups.entry(sig).or_insert((0, 0, i));
-                g.0 += 1;
-                if !nested {
-                    g.1 += self.retained[i as usize];
-                }
+                let Some(c) = cands.iter().position(|c| c.0 == sig) else {
+                    continue;
+                };
+                let f = &mut found[c];
+                f.0 += 1;
+                f.1 += own(i);
+                f.2 = f.2.min(i);
+                let h = self.idom[i as usize] as usize;
+                let k = if h == n { nt } else { s.ty[h] as usize };
+                let e = f.3.entry(k).or_default();
+                e.0 += 1;
+                e.1 += self.retained[i as usize];
             }
-            let Some((_, &(instances, bytes, first))) = groups
-                .iter()
-                .max_by(|a, b| a.1.1.cmp(&b.1.1).then(b.1.2.cmp(&a.1.2)))
+            let Some((instances, bytes, first, by_type)) = found
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
             else {
                 continue;
             };
@@ -706,24 +759,6 @@ impl<'s> Analysis<'s> {
                 continue;
             }
             let ty = s.strings.get(s.types[t]).to_string();
-            // The holders of this group, by type.
-            let nt = s.types.len();
-            let mut by_type: HashMap<usize, (u64, u64), FxBuild> = HashMap::default();
-            let first_sig = hasher.signature(first);
-            for &i in &members {
-                if hasher.signature(i) != first_sig
-                    || holders
-                        .iter()
-                        .any(|&h| self.dominates(NodeId(h), NodeId(i)))
-                {
-                    continue;
-                }
-                let h = self.idom[i as usize] as usize;
-                let k = if h == n { nt } else { s.ty[h] as usize };
-                let e = by_type.entry(k).or_default();
-                e.0 += 1;
-                e.1 += self.retained[i as usize];
-            }
             let mut composition: Vec<TypeShare> = by_type
                 .into_iter()
                 .map(|(k, (count, bytes))| TypeShare {
@@ -943,7 +978,7 @@ impl<'s> Analysis<'s> {
                 h[v as usize] = mix(dh, tv);
                 continue;
             }
-            let from = s.edge_source(via);
+            let from = self.bfs_parent[v as usize];
             let packed = s.edge_label[via] & !WEAK_BIT;
             let tag = tag_of(packed);
             let p = payload_of(packed);
@@ -979,39 +1014,29 @@ impl<'s> Analysis<'s> {
     }
 }
 
-impl Analysis<'_> {
-    /// Whether an instance of type `t` dominates `v` (other than `v` itself).
-    fn has_ancestor_of_type(&self, v: u32, t: u32) -> bool {
-        let n = self.snap.node_count();
-        let mut d = self.idom[v as usize];
-        let mut guard = 0;
-        // A bounded climb (a linked list would make it quadratic): deeper nesting counts as
-        // not nested, and the caller caps the sum at the type's retained size.
-        while d != NONE && (d as usize) < n && guard < 64 {
-            if self.snap.ty[d as usize] == t {
-                return true;
-            }
-            d = self.idom[d as usize];
-            guard += 1;
-        }
-        false
-    }
-}
-
-/// Generalised retainer-path hashes of single objects, on demand (the same hash as
-/// [`Analysis::path_hashes`] with `generalize`, without computing it for every object).
+/// Generalised retainer-path hashes of single objects, on demand: the same hash as
+/// [`Analysis::path_hashes`] with `generalize`, computed only along the paths asked for, each
+/// node once (a dense memo, allocated at the first question).
 struct PathHasher<'a, 's> {
     a: &'a Analysis<'s>,
+    type_hash: Vec<u64>,
     str_hash: HashMap<u32, u64, FxBuild>,
-    memo: HashMap<u32, Option<u64>, FxBuild>,
+    /// Hash per node; 0: not computed yet.
+    memo: Vec<u64>,
+    /// Whether the node was reached through a `__dict__` edge (its keys are attributes).
+    via_dict: Vec<bool>,
+    path: Vec<u32>,
 }
 
 impl<'a, 's> PathHasher<'a, 's> {
     fn new(a: &'a Analysis<'s>) -> Self {
         PathHasher {
             a,
+            type_hash: Vec::new(),
             str_hash: HashMap::default(),
-            memo: HashMap::default(),
+            memo: Vec::new(),
+            via_dict: Vec::new(),
+            path: Vec::new(),
         }
     }
 
@@ -1025,46 +1050,63 @@ impl<'a, 's> PathHasher<'a, 's> {
 
     /// The generalised path hash of `v`, or `None` when it is not strongly reachable.
     fn signature(&mut self, v: u32) -> Option<u64> {
-        if let Some(&h) = self.memo.get(&v) {
-            return h;
-        }
         let a = self.a;
         let s = a.snap;
-        let h = a.retainer_path(NodeId(v)).map(|(root, edges)| {
-            let r = s.roots[root];
-            let first = edges.first().map_or(v, |&e| s.edge_source(e));
-            let mut h = mix(
-                self.text_hash(r.description.0),
-                hash_str(s.type_name(NodeId(first))),
-            );
-            let mut via_dict = false;
-            for &e in &edges {
-                let packed = s.edge_label[e] & !WEAK_BIT;
+        if self.memo.is_empty() {
+            self.memo = vec![0; s.node_count()];
+            self.via_dict = vec![false; s.node_count()];
+            self.type_hash = s
+                .types
+                .iter()
+                .map(|&t| hash_str(s.strings.get(t)))
+                .collect();
+        }
+        let e_count = s.edge_count();
+        // Up the breadth-first tree to a node already hashed (or a root).
+        self.path.clear();
+        let mut x = v;
+        while self.memo[x as usize] == 0 {
+            let via = a.via[x as usize];
+            if via == NONE {
+                return None;
+            }
+            self.path.push(x);
+            if via as usize >= e_count {
+                break;
+            }
+            x = a.bfs_parent[x as usize];
+        }
+        // Down again, hashing each step.
+        while let Some(x) = self.path.pop() {
+            let via = a.via[x as usize] as usize;
+            let tv = self.type_hash[s.ty[x as usize] as usize];
+            let h = if via >= e_count {
+                mix(self.text_hash(s.roots[via - e_count].description.0), tv)
+            } else {
+                let from = a.bfs_parent[x as usize];
+                let packed = s.edge_label[via] & !WEAK_BIT;
                 let tag = tag_of(packed);
                 let p = payload_of(packed);
                 let label = match tag {
                     Tag::Index | Tag::IndexBig | Tag::IntKey | Tag::IntKeyBig | Tag::OtherKey => {
                         tag as u64
                     }
-                    Tag::Key if !via_dict => tag as u64,
+                    Tag::Key if !self.via_dict[from as usize] => tag as u64,
                     Tag::Attr | Tag::Key | Tag::Cell | Tag::Local | Tag::Internal => {
                         mix(tag as u64, self.text_hash(p))
                     }
-                    Tag::None | Tag::Hidden => {
-                        let from = s.edge_source(e);
-                        mix(
-                            tag as u64,
-                            (e - s.edge_start[from as usize] as usize) as u64,
-                        )
-                    }
+                    Tag::None | Tag::Hidden => mix(
+                        tag as u64,
+                        (via - s.edge_start[from as usize] as usize) as u64,
+                    ),
                 };
-                via_dict = a.is_dict_edge(e);
-                h = mix(mix(h, label), hash_str(s.type_name(NodeId(s.edge_to[e]))));
-            }
-            h
-        });
-        self.memo.insert(v, h);
-        h
+                self.via_dict[x as usize] = a.is_dict_edge(via);
+                mix(mix(self.memo[from as usize], label), tv)
+            };
+            // 0 marks "not computed": never store it.
+            self.memo[x as usize] = h.max(1);
+        }
+        Some(self.memo[v as usize])
     }
 }
 
@@ -1082,10 +1124,13 @@ fn is_dict_type(t: &str) -> bool {
 }
 
 /// Breadth-first search from the roots over strong edges.
-fn bfs(snap: &Snapshot, roots: &[u32]) -> (Vec<u32>, Vec<u32>) {
+/// Breadth-first search from the roots over strong edges: for each node the edge (or
+/// `edges + root index`) it was reached by, the nodes in order, and each node's parent.
+fn bfs(snap: &Snapshot, roots: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     let n = snap.node_count();
     let e_count = snap.edge_count() as u32;
     let mut via = vec![NONE; n];
+    let mut parent = vec![NONE; n];
     let mut order = Vec::with_capacity(n);
     for (i, &r) in roots.iter().enumerate() {
         if via[r as usize] == NONE {
@@ -1104,11 +1149,12 @@ fn bfs(snap: &Snapshot, roots: &[u32]) -> (Vec<u32>, Vec<u32>) {
             let w = snap.edge_to[e] as usize;
             if via[w] == NONE {
                 via[w] = e as u32;
+                parent[w] = v as u32;
                 order.push(w as u32);
             }
         }
     }
-    (via, order)
+    (via, order, parent)
 }
 
 /// Matches `why` patterns against type names and allocation sites.
