@@ -727,7 +727,7 @@ impl<'s> Analysis<'s> {
             cands.truncate(3);
             // Per candidate: instances, bytes, first instance, holders by type.
             let nt = s.types.len();
-            let mut found: Vec<(u64, u64, u32, HashMap<usize, (u64, u64), FxBuild>)> = cands
+            let mut found: Vec<Found> = cands
                 .iter()
                 .map(|_| (0, 0, u32::MAX, HashMap::default()))
                 .collect();
@@ -1013,6 +1013,10 @@ impl<'s> Analysis<'s> {
         h
     }
 }
+
+/// One candidate path of an accumulation: instances, bytes, first instance, and the holders'
+/// (immediate dominators') types with their instance counts and bytes.
+type Found = (u64, u64, u32, HashMap<usize, (u64, u64), FxBuild>);
 
 /// Generalised retainer-path hashes of single objects, on demand: the same hash as
 /// [`Analysis::path_hashes`] with `generalize`, computed only along the paths asked for, each
