@@ -1343,6 +1343,9 @@ impl<W: Write> Walker<W> {
             }
             self.b.add_object(o)?;
             self.stats.objects += 1;
+            if info.exact && matches!(info.kind, Kind::Str | Kind::Bytes | Kind::Int) {
+                return Ok(()); // leaves: no references
+            }
             self.references(id, obj, tp, &info, gc)
         }
     }
