@@ -580,12 +580,7 @@ impl<'s> Analysis<'s> {
                 bytes,
             })
             .collect();
-        rows.sort_by(|a, b| {
-            b.bytes
-                .cmp(&a.bytes)
-                .then_with(|| a.type_name.cmp(&b.type_name))
-        });
-        rows.truncate(k);
+        largest_first(&mut rows, k);
         rows
     }
 
@@ -771,12 +766,7 @@ impl<'s> Analysis<'s> {
                     bytes,
                 })
                 .collect();
-            composition.sort_by(|a, b| {
-                b.bytes
-                    .cmp(&a.bytes)
-                    .then_with(|| a.type_name.cmp(&b.type_name))
-            });
-            composition.truncate(3);
+            largest_first(&mut composition, 3);
             let path = self.render_path(NodeId(first), true);
             out.push(Suspect {
                 kind: SuspectKind::Accumulation,
@@ -1112,6 +1102,16 @@ impl<'a, 's> PathHasher<'a, 's> {
         }
         Some(self.memo[v as usize])
     }
+}
+
+/// Keeps the `k` largest shares by bytes (ties by type name).
+fn largest_first(rows: &mut Vec<TypeShare>, k: usize) {
+    rows.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| a.type_name.cmp(&b.type_name))
+    });
+    rows.truncate(k);
 }
 
 fn attr_text(owner: Owner, name: &str) -> String {

@@ -155,6 +155,18 @@ pub struct HeapExtra {
     pub gen_frame: Option<usize>,
 }
 
+/// 3.12 (3.13 differs only in where the GC state sits).
+const V3_12: HeapExtra = HeapExtra {
+    gc_collecting: 312,
+    co_stacksize: 64,
+    f_valuestack: None,
+    stacktop: Some(64),
+    stacktop_exact: true,
+    gen_iframe: Some(72),
+    gen_frame_state: Some(67),
+    gen_frame: None,
+};
+
 impl HeapExtra {
     /// The extras of CPython 3.`minor` (3.9 to 3.13).
     pub fn of(minor: u8) -> Option<&'static HeapExtra> {
@@ -179,25 +191,10 @@ impl HeapExtra {
                 gen_frame_state: Some(75),
                 gen_frame: None,
             },
-            12 => &HeapExtra {
-                gc_collecting: 312,
-                co_stacksize: 64,
-                f_valuestack: None,
-                stacktop: Some(64),
-                stacktop_exact: true,
-                gen_iframe: Some(72),
-                gen_frame_state: Some(67),
-                gen_frame: None,
-            },
+            12 => &V3_12,
             13 => &HeapExtra {
                 gc_collecting: 7600,
-                co_stacksize: 64,
-                f_valuestack: None,
-                stacktop: Some(64),
-                stacktop_exact: true,
-                gen_iframe: Some(72),
-                gen_frame_state: Some(67),
-                gen_frame: None,
+                ..V3_12
             },
             _ => return None,
         })
