@@ -246,7 +246,9 @@ def snapshot(path: Optional[str] = None) -> str:
     ``exact=True`` capture, names the line that allocated each object. Otherwise it is written
     to ``path`` (default: ``memlens-<pid>-<n>.mlheap`` in the current directory, ``n`` counting
     from 1). Returns the path written to. The walk runs with the GIL held, allocates no Python
-    objects and leaves refcounts and the garbage collector's state as they were.
+    objects and leaves refcounts and the garbage collector's state as they were. Called while
+    the garbage collector runs (from ``__del__`` or a ``gc.callbacks`` function), it raises
+    ``RuntimeError`` and writes nothing.
     """
     global _snapshot_count
     if path is None and not _native.is_active():
