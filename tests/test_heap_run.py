@@ -87,6 +87,40 @@ def test_sigusr2_adds_snapshots(runner: Runner) -> None:
     assert heap(runner, "svc.mlens", "--why", "Job")["why"]["matched"] == 300
 
 
+def test_sigusr2_during_a_collection_is_taken_after_it(runner: Runner) -> None:
+    # The signal's handler runs inside __del__ during gc.collect(): the walk is refused there
+    # and the signal sent again, so the snapshot comes once the collection is over.
+    runner.write(
+        "gcsvc.py",
+        """
+        import gc, os, signal, time
+
+        class Job:
+            pass
+
+        class Cycle:
+            def __init__(self):
+                self.me = self
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGUSR2)
+                for _ in range(100):    # let the handler run here, inside the collection
+                    pass
+
+        JOBS = [Job() for _ in range(42)]
+        Cycle()
+        gc.collect()
+        for _ in range(100):
+            time.sleep(0.01)
+        """,
+    )
+    proc = runner.memlens("run", "-q", "-o", "gc.mlens", "gcsvc.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "heap snapshot failed" not in proc.stderr, proc.stderr
+    assert heap(runner, "gc.mlens", "--why", "Job")["why"]["matched"] == 42
+    proc = runner.memlens("heap", "gc.mlens", "--snapshot", "2")
+    assert proc.returncode == 2 and "holds 1 heap snapshot" in proc.stderr, proc.stderr
+
+
 def test_program_handler_for_sigusr2_is_kept(runner: Runner) -> None:
     runner.write(
         "own.py",

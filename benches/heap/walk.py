@@ -1,12 +1,13 @@
 """Heap snapshot of a live Python heap plus the full offline analysis, against guppy3 and pympler.
 
-    python benches/heap/walk.py [OBJECTS ...] [--compare]
+    python benches/heap/walk.py [OBJECTS ...] [--runs N] [--compare]
 
 For each size (default 1M and 5M objects) a fresh interpreter builds a heap of records (each an
 instance with a `str` and an `int` attribute, held in one list), then:
   - memlens: `memlens.snapshot(path)` in the process, then `memlens heap path --format json`
     (read, dominators, retained sizes, paths, every view, JSON) in another; total vs the target
-    (1 s for 1M objects, 5 s for 5M);
+    (1 s for 1M objects, 5 s for 5M); with --runs N, the best of N runs (by total wall time),
+    and the load average before each;
   - with --compare, when installed in this interpreter: guppy3 (`hpy().heap()`, a types
     histogram, no dominators) and pympler (`muppy.get_objects()` + `summary.summarize`).
 Run it with the interpreter that has the memlens wheel installed (release build).
@@ -70,36 +71,63 @@ def has(module: str) -> bool:
     return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
+def measure(n: int, tmp: str) -> dict:
+    """One snapshot plus analysis of a fresh heap of about `n` objects."""
+    path = os.path.join(tmp, f"h{n}.mlheap")
+    load = os.getloadavg()[0]
+    walk_s, walk_cpu, objects, file_bytes = run(MEMLENS.format(n=n, path=path))
+    t = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        [sys.executable, "-m", "memlens", "heap", path, "--format", "json",
+         "-o", os.path.join(tmp, "h.json")],
+        check=True,
+    )
+    analyse_s = time.perf_counter() - t
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    analyse_cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    with open(os.path.join(tmp, "h.json")) as f:
+        report = json.load(f)
+    return {
+        "load": load,
+        "objects": int(objects),
+        "edges": report["edges"],
+        "file_bytes": int(file_bytes),
+        "walk_s": float(walk_s),
+        "walk_cpu": float(walk_cpu),
+        "analyse_s": analyse_s,
+        "analyse_cpu": analyse_cpu,
+        "total": float(walk_s) + analyse_s,
+        "cpu": float(walk_cpu) + analyse_cpu,
+    }
+
+
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    compare = "--compare" in sys.argv
+    argv = sys.argv[1:]
+    runs = 1
+    if "--runs" in argv:
+        i = argv.index("--runs")
+        runs = int(argv[i + 1])
+        del argv[i : i + 2]
+    args = [a for a in argv if not a.startswith("--")]
+    compare = "--compare" in argv
     sizes = [int(float(a)) for a in args] or [1_000_000, 5_000_000]
-    print(f"CPython {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}")
+    print(f"CPython {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}, best of {runs}")
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            path = os.path.join(tmp, f"h{n}.mlheap")
-            walk_s, walk_cpu, objects, file_bytes = run(MEMLENS.format(n=n, path=path))
-            t = time.perf_counter()
-            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            subprocess.run(
-                [sys.executable, "-m", "memlens", "heap", path, "--format", "json",
-                 "-o", os.path.join(tmp, "h.json")],
-                check=True,
-            )
-            analyse_s = time.perf_counter() - t
-            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            analyse_cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
-            report = json.load(open(os.path.join(tmp, "h.json")))
-            total = float(walk_s) + analyse_s
+            results = [measure(n, tmp) for _ in range(runs)]
+            m = min(results, key=lambda r: r["total"])
             target = 1.0 if n <= 1_000_000 else 5.0 * n / 5_000_000
-            cpu = float(walk_cpu) + analyse_cpu
+            best_cpu = min(r["cpu"] for r in results)
             print(
-                f"{int(objects):>10,} objects, {report['edges']:,} references: snapshot "
-                f"{float(walk_s):.2f} s ({float(walk_cpu):.2f} s CPU, "
-                f"{int(file_bytes) / int(objects):.1f} B/object), analysis + JSON "
-                f"{analyse_s:.2f} s ({analyse_cpu:.2f} s CPU); total {total:.2f} s wall = "
-                f"{total / target:.2f}x the {target:g} s target, {cpu:.2f} s CPU = "
-                f"{cpu / target:.2f}x"
+                f"{m['objects']:>10,} objects, {m['edges']:,} references: snapshot "
+                f"{m['walk_s']:.2f} s ({m['walk_cpu']:.2f} s CPU, "
+                f"{m['file_bytes'] / m['objects']:.1f} B/object), analysis + JSON "
+                f"{m['analyse_s']:.2f} s ({m['analyse_cpu']:.2f} s CPU); total {m['total']:.2f} s wall = "
+                f"{m['total'] / target:.2f}x the {target:g} s target, {m['cpu']:.2f} s CPU = "
+                f"{m['cpu'] / target:.2f}x (load {m['load']:.1f}; all runs: wall "
+                + ", ".join(f"{r['total']:.2f}" for r in results)
+                + f"; best CPU {best_cpu:.2f})"
             )
             if compare:
                 for name, module, source in (("guppy3", "guppy", GUPPY), ("pympler", "pympler", PYMPLER)):
@@ -107,7 +135,7 @@ def main() -> None:
                         print(f"    {name}: not installed in this interpreter")
                         continue
                     secs = float(run(source.format(n=n))[0])
-                    print(f"    {name}: {secs:.2f} s ({secs / total:.1f}x memlens's total)")
+                    print(f"    {name}: {secs:.2f} s ({secs / m['total']:.1f}x memlens's total)")
 
 
 if __name__ == "__main__":

@@ -258,7 +258,9 @@ def snapshot(path: Optional[str] = None) -> str:
     ``exact=True`` capture, names the line that allocated each object. Otherwise it is written
     to ``path`` (default: ``memlens-<pid>-<n>.mlheap`` in the current directory, ``n`` counting
     from 1). Returns the path written to. The walk runs with the GIL held, allocates no Python
-    objects and leaves refcounts and the garbage collector's state as they were.
+    objects and leaves refcounts and the garbage collector's state as they were. Called while
+    the garbage collector runs (from ``__del__`` or a ``gc.callbacks`` function), it raises
+    ``RuntimeError`` and writes nothing.
     """
     global _snapshot_count
     if path is None and not _native.is_active():
@@ -272,6 +274,11 @@ def snapshot(path: Optional[str] = None) -> str:
     if target is None:
         return str((_fork_config or {}).get("path", ""))
     return target
+
+
+class _Plain:
+    """A class defined in Python on `object` alone: the heap walker learns from it how the
+    interpreter traverses such instances."""
 
 
 def _take_snapshot(path: Optional[str]) -> dict:
@@ -293,4 +300,5 @@ def _take_snapshot(path: Optional[str]) -> dict:
         builtins.__dict__,
         threads,
         meta,
+        _Plain,
     )

@@ -42,10 +42,21 @@ def _exit_status(code: object) -> int:
 
 
 def _on_snapshot_signal(signum: int, frame: object) -> None:
-    """SIGUSR2: add a heap snapshot to the capture (runs between bytecodes, in the main thread)."""
+    """SIGUSR2: add a heap snapshot to the capture (runs between bytecodes, in the main thread).
+
+    A signal that arrives while the garbage collector runs (its handler then runs inside a
+    ``__del__`` or a gc callback) is sent again a moment later, after the collection.
+    """
     if memlens._native.is_active():
         try:
             memlens._take_snapshot(None)
+        except RuntimeError as exc:
+            if "during a garbage collection" not in str(exc):
+                print(f"memlens: heap snapshot failed: {exc}", file=sys.stderr)
+                return
+            retry = threading.Timer(0.02, os.kill, (os.getpid(), signum))
+            retry.daemon = True
+            retry.start()
         except Exception as exc:
             print(f"memlens: heap snapshot failed: {exc}", file=sys.stderr)
 

@@ -179,8 +179,13 @@ fn full(target: usize) {
     let t = Instant::now();
     let (bytes, n) = python_like(target);
     let build = secs(t);
+    phases(&bytes, n, build);
+}
+
+/// Times reading, analysing and reporting the snapshot in `bytes` (`n` objects).
+fn phases(bytes: &[u8], n: usize, build: f64) {
     let t = Instant::now();
-    let snap = Snapshot::read_from(&bytes).unwrap();
+    let snap = Snapshot::read_from(bytes).unwrap();
     let read = secs(t);
     let t = Instant::now();
     let a = Analysis::new(&snap);
@@ -239,21 +244,29 @@ fn dominators_only(target: usize) {
 fn main() {
     let mut sizes = Vec::new();
     let mut dom = 10_000_000usize;
+    let mut files = 0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--dominators" {
+        if a == "--file" {
+            // A real snapshot (for example one `benches/heap/walk.py --keep` left behind).
+            let path = args.next().unwrap_or_default();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let n = Snapshot::read_from(&bytes).unwrap().node_count();
+            phases(&bytes, n, 0.0);
+            files += 1;
+        } else if a == "--dominators" {
             dom = args.next().and_then(|v| v.parse().ok()).unwrap_or(dom);
         } else if let Ok(n) = a.parse() {
             sizes.push(n);
         }
     }
-    if sizes.is_empty() {
+    if sizes.is_empty() && files == 0 {
         sizes = vec![1_000_000, 5_000_000];
     }
     for n in sizes {
         full(n);
     }
-    if dom > 0 {
+    if dom > 0 && files == 0 {
         dominators_only(dom);
     }
 }

@@ -30,6 +30,9 @@ pub struct Analysis<'s> {
     pub(crate) via: Vec<u32>,
     /// Nodes in breadth-first order (parents before children).
     pub(crate) bfs: Vec<u32>,
+    /// The node each node was reached from in the breadth-first search (`NONE` for roots and
+    /// unreachable nodes): the source of its `via` edge without a search of the CSR.
+    pub(crate) bfs_parent: Vec<u32>,
     /// Dominator tree: children of each node (index `n`: the super-root) in CSR form.
     pub(crate) child_start: Vec<u32>,
     pub(crate) children: Vec<u32>,
@@ -40,6 +43,8 @@ pub struct Analysis<'s> {
     /// Retained size per type: the sum over instances not dominated by another instance of the
     /// same type.
     pub(crate) type_retained: Vec<u64>,
+    /// Whether another instance of the node's type dominates it.
+    pub(crate) nested: Vec<bool>,
 }
 
 /// One row of the types histogram.
@@ -192,7 +197,7 @@ impl<'s> Analysis<'s> {
     pub fn new(snap: &'s Snapshot) -> Analysis<'s> {
         let n = snap.node_count();
         let roots: Vec<u32> = snap.roots.iter().map(|r| r.node.0).collect();
-        let (dom, (via, bfs)) = std::thread::scope(|scope| {
+        let (dom, (via, bfs, bfs_parent)) = std::thread::scope(|scope| {
             let bfs = scope.spawn(|| bfs(snap, &roots));
             let dom =
                 dominators::compute(n, &snap.edge_start, &snap.edge_to, &snap.edge_label, &roots);
@@ -237,6 +242,7 @@ impl<'s> Analysis<'s> {
         let mut tout = vec![NONE; n + 1];
         let mut type_retained = vec![0u64; snap.types.len()];
         let mut active = vec![0u32; snap.types.len()];
+        let mut nested = vec![false; n];
         let mut clock = 0u32;
         let mut stack: Vec<(u32, u32)> = vec![(n as u32, child_start[n])];
         tin[n] = clock;
@@ -249,6 +255,8 @@ impl<'s> Analysis<'s> {
                 let t = snap.ty[c as usize] as usize;
                 if active[t] == 0 {
                     type_retained[t] += retained[c as usize];
+                } else {
+                    nested[c as usize] = true;
                 }
                 active[t] += 1;
                 tin[c as usize] = clock;
@@ -271,11 +279,13 @@ impl<'s> Analysis<'s> {
             retained_count,
             via,
             bfs,
+            bfs_parent,
             child_start,
             children,
             tin,
             tout,
             type_retained,
+            nested,
         }
     }
 
@@ -344,7 +354,7 @@ impl<'s> Analysis<'s> {
                 return Some((via as usize - e_count, edges));
             }
             edges.push(via as usize);
-            v = self.snap.edge_source(via as usize);
+            v = self.bfs_parent[v as usize];
         }
     }
 
@@ -570,12 +580,7 @@ impl<'s> Analysis<'s> {
                 bytes,
             })
             .collect();
-        rows.sort_by(|a, b| {
-            b.bytes
-                .cmp(&a.bytes)
-                .then_with(|| a.type_name.cmp(&b.type_name))
-        });
-        rows.truncate(k);
+        largest_first(&mut rows, k);
         rows
     }
 
@@ -639,7 +644,11 @@ impl<'s> Analysis<'s> {
             });
         }
 
-        // Types whose instances accumulate.
+        // Types whose instances accumulate: many instances, outside every holder suspect,
+        // that share one retainer path once indices and plain dict keys are generalised
+        // (`module app, global SESSIONS -> list, index * -> Session`). Instances spread over
+        // unrelated places (the functions of every module, the strings of every class) share
+        // no such path: nothing a user would act on, so no suspect.
         let mut count = vec![0u64; s.types.len()];
         for &t in &s.ty {
             count[t as usize] += 1;
@@ -649,148 +658,130 @@ impl<'s> Analysis<'s> {
             .collect();
         types.sort_by(|&a, &b| self.type_retained[b].cmp(&self.type_retained[a]));
         types.truncate(5);
-        // Per candidate type: holders (immediate dominators) counted in dense arrays, the
-        // largest single instance, and the bytes already inside a holder suspect.
-        let mut h_count = vec![0u64; n + 1];
-        let mut h_bytes = vec![0u64; n + 1];
-        let mut touched: Vec<u32> = Vec::new();
-        for t in types {
-            let (mut first, mut largest_single, mut inside) = (None, 0u64, 0u64);
+        // Instances of the candidate types, found in one pass over the objects.
+        let mut slot_of = vec![u8::MAX; s.types.len()];
+        for (i, &t) in types.iter().enumerate() {
+            slot_of[t] = i as u8;
+        }
+        let mut instances_of: Vec<Vec<u32>> = vec![Vec::new(); types.len()];
+        if !types.is_empty() {
             for (i, &ti) in s.ty.iter().enumerate() {
-                if ti as usize != t || self.idom[i] == NONE {
-                    continue;
+                let slot = slot_of[ti as usize];
+                if slot != u8::MAX && self.idom[i] != NONE {
+                    instances_of[slot as usize].push(i as u32);
                 }
-                first.get_or_insert(i as u32);
-                largest_single = largest_single.max(self.retained[i]);
-                if holders
-                    .iter()
-                    .any(|&h| self.dominates(NodeId(h), NodeId(i as u32)))
-                {
-                    inside += self.retained[i];
-                }
-                let h = self.idom[i] as usize;
-                if h_count[h] == 0 {
-                    touched.push(h as u32);
-                }
-                h_count[h] += 1;
-                h_bytes[h] += self.retained[i];
             }
-            let by_holder: Vec<(u32, (u64, u64))> = touched
-                .drain(..)
-                .map(|h| {
-                    let v = (h, (h_count[h as usize], h_bytes[h as usize]));
-                    h_count[h as usize] = 0;
-                    h_bytes[h as usize] = 0;
-                    v
-                })
-                .collect();
-            let Some(first) = first else { continue };
-            if largest_single >= threshold {
+        }
+        let mut hasher = PathHasher::new(self);
+        for (t, members) in types.into_iter().zip(instances_of) {
+            if members
+                .iter()
+                .any(|&i| self.retained[i as usize] >= threshold)
+            {
                 continue; // a single instance: already a holder suspect
             }
-            let mut hs: Vec<(u32, u64, u64)> =
-                by_holder.into_iter().map(|(h, (c, b))| (h, c, b)).collect();
-            let instances: u64 = hs.iter().map(|h| h.1).sum();
-            let all: u64 = hs.iter().map(|h| h.2).sum();
-            // Only the three largest holders are shown: select, then sort those.
-            let by_bytes =
-                |a: &(u32, u64, u64), b: &(u32, u64, u64)| b.2.cmp(&a.2).then(a.0.cmp(&b.0));
-            if hs.len() > 3 {
-                hs.select_nth_unstable_by(2, by_bytes);
-            }
-            let head = hs.len().min(3);
-            hs[..head].sort_by(by_bytes);
-            let (top, top_count, top_bytes) = hs[0];
-            if top as usize == n && top_count * 5 >= instances * 4 {
-                continue; // roots themselves (modules, frames): not an accumulation
-            }
-            // Already explained when most of these bytes sit inside a holder suspect.
-            if inside * 5 >= all * 4 {
+            // The instances outside the holder suspects, and what they keep (nested instances
+            // of the type counted once): too little, and no path of theirs can be a suspect.
+            let outside: Vec<u32> = members
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    !holders
+                        .iter()
+                        .any(|&h| self.dominates(NodeId(h), NodeId(i)))
+                })
+                .collect();
+            let own = |i: u32| {
+                if self.nested[i as usize] {
+                    0
+                } else {
+                    self.retained[i as usize]
+                }
+            };
+            if outside.iter().map(|&i| own(i)).sum::<u64>() < threshold {
                 continue;
             }
-            let r = self.type_retained[t];
-            let ty = s.strings.get(s.types[t]).to_string();
-            let holder_type = |h: u32| {
-                if h as usize == n {
-                    "(roots)"
-                } else {
-                    s.type_name(NodeId(h))
+            // Candidate paths from a sample (evenly spaced instances and the 64 that keep the
+            // most), then exact counts for those candidates only: no map of every path.
+            let step = (outside.len() / 4096).max(1);
+            let mut sample: Vec<u32> = outside.iter().copied().step_by(step).collect();
+            let mut by_size = outside.clone();
+            if by_size.len() > 64 {
+                by_size.select_nth_unstable_by_key(63, |&i| std::cmp::Reverse(own(i)));
+                by_size.truncate(64);
+            }
+            sample.extend(by_size);
+            let mut seen: HashMap<u64, u64, FxBuild> = HashMap::default();
+            for &i in &sample {
+                if let Some(sig) = hasher.signature(i) {
+                    *seen.entry(sig).or_default() += own(i).max(1);
                 }
-            };
-            let (path, holder_text, composition) = if top_count * 2 >= instances {
-                let composition = hs[..head]
-                    .iter()
-                    .map(|&(h, c, b)| TypeShare {
-                        type_name: holder_type(h).to_string(),
-                        count: c,
-                        bytes: b,
-                    })
-                    .collect();
-                let path = if top as usize == n {
-                    "(roots)".to_string()
-                } else {
-                    self.render_path(NodeId(top), false)
+            }
+            let mut cands: Vec<(u64, u64)> = seen.into_iter().collect();
+            cands.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            cands.truncate(3);
+            // Per candidate: instances, bytes, first instance, holders by type.
+            let nt = s.types.len();
+            let mut found: Vec<Found> = cands
+                .iter()
+                .map(|_| (0, 0, u32::MAX, HashMap::default()))
+                .collect();
+            for &i in &outside {
+                let Some(sig) = hasher.signature(i) else {
+                    continue;
                 };
-                let text = format!(
-                    "{} of them ({}) are held by one `{}`",
-                    escape::count(top_count),
-                    escape::human_bytes(top_bytes),
-                    escape::name(holder_type(top))
-                );
-                (path, text, composition)
-            } else {
-                // No single holder: group the holders by their type (index `types.len()`: roots).
-                let nt = s.types.len();
-                let mut by_type = vec![(0u64, 0u64); nt + 1];
-                for &(h, c, b) in &hs {
-                    let k = if h as usize == n {
-                        nt
-                    } else {
-                        s.ty[h as usize] as usize
-                    };
-                    by_type[k].0 += c;
-                    by_type[k].1 += b;
-                }
-                let mut composition: Vec<TypeShare> = by_type
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, (count, _))| *count > 0)
-                    .map(|(k, (count, bytes))| TypeShare {
-                        type_name: if k == nt {
-                            "(roots)".to_string()
-                        } else {
-                            s.strings.get(s.types[k]).to_string()
-                        },
-                        count,
-                        bytes,
-                    })
-                    .collect();
-                composition.sort_by(|a, b| {
-                    b.bytes
-                        .cmp(&a.bytes)
-                        .then_with(|| a.type_name.cmp(&b.type_name))
-                });
-                composition.truncate(3);
-                let text = format!(
-                    "they are spread over {} holders, mostly `{}` ({} instances)",
-                    escape::count(hs.len() as u64),
-                    escape::name(&composition[0].type_name),
-                    escape::count(composition[0].count)
-                );
-                (self.render_path(NodeId(first), true), text, composition)
+                let Some(c) = cands.iter().position(|c| c.0 == sig) else {
+                    continue;
+                };
+                let f = &mut found[c];
+                f.0 += 1;
+                f.1 += own(i);
+                f.2 = f.2.min(i);
+                let h = self.idom[i as usize] as usize;
+                let k = if h == n { nt } else { s.ty[h] as usize };
+                let e = f.3.entry(k).or_default();
+                e.0 += 1;
+                e.1 += self.retained[i as usize];
+            }
+            let Some((instances, bytes, first, by_type)) = found
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
+            else {
+                continue;
             };
+            let bytes = bytes.min(self.type_retained[t]);
+            if bytes < threshold || instances < 2 {
+                continue;
+            }
+            let ty = s.strings.get(s.types[t]).to_string();
+            let mut composition: Vec<TypeShare> = by_type
+                .into_iter()
+                .map(|(k, (count, bytes))| TypeShare {
+                    type_name: if k == nt {
+                        "(roots)".to_string()
+                    } else {
+                        s.strings.get(s.types[k]).to_string()
+                    },
+                    count,
+                    bytes,
+                })
+                .collect();
+            largest_first(&mut composition, 3);
+            let path = self.render_path(NodeId(first), true);
             out.push(Suspect {
                 kind: SuspectKind::Accumulation,
                 message: format!(
-                    "{} instances of `{}` keep {} ({:.1}% of reachable memory) alive; {holder_text}",
+                    "{} instances of `{}` keep {} ({:.1}% of reachable memory) alive, all held \
+                     the same way: {}",
                     escape::count(instances),
                     escape::name(&ty),
-                    escape::human_bytes(r),
-                    pct(r),
+                    escape::human_bytes(bytes),
+                    pct(bytes),
+                    path,
                 ),
                 type_name: ty,
-                retained_bytes: r,
-                share: r as f64 / total as f64,
+                retained_bytes: bytes,
+                share: bytes as f64 / total as f64,
                 objects: instances,
                 path,
                 alloc_site: self.site_of(first),
@@ -813,10 +804,20 @@ impl<'s> Analysis<'s> {
                 )
             })
             .collect();
+        // Equal previews share a string id: count ids first (a dense array), so that only the
+        // objects whose preview occurs twice or more reach the hash map.
+        let mut seen = vec![0u8; s.strings.len()];
+        for i in 0..s.node_count() {
+            let p = s.preview[i];
+            if p != NONE && string_types[s.ty[i] as usize] {
+                let c = &mut seen[p as usize];
+                *c = c.saturating_add(1);
+            }
+        }
         let mut groups: HashMap<(u32, u32, u64), (u64, bool), FxBuild> = HashMap::default();
         for i in 0..s.node_count() {
             let p = s.preview[i];
-            if p == NONE || !string_types[s.ty[i] as usize] {
+            if p == NONE || seen[p as usize] < 2 || !string_types[s.ty[i] as usize] {
                 continue;
             }
             let e = groups.entry((s.ty[i], p, s.size[i])).or_default();
@@ -967,7 +968,7 @@ impl<'s> Analysis<'s> {
                 h[v as usize] = mix(dh, tv);
                 continue;
             }
-            let from = s.edge_source(via);
+            let from = self.bfs_parent[v as usize];
             let packed = s.edge_label[via] & !WEAK_BIT;
             let tag = tag_of(packed);
             let p = payload_of(packed);
@@ -1003,6 +1004,116 @@ impl<'s> Analysis<'s> {
     }
 }
 
+/// One candidate path of an accumulation: instances, bytes, first instance, and the holders'
+/// (immediate dominators') types with their instance counts and bytes.
+type Found = (u64, u64, u32, HashMap<usize, (u64, u64), FxBuild>);
+
+/// Generalised retainer-path hashes of single objects, on demand: the same hash as
+/// [`Analysis::path_hashes`] with `generalize`, computed only along the paths asked for, each
+/// node once (a dense memo, allocated at the first question).
+struct PathHasher<'a, 's> {
+    a: &'a Analysis<'s>,
+    type_hash: Vec<u64>,
+    str_hash: HashMap<u32, u64, FxBuild>,
+    /// Hash per node; 0: not computed yet.
+    memo: Vec<u64>,
+    /// Whether the node was reached through a `__dict__` edge (its keys are attributes).
+    via_dict: Vec<bool>,
+    path: Vec<u32>,
+}
+
+impl<'a, 's> PathHasher<'a, 's> {
+    fn new(a: &'a Analysis<'s>) -> Self {
+        PathHasher {
+            a,
+            type_hash: Vec::new(),
+            str_hash: HashMap::default(),
+            memo: Vec::new(),
+            via_dict: Vec::new(),
+            path: Vec::new(),
+        }
+    }
+
+    fn text_hash(&mut self, id: u32) -> u64 {
+        let s = self.a.snap;
+        *self
+            .str_hash
+            .entry(id)
+            .or_insert_with(|| hash_str(s.strings.get(id)))
+    }
+
+    /// The generalised path hash of `v`, or `None` when it is not strongly reachable.
+    fn signature(&mut self, v: u32) -> Option<u64> {
+        let a = self.a;
+        let s = a.snap;
+        if self.memo.is_empty() {
+            self.memo = vec![0; s.node_count()];
+            self.via_dict = vec![false; s.node_count()];
+            self.type_hash = s
+                .types
+                .iter()
+                .map(|&t| hash_str(s.strings.get(t)))
+                .collect();
+        }
+        let e_count = s.edge_count();
+        // Up the breadth-first tree to a node already hashed (or a root).
+        self.path.clear();
+        let mut x = v;
+        while self.memo[x as usize] == 0 {
+            let via = a.via[x as usize];
+            if via == NONE {
+                return None;
+            }
+            self.path.push(x);
+            if via as usize >= e_count {
+                break;
+            }
+            x = a.bfs_parent[x as usize];
+        }
+        // Down again, hashing each step.
+        while let Some(x) = self.path.pop() {
+            let via = a.via[x as usize] as usize;
+            let tv = self.type_hash[s.ty[x as usize] as usize];
+            let h = if via >= e_count {
+                mix(self.text_hash(s.roots[via - e_count].description.0), tv)
+            } else {
+                let from = a.bfs_parent[x as usize];
+                let packed = s.edge_label[via] & !WEAK_BIT;
+                let tag = tag_of(packed);
+                let p = payload_of(packed);
+                let label = match tag {
+                    Tag::Index | Tag::IndexBig | Tag::IntKey | Tag::IntKeyBig | Tag::OtherKey => {
+                        tag as u64
+                    }
+                    Tag::Key if !self.via_dict[from as usize] => tag as u64,
+                    Tag::Attr | Tag::Key | Tag::Cell | Tag::Local | Tag::Internal => {
+                        mix(tag as u64, self.text_hash(p))
+                    }
+                    Tag::None | Tag::Hidden => mix(
+                        tag as u64,
+                        (via - s.edge_start[from as usize] as usize) as u64,
+                    ),
+                };
+                self.via_dict[x as usize] = a.is_dict_edge(via);
+                mix(mix(self.memo[from as usize], label), tv)
+            };
+            // 0 marks "not computed": never store it.
+            self.memo[x as usize] = h.max(1);
+        }
+        Some(self.memo[v as usize])
+    }
+}
+
+/// Keeps the `k` largest shares by bytes (ties by type name).
+fn largest_first(rows: &mut Vec<TypeShare>, k: usize) {
+    rows.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| a.type_name.cmp(&b.type_name))
+    });
+    rows.truncate(k);
+}
+
 fn attr_text(owner: Owner, name: &str) -> String {
     let name = escape::name(name);
     match owner {
@@ -1017,10 +1128,13 @@ fn is_dict_type(t: &str) -> bool {
 }
 
 /// Breadth-first search from the roots over strong edges.
-fn bfs(snap: &Snapshot, roots: &[u32]) -> (Vec<u32>, Vec<u32>) {
+/// Breadth-first search from the roots over strong edges: for each node the edge (or
+/// `edges + root index`) it was reached by, the nodes in order, and each node's parent.
+fn bfs(snap: &Snapshot, roots: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     let n = snap.node_count();
     let e_count = snap.edge_count() as u32;
     let mut via = vec![NONE; n];
+    let mut parent = vec![NONE; n];
     let mut order = Vec::with_capacity(n);
     for (i, &r) in roots.iter().enumerate() {
         if via[r as usize] == NONE {
@@ -1039,11 +1153,12 @@ fn bfs(snap: &Snapshot, roots: &[u32]) -> (Vec<u32>, Vec<u32>) {
             let w = snap.edge_to[e] as usize;
             if via[w] == NONE {
                 via[w] = e as u32;
+                parent[w] = v as u32;
                 order.push(w as u32);
             }
         }
     }
-    (via, order)
+    (via, order, parent)
 }
 
 /// Matches `why` patterns against type names and allocation sites.

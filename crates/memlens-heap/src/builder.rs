@@ -9,6 +9,12 @@ use crate::hash::{FxBuild, Interner};
 use crate::model::{
     EdgeKind, EdgeLabel, NodeId, Object, PAYLOAD_MAX, RootKind, SiteId, StrId, Tag, TypeId, zig,
 };
+use crate::pipeline::{Done, EdgeRec, Job, NodeRec, Pipeline};
+
+/// Node records per block (about 0.5 MiB encoded).
+const NODE_BLOCK: usize = 1 << 16;
+/// Edge records per block (about 0.5 MiB encoded).
+const EDGE_BLOCK: usize = 1 << 17;
 
 /// Streams a heap snapshot into a writer as the walker discovers it.
 ///
@@ -19,27 +25,55 @@ use crate::model::{
 /// natural `tp_traverse` order) gets the smallest file. Strings, types and sites are interned:
 /// adding the same name twice returns the same id. Memory held by the builder is the intern
 /// tables plus about 1 MiB of buffers per record kind; records are compressed and written as
-/// blocks fill up.
+/// blocks fill up. Blocks are coded and compressed on a second thread (inline if none can be
+/// started) while the caller goes on adding records; the sink is written from the caller's
+/// thread only.
 ///
 /// Nothing here panics on bad input: misuse is reported as [`HeapError::Build`].
 pub struct SnapshotBuilder<W: Write> {
-    out: BlockWriter<W>,
+    sink: Sink<W>,
+    pipeline: Pipeline,
     interned: Interner,
     type_ids: HashMap<u32, u32, FxBuild>,
     site_ids: HashMap<(u32, u32), u32, FxBuild>,
     counts: Counts,
-    bufs: [Vec<u8>; 7],
-    last_addr: u64,
-    last_from: i64,
+    bufs: [Vec<u8>; 5],
+    nodes: Vec<NodeRec>,
+    edges: Vec<EdgeRec>,
     max_edge_node: Option<u32>,
 }
 
-const SLOTS: [Kind; 7] = [
+/// The file, and the buffers finished blocks give back for the next ones.
+struct Sink<W: Write> {
+    out: BlockWriter<W>,
+    nodes: Vec<Vec<NodeRec>>,
+    edges: Vec<Vec<EdgeRec>>,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl<W: Write> Sink<W> {
+    /// Writes a finished block and keeps its buffer for reuse.
+    fn write(&mut self, d: Done) -> Result<()> {
+        self.out.block(d.kind, d.raw_len, &d.stored)?;
+        match d.recycled {
+            Job::Nodes(v) if self.nodes.len() < 2 => self.nodes.push(v),
+            Job::Edges(v) if self.edges.len() < 2 => self.edges.push(v),
+            Job::Raw(_, v) if self.bytes.len() < 2 && v.capacity() >= BLOCK_TARGET => {
+                self.bytes.push(v)
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Index of the strings buffer in `bufs`.
+const STRINGS: usize = 0;
+
+const SLOTS: [Kind; 5] = [
     Kind::Strings,
     Kind::Types,
     Kind::Sites,
-    Kind::Nodes,
-    Kind::Edges,
     Kind::Roots,
     Kind::Meta,
 ];
@@ -53,14 +87,20 @@ impl<W: Write> SnapshotBuilder<W> {
     /// Starts a snapshot on `out` with the given zstd compression level (1 to 19).
     pub fn with_level(out: W, level: i32) -> Result<Self> {
         Ok(SnapshotBuilder {
-            out: BlockWriter::new(out, level)?,
+            sink: Sink {
+                out: BlockWriter::new(out)?,
+                nodes: Vec::new(),
+                edges: Vec::new(),
+                bytes: Vec::new(),
+            },
+            pipeline: Pipeline::new(level)?,
             interned: Interner::default(),
             type_ids: HashMap::default(),
             site_ids: HashMap::default(),
             counts: Counts::default(),
             bufs: Default::default(),
-            last_addr: 0,
-            last_from: 0,
+            nodes: Vec::new(),
+            edges: Vec::new(),
             max_edge_node: None,
         })
     }
@@ -84,30 +124,69 @@ impl<W: Write> SnapshotBuilder<W> {
     fn maybe_flush(&mut self, kind: Kind) -> Result<()> {
         let i = SLOTS.iter().position(|&k| k == kind).unwrap_or(0);
         if self.bufs[i].len() >= BLOCK_TARGET {
-            self.out.block(kind, &self.bufs[i])?;
-            self.bufs[i].clear();
+            self.flush_bytes(i)?;
         }
         Ok(())
     }
 
+    fn flush_bytes(&mut self, i: usize) -> Result<()> {
+        let fresh = self
+            .sink
+            .bytes
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_TARGET + (BLOCK_TARGET >> 3)));
+        let full = std::mem::replace(&mut self.bufs[i], fresh);
+        self.submit(Job::Raw(SLOTS[i], full))
+    }
+
+    fn flush_nodes(&mut self) -> Result<()> {
+        let fresh = self
+            .sink
+            .nodes
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(NODE_BLOCK));
+        let full = std::mem::replace(&mut self.nodes, fresh);
+        self.submit(Job::Nodes(full))
+    }
+
+    fn flush_edges(&mut self) -> Result<()> {
+        let fresh = self
+            .sink
+            .edges
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(EDGE_BLOCK));
+        let full = std::mem::replace(&mut self.edges, fresh);
+        self.submit(Job::Edges(full))
+    }
+
+    /// Hands a block to the encoder and writes the blocks it has finished.
+    fn submit(&mut self, job: Job) -> Result<()> {
+        let sink = &mut self.sink;
+        self.pipeline.submit(job, &mut |d| sink.write(d))
+    }
+
     /// Interns a string and returns its id (the same id for the same text).
     pub fn intern(&mut self, s: &str) -> Result<StrId> {
-        if let Some(id) = self.interned.get(s) {
-            return Ok(StrId(id));
+        if self.counts.strings > u64::from(PAYLOAD_MAX) {
+            // Full: only strings interned before can still be named.
+            return match self.interned.get(s) {
+                Some(id) => Ok(StrId(id)),
+                None => Err(HeapError::Build(format!(
+                    "more than {PAYLOAD_MAX} distinct strings"
+                ))),
+            };
         }
-        let id = self.counts.strings;
-        if id > u64::from(PAYLOAD_MAX) {
-            return Err(HeapError::Build(format!(
-                "more than {PAYLOAD_MAX} distinct strings"
-            )));
+        let (id, new) = self.interned.get_or_push(s);
+        if new {
+            let buf = &mut self.bufs[STRINGS];
+            put_varint(buf, s.len() as u64);
+            buf.extend_from_slice(s.as_bytes());
+            self.counts.strings += 1;
+            if buf.len() >= BLOCK_TARGET {
+                self.flush_bytes(STRINGS)?;
+            }
         }
-        let buf = self.buf(Kind::Strings);
-        put_varint(buf, s.len() as u64);
-        buf.extend_from_slice(s.as_bytes());
-        self.counts.strings += 1;
-        self.interned.push(s);
-        self.maybe_flush(Kind::Strings)?;
-        Ok(StrId(id as u32))
+        Ok(StrId(id))
     }
 
     fn check_str(&self, id: StrId) -> Result<u32> {
@@ -186,20 +265,17 @@ impl<W: Write> SnapshotBuilder<W> {
             None => 0,
         };
         let preview = match obj.preview {
-            Some(p) => u64::from(self.intern(p)?.0) + 1,
+            Some(p) => self.intern(p)?.0 + 1,
             None => 0,
         };
-        let delta = obj.address.wrapping_sub(self.last_addr) as i64;
-        self.last_addr = obj.address;
-        let buf = self.buf(Kind::Nodes);
-        put_varint(buf, zig(delta));
-        put_varint(buf, u64::from(obj.type_id.0));
-        put_varint(buf, obj.size);
-        put_varint(buf, site);
-        buf.push(obj.flags.0);
-        put_varint(buf, preview);
-        self.counts.nodes += 1;
-        self.maybe_flush(Kind::Nodes)?;
+        self.push_node_rec(NodeRec {
+            addr: obj.address,
+            size: obj.size,
+            ty: obj.type_id.0,
+            site: site as u32,
+            preview,
+            flags: obj.flags.0,
+        })?;
         Ok(NodeId(id as u32))
     }
 
@@ -231,18 +307,27 @@ impl<W: Write> SnapshotBuilder<W> {
         }
         let hi = from.0.max(to.0);
         self.max_edge_node = Some(self.max_edge_node.map_or(hi, |m| m.max(hi)));
-        let from_delta = i64::from(from.0) - self.last_from;
-        let to_delta = i64::from(to.0) - i64::from(from.0);
-        self.last_from = i64::from(from.0);
-        let buf = self.buf(Kind::Edges);
-        put_varint(buf, zig(from_delta));
-        put_varint(buf, zig(to_delta));
-        buf.push(tag as u8 | if kind == EdgeKind::Weak { 0x80 } else { 0 });
-        if let Some(p) = payload {
-            put_varint(buf, p);
-        }
+        self.edges.push(EdgeRec {
+            from: from.0,
+            to: to.0,
+            tag: tag as u8 | if kind == EdgeKind::Weak { 0x80 } else { 0 },
+            has_payload: payload.is_some(),
+            payload: payload.unwrap_or(0),
+        });
         self.counts.edges += 1;
-        self.maybe_flush(Kind::Edges)
+        if self.edges.len() >= EDGE_BLOCK {
+            self.flush_edges()?;
+        }
+        Ok(())
+    }
+
+    fn push_node_rec(&mut self, rec: NodeRec) -> Result<()> {
+        self.nodes.push(rec);
+        self.counts.nodes += 1;
+        if self.nodes.len() >= NODE_BLOCK {
+            self.flush_nodes()?;
+        }
+        Ok(())
     }
 
     /// Convenience: adds a strong edge labelled with an attribute name.
@@ -295,16 +380,23 @@ impl<W: Write> SnapshotBuilder<W> {
                 self.counts.nodes
             )));
         }
-        for (i, kind) in SLOTS.iter().enumerate() {
+        for i in 0..SLOTS.len() {
             if !self.bufs[i].is_empty() {
-                self.out.block(*kind, &self.bufs[i])?;
-                self.bufs[i].clear();
+                self.flush_bytes(i)?;
             }
+        }
+        if !self.nodes.is_empty() {
+            self.flush_nodes()?;
+        }
+        if !self.edges.is_empty() {
+            self.flush_edges()?;
         }
         let mut end = Vec::new();
         self.counts.encode(&mut end);
-        self.out.block(Kind::End, &end)?;
-        self.out.finish()
+        self.submit(Job::Raw(Kind::End, end))?;
+        let sink = &mut self.sink;
+        self.pipeline.drain(&mut |d| sink.write(d))?;
+        self.sink.out.finish()
     }
 }
 
@@ -349,17 +441,14 @@ impl<W: Write> SnapshotBuilder<W> {
         flags: u8,
         preview: u32,
     ) -> Result<()> {
-        let delta = addr.wrapping_sub(self.last_addr) as i64;
-        self.last_addr = addr;
-        let buf = self.buf(Kind::Nodes);
-        put_varint(buf, zig(delta));
-        put_varint(buf, u64::from(ty));
-        put_varint(buf, size);
-        put_varint(buf, u64::from(site.wrapping_add(1)));
-        buf.push(flags);
-        put_varint(buf, u64::from(preview.wrapping_add(1)));
-        self.counts.nodes += 1;
-        self.maybe_flush(Kind::Nodes)
+        self.push_node_rec(NodeRec {
+            addr,
+            size,
+            ty,
+            site: site.wrapping_add(1),
+            preview: preview.wrapping_add(1),
+            flags,
+        })
     }
 
     pub(crate) fn push_root(&mut self, node: NodeId, kind: RootKind, desc: StrId) -> Result<()> {

@@ -15,12 +15,12 @@ pub enum HeapError {
     },
     /// The input was written by a newer (or unknown) format version.
     #[error(
-        "unsupported heap snapshot version {found} at offset 8 (this build reads version {supported})"
+        "unsupported heap snapshot version {found} at offset 8 (this build reads versions 1 to {supported})"
     )]
     Version {
         /// Version found in the header.
         found: u16,
-        /// Version this build reads and writes.
+        /// Newest version this build reads (and the one it writes).
         supported: u16,
     },
     /// The input ends before the snapshot does.

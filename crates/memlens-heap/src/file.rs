@@ -1,7 +1,7 @@
 //! The snapshot file format: a header, then self-delimiting compressed blocks, then an end block.
 //!
 //! ```text
-//! header   8 bytes magic "\x89MLHEAP\n", u16 LE version (1), u16 LE reserved (0)
+//! header   8 bytes magic "\x89MLHEAP\n", u16 LE version (2; 1 is read too), u16 LE reserved (0)
 //! block    u8 kind, u32 LE raw length, u32 LE stored length, u32 LE crc32 of the stored bytes,
 //!          stored bytes (zstd frame of the raw bytes)
 //! end      a block of kind 0xFF whose raw bytes are the record counts; nothing may follow it
@@ -17,8 +17,11 @@ use crate::model::{NONE, PAYLOAD_MAX, Root, RootKind, Snapshot, Tag, WEAK_BIT, p
 
 /// The 8 bytes every heap snapshot starts with.
 pub const MAGIC: [u8; 8] = *b"\x89MLHEAP\n";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes (it reads this one and version 1, whose edge records
+/// code targets against their source and indices as they are).
+pub const VERSION: u16 = 2;
+/// The oldest format version this build reads.
+const OLDEST: u16 = 1;
 pub(crate) const HEADER_LEN: usize = 12;
 const BLOCK_HEADER_LEN: usize = 13;
 /// Raw bytes gathered before a block is compressed and written.
@@ -87,41 +90,34 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 /// Writes the header and compressed blocks to a sink, counting bytes.
 pub(crate) struct BlockWriter<W: Write> {
     out: W,
-    compressor: zstd::bulk::Compressor<'static>,
     written: u64,
 }
 
 impl<W: Write> BlockWriter<W> {
-    pub(crate) fn new(mut out: W, level: i32) -> Result<Self> {
+    pub(crate) fn new(mut out: W) -> Result<Self> {
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(&MAGIC);
         header[8..10].copy_from_slice(&VERSION.to_le_bytes());
         out.write_all(&header)
             .map_err(HeapError::io("writing the heap snapshot header"))?;
-        let compressor = zstd::bulk::Compressor::new(level)
-            .map_err(HeapError::io("starting the zstd compressor"))?;
         Ok(BlockWriter {
             out,
-            compressor,
             written: HEADER_LEN as u64,
         })
     }
 
-    pub(crate) fn block(&mut self, kind: Kind, raw: &[u8]) -> Result<()> {
-        let stored = self
-            .compressor
-            .compress(raw)
-            .map_err(HeapError::io("compressing a heap block"))?;
+    /// Writes one block: `stored` is the zstd frame of `raw_len` raw bytes.
+    pub(crate) fn block(&mut self, kind: Kind, raw_len: u32, stored: &[u8]) -> Result<()> {
         let mut head = [0u8; BLOCK_HEADER_LEN];
         head[0] = kind as u8;
-        head[1..5].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+        head[1..5].copy_from_slice(&raw_len.to_le_bytes());
         head[5..9].copy_from_slice(&(stored.len() as u32).to_le_bytes());
-        head[9..13].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
+        head[9..13].copy_from_slice(&crc32fast::hash(stored).to_le_bytes());
         self.out
             .write_all(&head)
             .map_err(HeapError::io("writing a heap snapshot block"))?;
         self.out
-            .write_all(&stored)
+            .write_all(stored)
             .map_err(HeapError::io("writing a heap snapshot block"))?;
         self.written += (BLOCK_HEADER_LEN + stored.len()) as u64;
         Ok(())
@@ -159,6 +155,7 @@ impl Cursor<'_> {
         self.pos >= self.buf.len()
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8> {
         let b = *self
             .buf
@@ -168,7 +165,39 @@ impl Cursor<'_> {
         Ok(b)
     }
 
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64> {
+        // Most values (type ids, small sizes, label tags' payloads) take one byte.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_multi()
+    }
+
+    /// A varint of two or more bytes.
+    #[inline(never)]
+    fn varint_multi(&mut self) -> Result<u64> {
+        // Away from the end of the block: no per-byte bounds checks.
+        if let Some(chunk) = self.buf.get(self.pos..self.pos + 10) {
+            let mut v = 0u64;
+            for (i, &b) in chunk.iter().enumerate() {
+                v |= u64::from(b & 0x7F) << (7 * i);
+                if b < 0x80 {
+                    if i == 9 && b > 1 {
+                        break; // overflow: the slow path reports it
+                    }
+                    self.pos += i + 1;
+                    return Ok(v);
+                }
+            }
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Result<u64> {
         let mut v: u64 = 0;
         let mut shift = 0u32;
         loop {
@@ -187,9 +216,18 @@ impl Cursor<'_> {
         }
     }
 
+    #[inline(always)]
     fn u32(&mut self, what: &str) -> Result<u32> {
         let v = self.varint()?;
-        u32::try_from(v).map_err(|_| self.fail(&format!("{what} {v} out of range")))
+        match u32::try_from(v) {
+            Ok(v) => Ok(v),
+            Err(_) => Err(self.out_of_range(what, v)),
+        }
+    }
+
+    #[cold]
+    fn out_of_range(&self, what: &str, v: u64) -> HeapError {
+        self.fail(&format!("{what} {v} out of range"))
     }
 
     fn bytes(&mut self, len: usize) -> Result<&[u8]> {
@@ -301,7 +339,7 @@ fn scan(data: &[u8]) -> Result<Vec<BlockRef<'_>>> {
         });
     }
     let version = u16::from_le_bytes([data[8], data[9]]);
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(HeapError::Version {
             found: version,
             supported: VERSION,
@@ -414,6 +452,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
     let (edges, rest) = std::thread::scope(|scope| {
         let edges = scope.spawn(move || -> Result<EdgeState> {
             let mut es = EdgeState {
+                relative: u16::from_le_bytes([data[8], data[9]]) >= 2,
                 from: Vec::with_capacity(edge_cap),
                 to: Vec::with_capacity(edge_cap),
                 label: Vec::with_capacity(edge_cap),
@@ -483,7 +522,12 @@ fn error_offset(e: &HeapError) -> u64 {
 /// Edge records, decoded on their own thread.
 #[derive(Default)]
 struct EdgeState {
+    /// Version 2 coding: targets against the previous target, indices against the previous
+    /// index (both plus one).
+    relative: bool,
     last_from: u64,
+    last_to: i64,
+    last_index: i64,
     from: Vec<u32>,
     to: Vec<u32>,
     label: Vec<u32>,
@@ -493,14 +537,21 @@ struct EdgeState {
 impl EdgeState {
     fn decode(&mut self, cur: &mut Cursor<'_>) -> Result<()> {
         while !cur.at_end() {
-            let from = self.last_from as i64 + unzig(cur.varint()?);
-            let to = from + unzig(cur.varint()?);
+            let from = (self.last_from as i64).wrapping_add(unzig(cur.varint()?));
+            let to = if self.relative {
+                self.last_to
+                    .wrapping_add(1)
+                    .wrapping_add(unzig(cur.varint()?))
+            } else {
+                from.wrapping_add(unzig(cur.varint()?))
+            };
             if !(0..=i64::from(u32::MAX - 1)).contains(&from)
                 || !(0..=i64::from(u32::MAX - 1)).contains(&to)
             {
                 return Err(cur.fail("edge endpoint out of range"));
             }
             self.last_from = from as u64;
+            self.last_to = to;
             let lab = cur.byte()?;
             let weak = lab & 0x80 != 0;
             let tag = Tag::from_u8(lab & 0x7F).ok_or_else(|| cur.fail("bad edge label"))?;
@@ -527,7 +578,16 @@ impl EdgeState {
                     }
                 }
                 Tag::Index | Tag::IndexBig => {
-                    let i = cur.varint()?;
+                    let i = if self.relative {
+                        let i = self
+                            .last_index
+                            .wrapping_add(1)
+                            .wrapping_add(unzig(cur.varint()?));
+                        self.last_index = i;
+                        i as u64
+                    } else {
+                        cur.varint()?
+                    };
                     if i <= u64::from(PAYLOAD_MAX) {
                         pack(Tag::Index, i as u32, crate::EdgeKind::Strong)
                     } else {
@@ -711,10 +771,55 @@ impl ReadState {
         for i in 0..n {
             start[i + 1] += start[i];
         }
-        let sorted = from.windows(2).all(|w| w[0] <= w[1]);
-        if sorted {
+        // Edges in source order but for a few late ones (a walker adds some references after
+        // their source, as memlens does for value stacks): merge the late ones in, in one
+        // sequential pass. Otherwise a counting sort. Both keep edges stable within a source.
+        let mut late: Vec<u32> = Vec::new();
+        let mut high = 0u32;
+        for (i, &f) in from.iter().enumerate() {
+            if f < high {
+                late.push(i as u32);
+                if late.len() > from.len() / 64 {
+                    break;
+                }
+            } else {
+                high = f;
+            }
+        }
+        if late.is_empty() {
             snap.edge_to = to;
             snap.edge_label = label;
+        } else if late.len() <= from.len() / 64 {
+            // The others, in order (slices between the late ones), then the late ones put
+            // after the edges of their source (found by binary search): all block copies.
+            let mut kf = Vec::with_capacity(from.len());
+            let mut kt = Vec::with_capacity(from.len());
+            let mut kl = Vec::with_capacity(from.len());
+            let mut prev = 0;
+            for &j in late.iter().chain(std::iter::once(&(from.len() as u32))) {
+                let j = j as usize;
+                kf.extend_from_slice(&from[prev..j]);
+                kt.extend_from_slice(&to[prev..j]);
+                kl.extend_from_slice(&label[prev..j]);
+                prev = j + 1;
+            }
+            late.sort_by_key(|&i| (from[i as usize], i));
+            let mut sto = Vec::with_capacity(from.len());
+            let mut slab = Vec::with_capacity(from.len());
+            let mut at = 0;
+            for &j in &late {
+                let f = from[j as usize];
+                let pos = kf.partition_point(|&x| x <= f);
+                sto.extend_from_slice(&kt[at..pos]);
+                slab.extend_from_slice(&kl[at..pos]);
+                at = pos;
+                sto.push(to[j as usize]);
+                slab.push(label[j as usize]);
+            }
+            sto.extend_from_slice(&kt[at..]);
+            slab.extend_from_slice(&kl[at..]);
+            snap.edge_to = sto;
+            snap.edge_label = slab;
         } else {
             let mut fill = start.clone();
             let mut sto = vec![0u32; from.len()];

@@ -109,6 +109,8 @@ impl Interner {
         }
         self.ends.reserve(n);
         self.hashes.reserve(n);
+        // Previews and names average well under 16 bytes.
+        self.arena.reserve(16 * n);
     }
 
     fn rehash(&mut self, cap: usize) {
@@ -128,7 +130,39 @@ impl Interner {
         if self.slots.is_empty() {
             return None;
         }
+        self.find(s, slot_hash(s))
+    }
+
+    /// The id of `s` (`next` when it was new and is now added) and whether it was new: one hash
+    /// and one probe sequence for both.
+    pub(crate) fn get_or_push(&mut self, s: &str) -> (u32, bool) {
+        if 2 * (self.ends.len() + 1) > self.slots.len() {
+            self.rehash(2 * self.slots.len().max(32));
+        }
         let h = slot_hash(s);
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => break,
+                v => {
+                    let id = (v - 1) as usize;
+                    if self.hashes[id] == h && self.text(id) == s {
+                        return (id as u32, false);
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        let id = self.ends.len();
+        self.arena.push_str(s);
+        self.ends.push(self.arena.len());
+        self.hashes.push(h);
+        self.slots[i] = id as u32 + 1;
+        (id as u32, true)
+    }
+
+    fn find(&self, s: &str, h: u64) -> Option<u32> {
         let mask = self.slots.len() - 1;
         let mut i = h as usize & mask;
         loop {

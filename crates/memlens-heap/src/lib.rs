@@ -49,6 +49,7 @@ mod escape;
 mod file;
 mod hash;
 mod model;
+mod pipeline;
 mod render;
 mod report;
 

@@ -130,7 +130,23 @@ impl HeapReport {
         let s = a.snapshot();
         let (reachable_objects, reachable_bytes) = a.reachable();
         let k = options.top;
-        let top = a.top_dominator_nodes(k.max(10));
+        // The views are independent: the histogram, duplicates and `why` on a second thread,
+        // dominators and suspects (which share the top dominators) on this one.
+        let ((types, duplicates, why), (top, suspects)) = std::thread::scope(|scope| {
+            let side = scope.spawn(|| {
+                (
+                    a.types(),
+                    a.duplicate_strings(k),
+                    options.why.as_deref().map(|p| a.why(p, k)),
+                )
+            });
+            let top = a.top_dominator_nodes(k.max(10));
+            let suspects = a.suspects_among(&top, options.suspect_share);
+            (
+                side.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                (top, suspects),
+            )
+        });
         let mut report = HeapReport {
             objects: s.node_count() as u64,
             bytes: s.total_size(),
@@ -142,11 +158,11 @@ impl HeapReport {
                 .meta()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            types: a.types(),
+            types,
             dominators: a.dominator_rows(&top[..top.len().min(k)]),
-            suspects: a.suspects_among(&top, options.suspect_share),
-            duplicates: a.duplicate_strings(k),
-            why: options.why.as_deref().map(|p| a.why(p, k)),
+            suspects,
+            duplicates,
+            why,
             diff: (series.len() >= 2).then(|| diff(series, k)),
             findings: Vec::new(),
         };

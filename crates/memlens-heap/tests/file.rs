@@ -209,7 +209,7 @@ fn foreign_and_newer_input_is_named() {
     let err = Snapshot::read_from(&newer).unwrap_err().to_string();
     assert_eq!(
         err,
-        "unsupported heap snapshot version 9 at offset 8 (this build reads version 1)"
+        "unsupported heap snapshot version 9 at offset 8 (this build reads versions 1 to 2)"
     );
     let mut bad = common::app(1, 0, 0).bytes;
     let last = bad.len() - 1;
@@ -261,4 +261,48 @@ fn interning_dedupes_and_the_file_is_compact() {
     let per_object = app.bytes.len() as f64 / s.node_count() as f64;
     assert!(per_object < 4.0, "{per_object} bytes per object");
     assert_eq!(s.type_count(), 18);
+}
+
+/// A block of a hand-made snapshot file: kind, lengths, checksum, zstd frame.
+fn block(out: &mut Vec<u8>, kind: u8, raw: &[u8]) {
+    let stored = zstd::bulk::compress(raw, 1).unwrap();
+    out.push(kind);
+    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&stored).to_le_bytes());
+    out.extend_from_slice(&stored);
+}
+
+#[test]
+fn version_1_files_still_read() {
+    // Version 1 coded an edge's target against its source and indices as they are.
+    let mut file = b"\x89MLHEAP\n\x01\x00\x00\x00".to_vec();
+    block(&mut file, 1, b"\x04list\x03str\x07app `m`");
+    block(&mut file, 2, &[0, 1]);
+    // Three nodes at 0x10, 0x20, 0x30: a list and two strs (zigzag address deltas, type,
+    // size, site + 1, flags, preview + 1).
+    block(
+        &mut file,
+        4,
+        &[
+            0x20, 0, 56, 0, 0, 0, 0x20, 1, 50, 0, 0, 0, 0x20, 1, 50, 0, 0, 0,
+        ],
+    );
+    // list -> str index 5, list -> str index 9: zz(from delta), zz(to - from), tag 6, index.
+    block(&mut file, 5, &[0, 2, 6, 5, 0, 4, 6, 9]);
+    block(&mut file, 6, &[0, 0, 2]);
+    block(&mut file, 0xFF, &[3, 2, 0, 3, 2, 1, 0]);
+    let snap = Snapshot::read_from(&file).unwrap();
+    let edges: Vec<_> = snap.edges(NodeId(0)).map(|e| (e.to, e.label)).collect();
+    assert_eq!(
+        edges,
+        vec![
+            (NodeId(1), EdgeLabel::Index(5)),
+            (NodeId(2), EdgeLabel::Index(9))
+        ]
+    );
+    // Written again, it is version 2 and reads back the same.
+    let again = snap.write_to(Vec::new()).unwrap();
+    assert_eq!(&again[8..10], &[2, 0]);
+    assert_eq!(Snapshot::read_from(&again).unwrap(), snap);
 }

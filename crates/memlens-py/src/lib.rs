@@ -107,10 +107,12 @@ fn after_fork_in_child() {
 
 /// Takes a heap snapshot: into the file at `path`, or (`path=None`) as a chunk of the current
 /// capture. The roots are `sys.modules`, `sys.__dict__` and `builtins.__dict__`; `threads`
-/// names threads by ident. Returns counts (`objects`, `edges`, `roots`, `bytes`,
-/// `file_bytes`). The walk allocates no Python object.
+/// names threads by ident; `plain_class` is a class defined in Python with no base but
+/// `object` (it lets the walker read such instances without calling traverse). Returns counts
+/// (`objects`, `edges`, `roots`, `bytes`, `file_bytes`). The walk allocates no Python object.
+/// Refused while the garbage collector runs (from `__del__` or a gc callback).
 #[pyfunction]
-#[pyo3(signature = (path, python, modules, sys_dict, builtins, threads, meta))]
+#[pyo3(signature = (path, python, modules, sys_dict, builtins, threads, meta, plain_class=None))]
 #[allow(clippy::too_many_arguments)]
 fn heap_snapshot<'py>(
     py: Python<'py>,
@@ -121,18 +123,22 @@ fn heap_snapshot<'py>(
     builtins: &Bound<'py, PyDict>,
     threads: Vec<(u64, String)>,
     meta: Vec<(String, String)>,
+    plain_class: Option<&Bound<'py, pyo3::types::PyType>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let roots = memlens_tracker::heap::Roots {
         modules: modules.as_ptr() as usize,
         sys_dict: sys_dict.as_ptr() as usize,
         builtins: builtins.as_ptr() as usize,
         thread_names: threads,
+        plain_class: plain_class.map_or(0, |c| c.as_ptr() as usize),
     };
     if path.is_none() && !memlens_tracker::is_active() {
         return Err(PyRuntimeError::new_err(
             "no capture to add the heap snapshot to: give a path or start tracking",
         ));
     }
+    // SAFETY: we hold the GIL (`py`). Checked before the output file is created.
+    unsafe { memlens_tracker::check_heap_snapshot(python) }.map_err(tracker_error)?;
     let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
         || -> PyResult<(memlens_tracker::heap::HeapStats, u64, Option<Vec<u8>>)> {
             // SAFETY (both calls): we hold the GIL (`py`) and run no Python code until the walk

@@ -74,6 +74,13 @@ pub enum TrackerError {
         "heap snapshot of {0} bytes is too large for a capture chunk: write it to a file with memlens.snapshot(path)"
     )]
     SnapshotTooLarge(usize),
+    /// A heap snapshot was asked for while the garbage collector runs.
+    #[error(
+        "cannot take a heap snapshot during a garbage collection (from __del__, a weakref callback \
+         or a gc callback): the collector's lists are being rearranged; take it after the \
+         collection, for example from the main code path"
+    )]
+    SnapshotDuringGc,
 }
 
 /// How to track.
@@ -236,6 +243,8 @@ pub unsafe fn heap_snapshot<W: std::io::Write>(
     meta: &[(String, String)],
     out: W,
 ) -> Result<(W, heap::HeapStats), TrackerError> {
+    // SAFETY: forwarded from the caller (GIL held).
+    unsafe { check_heap_snapshot(python)? };
     let layout = python::Layout::detect(python.0, python.1)
         .ok_or(TrackerError::UnsupportedPython(python.0, python.1))?;
     let mut builder = memlens_heap::SnapshotBuilder::new(out)?;
@@ -244,6 +253,22 @@ pub unsafe fn heap_snapshot<W: std::io::Write>(
     }
     // SAFETY: forwarded from the caller.
     Ok(unsafe { heap::walk(layout, roots, builder) }?)
+}
+
+/// Whether a heap snapshot can be taken now: the version is supported and the garbage
+/// collector is not running (a snapshot asked for from `__del__` or a `gc.callbacks` function
+/// is refused with [`TrackerError::SnapshotDuringGc`]).
+///
+/// # Safety
+/// The caller holds the GIL.
+pub unsafe fn check_heap_snapshot(python: (u8, u8)) -> Result<(), TrackerError> {
+    let layout = python::Layout::detect(python.0, python.1)
+        .ok_or(TrackerError::UnsupportedPython(python.0, python.1))?;
+    // SAFETY: forwarded from the caller.
+    if unsafe { heap::gc_running(layout) } {
+        return Err(TrackerError::SnapshotDuringGc);
+    }
+    Ok(())
 }
 
 /// Appends a heap snapshot (the bytes of a snapshot file) to the capture as one chunk, after

@@ -8,6 +8,9 @@
 #else
 #include <frameobject.h>
 #endif
+#if PY_VERSION_HEX >= 0x030D0000
+#include "internal/pycore_genobject.h"
+#endif
 #include "internal/pycore_interp.h"
 #include "internal/pycore_gc.h"
 #include <structmember.h>
@@ -163,6 +166,25 @@ int main(void) {
 #endif
 #ifdef Py_TPFLAGS_INLINE_VALUES
   P("Py_TPFLAGS_INLINE_VALUES", Py_TPFLAGS_INLINE_VALUES);
+#endif
+  /* Heap walker extras (src/heap/layout.rs, `HeapExtra`): GC pass, slots, generators, value stacks. */
+  P("interp.gc.collecting", offsetof(PyInterpreterState, gc.collecting));
+  P("type.tp_members", offsetof(PyTypeObject, tp_members));
+  P("code.co_stacksize", offsetof(PyCodeObject, co_stacksize));
+#if PY_VERSION_HEX < 0x030A0000
+  P("frame.f_valuestack", offsetof(PyFrameObject, f_valuestack));
+  P("frame.f_stacktop", offsetof(PyFrameObject, f_stacktop));
+  P("gen.gi_frame", offsetof(PyGenObject, gi_frame));
+#elif PY_VERSION_HEX < 0x030B0000
+  P("frame.f_valuestack", offsetof(PyFrameObject, f_valuestack));
+  P("frame.f_stackdepth", offsetof(PyFrameObject, f_stackdepth));
+  P("gen.gi_frame", offsetof(PyGenObject, gi_frame));
+#else
+  P("gen.gi_iframe", offsetof(PyGenObject, gi_iframe));
+  P("gen.gi_frame_state", offsetof(PyGenObject, gi_frame_state));
+  P("coro.cr_iframe", offsetof(PyCoroObject, cr_iframe));
+  P("asyncgen.ag_iframe", offsetof(PyAsyncGenObject, ag_iframe));
+  P("iframe.stacktop", offsetof(_PyInterpreterFrame, stacktop));
 #endif
   P("sizeof(PyThreadState)", sizeof(PyThreadState));
   return 0;

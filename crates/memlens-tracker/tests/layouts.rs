@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use memlens_tracker::heap::COMMON_OFFSETS;
+use memlens_tracker::heap::{COMMON_OFFSETS, HeapExtra};
 use memlens_tracker::python::{FrameModel, Layout, LocalsModel, ManagedDict};
 
 fn interpreters() -> Vec<(u8, PathBuf)> {
@@ -147,6 +147,10 @@ fn layouts_match_the_interpreters_own_headers() {
         }
         for (key, value) in COMMON_OFFSETS {
             assert_eq!(*value, get(key), "{ctx} {key} (the same in every version)");
+        }
+        let extra = HeapExtra::of(minor).expect("heap walker extras for every supported version");
+        for (key, value) in extra.probe_names() {
+            assert_eq!(value, get(key), "{ctx} {key} (heap walker)");
         }
         let current_exception = if minor >= 12 {
             get("tstate.current_exception")

@@ -46,6 +46,10 @@ unsafe extern "C" {
     pub static mut _PyWeakref_ProxyType: u8;
     pub static mut _PyWeakref_CallableProxyType: u8;
     pub static mut _Py_NoneStruct: u8;
+    pub static mut PyBaseObject_Type: u8;
+    pub static mut PyGen_Type: u8;
+    pub static mut PyCoro_Type: u8;
+    pub static mut PyAsyncGen_Type: u8;
 }
 
 /// `_PyDict_SizeOf`, when this interpreter exports it (every CPython 3.9-3.13 does; it is

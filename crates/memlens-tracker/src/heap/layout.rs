@@ -38,6 +38,12 @@ pub(crate) const TB_FRAME: usize = 24;
 pub(crate) const LONG_DIGITS: usize = 24;
 pub(crate) const BYTEARRAY_ALLOC: usize = 24;
 pub(crate) const BYTES_SVAL: usize = 32;
+/// `PyASCIIObject.length` and `.state` (the same in 3.9-3.13), and the state bits `compact`
+/// and `ascii` (`Include/cpython/unicodeobject.h`).
+pub(crate) const STR_LENGTH: usize = 16;
+pub(crate) const STR_STATE: usize = 32;
+pub(crate) const STR_COMPACT: u32 = 1 << 5;
+pub(crate) const STR_ASCII: u32 = 1 << 6;
 
 /// `PyDictKeysObject` (3.11+, Include/internal/pycore_dict.h).
 pub(crate) const KEYS_LOG2_INDEX_BYTES: usize = 9;
@@ -108,3 +114,110 @@ pub const COMMON_OFFSETS: &[(&str, usize)] = &[
     ("Py_TPFLAGS_HEAPTYPE", TPFLAGS_HEAPTYPE as usize),
     ("Py_TPFLAGS_HAVE_GC", TPFLAGS_HAVE_GC as usize),
 ];
+
+/// `PyTypeObject.tp_members` (the same in 3.9-3.13), and the `PyMemberDef` fields the walker
+/// reads to name `__slots__` and C members (Include/descrobject.h: `name`, `type`, `offset`).
+pub(crate) const TP_MEMBERS: usize = 240;
+pub(crate) const MEMBER_SIZE: usize = 40;
+pub(crate) const MEMBER_TYPE: usize = 8;
+pub(crate) const MEMBER_OFFSET: usize = 16;
+/// `T_OBJECT` and `T_OBJECT_EX` (Include/structmember.h): members holding an object pointer.
+pub(crate) const T_OBJECT: i32 = 6;
+pub(crate) const T_OBJECT_EX: i32 = 16;
+
+/// numpy's `PyArrayObject_fields.data` and `PyArray_Descr.type_num` (an `int` after four
+/// chars in numpy 1.x and 2.x), and `NPY_OBJECT`.
+pub(crate) const NDARRAY_DATA: usize = 16;
+pub(crate) const DESCR_TYPE_NUM: usize = 28;
+pub(crate) const NPY_OBJECT: i32 = 17;
+
+/// Offsets of one CPython version that only the heap walker reads, checked against each
+/// interpreter's headers by `tests/layouts.rs` (`layout_probe.c` prints them by these names).
+#[derive(Debug)]
+pub struct HeapExtra {
+    /// `PyInterpreterState.gc.collecting`: non-zero during a collection (and its callbacks).
+    pub gc_collecting: usize,
+    /// `PyCodeObject.co_stacksize` (int): slots of a frame's value stack.
+    pub co_stacksize: usize,
+    /// `PyFrameObject.f_valuestack` (3.9, 3.10): the start of the value stack.
+    pub f_valuestack: Option<usize>,
+    /// `_PyInterpreterFrame.stacktop` (int, 3.11+): the stack depth saved at the last call.
+    pub stacktop: Option<usize>,
+    /// Whether `stacktop` is -1 while the frame runs (3.12+, `_PyFrame_GetStackPointer`), so a
+    /// value in range is exact; in 3.11 it may be stale.
+    pub stacktop_exact: bool,
+    /// The `_PyInterpreterFrame` embedded in generators, coroutines and async generators
+    /// (`gi_iframe`, `cr_iframe`, `ag_iframe`: one offset, 3.11+).
+    pub gen_iframe: Option<usize>,
+    /// `gi_frame_state` (int8, 3.11+): the frame's locals are valid below `FRAME_COMPLETED`.
+    pub gen_frame_state: Option<usize>,
+    /// `gi_frame` (3.9, 3.10): the generator's frame object.
+    pub gen_frame: Option<usize>,
+}
+
+/// 3.12 (3.13 differs only in where the GC state sits).
+const V3_12: HeapExtra = HeapExtra {
+    gc_collecting: 312,
+    co_stacksize: 64,
+    f_valuestack: None,
+    stacktop: Some(64),
+    stacktop_exact: true,
+    gen_iframe: Some(72),
+    gen_frame_state: Some(67),
+    gen_frame: None,
+};
+
+impl HeapExtra {
+    /// The extras of CPython 3.`minor` (3.9 to 3.13).
+    pub fn of(minor: u8) -> Option<&'static HeapExtra> {
+        Some(match minor {
+            9 | 10 => &HeapExtra {
+                gc_collecting: 816,
+                co_stacksize: 32,
+                f_valuestack: Some(64),
+                stacktop: None,
+                stacktop_exact: false,
+                gen_iframe: None,
+                gen_frame_state: None,
+                gen_frame: Some(16),
+            },
+            11 => &HeapExtra {
+                gc_collecting: 848,
+                co_stacksize: 68,
+                f_valuestack: None,
+                stacktop: Some(64),
+                stacktop_exact: false,
+                gen_iframe: Some(80),
+                gen_frame_state: Some(75),
+                gen_frame: None,
+            },
+            12 => &V3_12,
+            13 => &HeapExtra {
+                gc_collecting: 7600,
+                ..V3_12
+            },
+            _ => return None,
+        })
+    }
+
+    /// Each offset by the name `layout_probe.c` prints it under.
+    pub fn probe_names(&self) -> Vec<(&'static str, usize)> {
+        let mut out = vec![
+            ("interp.gc.collecting", self.gc_collecting),
+            ("code.co_stacksize", self.co_stacksize),
+            ("type.tp_members", TP_MEMBERS),
+        ];
+        out.extend(self.f_valuestack.map(|v| ("frame.f_valuestack", v)));
+        out.extend(self.stacktop.map(|v| ("iframe.stacktop", v)));
+        if let Some(v) = self.gen_iframe {
+            out.extend([
+                ("gen.gi_iframe", v),
+                ("coro.cr_iframe", v),
+                ("asyncgen.ag_iframe", v),
+            ]);
+        }
+        out.extend(self.gen_frame_state.map(|v| ("gen.gi_frame_state", v)));
+        out.extend(self.gen_frame.map(|v| ("gen.gi_frame", v)));
+        out
+    }
+}

@@ -31,8 +31,8 @@ use memlens_heap::{
     TypeId,
 };
 
-pub use layout::COMMON_OFFSETS;
 use layout::*;
+pub use layout::{COMMON_OFFSETS, HeapExtra};
 
 use crate::python::{FrameModel, Layout, LocalsModel, ManagedDict};
 
@@ -47,6 +47,10 @@ pub struct Roots {
     pub builtins: usize,
     /// Names of threads by `threading.get_ident()`, to describe thread roots.
     pub thread_names: Vec<(u64, String)>,
+    /// A class defined in Python deriving from `object` only (or 0): its `tp_traverse` is the
+    /// interpreter's `subtype_traverse`, which tells the walker which instances it can read
+    /// completely without calling traverse.
+    pub plain_class: usize,
 }
 
 /// What a walk found.
@@ -77,6 +81,23 @@ pub unsafe fn walk<W: Write>(
     unsafe { w.run(roots)? };
     let stats = w.stats;
     Ok((w.b.finish()?, stats))
+}
+
+/// Whether the garbage collector of this interpreter is collecting (`gc.collecting`, set for
+/// the whole collection including its `gc.callbacks`), when its lists are being rearranged.
+///
+/// # Safety
+/// The caller holds the GIL.
+pub unsafe fn gc_running(layout: &'static Layout) -> bool {
+    let Some(x) = HeapExtra::of(layout.version.1) else {
+        return false;
+    };
+    // SAFETY: the interpreter state is alive; `gc.collecting` is an int at this offset
+    // (checked against the headers by tests/layouts.rs).
+    unsafe {
+        let interp = ffi::PyInterpreterState_Get() as usize;
+        rd::<c_int>(interp, x.gc_collecting) != 0
+    }
 }
 
 /// Hashes object addresses: a 64x64->128-bit multiply folded onto itself, so every input bit
@@ -209,6 +230,13 @@ struct TypeInfo {
     dictoffset: isize,
     traverse: usize,
     is_gc: usize,
+    /// Index into `Walker::members` of the type's object members (`__slots__`, C members), or
+    /// `u32::MAX` when it has none.
+    members: u32,
+    /// A class defined in Python whose bases up to `object` are too: `subtype_traverse`
+    /// reports exactly its members, its `__dict__` (or attribute values) and its class, which
+    /// the extractors read, so traverse is not called.
+    plain: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -233,6 +261,8 @@ enum Kind {
     Weakref,
     Exception,
     NdArray,
+    /// Generators, coroutines and async generators.
+    Generator,
 }
 
 /// A queued node: an object, or an interpreter frame of a thread (3.11+) that has no frame
@@ -271,14 +301,31 @@ struct Labels {
     names: StrId,
     array_base: StrId,
     descr: StrId,
+    value_stack: StrId,
+    gi_frame: StrId,
 }
 
 struct Walker<W: Write> {
     l: &'static Layout,
+    x: &'static HeapExtra,
+    /// Object members of types, named (see `TypeInfo::members`).
+    members: Vec<Vec<(usize, StrId)>>,
+    /// Value stacks of thread frames whose depth is not known: (frame node, first slot,
+    /// slots). After the roots are walked, a slot that holds an object found nowhere else but
+    /// in the GC's lists becomes a reference from its frame.
+    stacks: Vec<(u32, usize, usize)>,
+    /// `subtype_traverse` (from `Roots::plain_class`), or 0.
+    subtype_traverse: usize,
+    /// `MEMLENS_HEAP_VERIFY` is set: check instances read without traverse against it.
+    verify: bool,
+    /// Attribute labels of shared keys (3.11+): keys object -> (entries named, labels).
+    key_labels: AddrMap<(usize, Vec<EdgeLabel>)>,
     b: SnapshotBuilder<W>,
     ids: NodeIds,
     queue: Vec<Item>,
     types: AddrMap<TypeInfo>,
+    /// The type looked up last (address 0: none yet).
+    last_type: (usize, TypeInfo),
     /// `str` object -> interned text.
     strs: AddrMap<StrId>,
     /// Key type -> the label of keys of that type that are neither `str` nor `int`.
@@ -320,6 +367,9 @@ struct BuiltinTypes {
     weakref: usize,
     proxy: usize,
     callable_proxy: usize,
+    generator: usize,
+    coroutine: usize,
+    async_generator: usize,
 }
 
 impl BuiltinTypes {
@@ -347,6 +397,9 @@ impl BuiltinTypes {
             weakref: addr_of!(ffi::_PyWeakref_RefType) as usize,
             proxy: addr_of!(ffi::_PyWeakref_ProxyType) as usize,
             callable_proxy: addr_of!(ffi::_PyWeakref_CallableProxyType) as usize,
+            generator: addr_of!(ffi::PyGen_Type) as usize,
+            coroutine: addr_of!(ffi::PyCoro_Type) as usize,
+            async_generator: addr_of!(ffi::PyAsyncGen_Type) as usize,
         }
     }
 }
@@ -397,13 +450,43 @@ impl<W: Write> Walker<W> {
             names: i("co_names")?,
             array_base: i("base")?,
             descr: i("dtype")?,
+            value_stack: i("value stack")?,
+            gi_frame: i("gi_frame")?,
         };
+        let x = HeapExtra::of(l.version.1).ok_or_else(|| {
+            HeapError::Build(format!(
+                "no heap layout for CPython {}.{}",
+                l.version.0, l.version.1
+            ))
+        })?;
         Ok(Walker {
             l,
+            x,
+            members: Vec::new(),
+            stacks: Vec::new(),
+            subtype_traverse: 0,
+            verify: std::env::var_os("MEMLENS_HEAP_VERIFY").is_some_and(|v| v == "1"),
+            key_labels: AddrMap::default(),
             b,
             ids: NodeIds::with_capacity(1 << 16),
             queue: Vec::new(),
             types: AddrMap::default(),
+            last_type: (
+                0,
+                TypeInfo {
+                    id: TypeId(0),
+                    kind: Kind::Other,
+                    exact: false,
+                    flags: 0,
+                    basicsize: 0,
+                    itemsize: 0,
+                    dictoffset: 0,
+                    traverse: 0,
+                    is_gc: 0,
+                    members: u32::MAX,
+                    plain: false,
+                },
+            ),
             strs: AddrMap::default(),
             closure_of: AddrMap::default(),
             other_keys: AddrMap::default(),
@@ -473,8 +556,14 @@ impl<W: Write> Walker<W> {
             return Ok(id);
         }
         // SAFETY: forwarded.
-        unsafe { self.l.read_str(s, LABEL, &mut self.text) };
-        let id = self.b.intern(&self.text)?;
+        let id = match unsafe { ascii_text(s, self.l.ascii_size, LABEL) } {
+            Some(text) => self.b.intern(text)?,
+            None => {
+                // SAFETY: forwarded.
+                unsafe { self.l.read_str(s, LABEL, &mut self.text) };
+                self.b.intern(&self.text)?
+            }
+        };
         self.strs.insert(s as u64, id);
         Ok(id)
     }
@@ -504,7 +593,12 @@ impl<W: Write> Walker<W> {
     /// # Safety
     /// `tp` is a live type object.
     unsafe fn type_info(&mut self, tp: usize) -> Result<TypeInfo, HeapError> {
+        // Objects of one type often come in runs (a list's elements): one comparison then.
+        if self.last_type.0 == tp {
+            return Ok(self.last_type.1);
+        }
         if let Some(&info) = self.types.get(&(tp as u64)) {
+            self.last_type = (tp, info);
             return Ok(info);
         }
         // SAFETY: tp is a live type; its fields have the PyTypeObject layout.
@@ -532,6 +626,9 @@ impl<W: Write> Walker<W> {
                 (t.weakref, Kind::Weakref),
                 (t.proxy, Kind::Weakref),
                 (t.callable_proxy, Kind::Weakref),
+                (t.generator, Kind::Generator),
+                (t.coroutine, Kind::Generator),
+                (t.async_generator, Kind::Generator),
             ];
             let exact = exact_kinds.iter().find(|(a, _)| *a == tp).map(|&(_, k)| k);
             let kind = match exact {
@@ -551,7 +648,21 @@ impl<W: Write> Walker<W> {
                 None => Kind::Other,
             };
             let name = self.type_name(tp);
+            let members = if exact.is_some() {
+                u32::MAX
+            } else {
+                self.type_members(tp)?
+            };
+            let traverse: usize = rd(tp, TP_TRAVERSE);
+            let plain = exact.is_none()
+                && kind == Kind::Other
+                && flags & TPFLAGS_HEAPTYPE != 0
+                && self.subtype_traverse != 0
+                && traverse == self.subtype_traverse
+                && self.plain_bases(tp);
             TypeInfo {
+                members,
+                plain,
                 id: self.b.add_type(&name)?,
                 kind,
                 exact: exact.is_some(),
@@ -564,7 +675,74 @@ impl<W: Write> Walker<W> {
             }
         };
         self.types.insert(tp as u64, info);
+        self.last_type = (tp, info);
         Ok(info)
+    }
+
+    /// Whether every base of `tp` up to `object` is traversed by `subtype_traverse` (so
+    /// `subtype_traverse` ends at `object`, which has no traverse of its own).
+    ///
+    /// # Safety
+    /// `tp` is a live type object.
+    unsafe fn plain_bases(&self, mut tp: usize) -> bool {
+        let object = std::ptr::addr_of!(ffi::PyBaseObject_Type) as usize;
+        for _ in 0..64 {
+            if tp == object {
+                return true;
+            }
+            // SAFETY: tp is a live type; tp_base of a live type is a live type or null.
+            unsafe {
+                if tp == 0 || rd::<usize>(tp, TP_TRAVERSE) != self.subtype_traverse {
+                    return false;
+                }
+                tp = rd(tp, TP_BASE);
+            }
+        }
+        false
+    }
+
+    /// Collects the object members (`T_OBJECT`, `T_OBJECT_EX`: `__slots__` of classes, object
+    /// fields of C types) of `tp` and its bases, named; returns their index in `self.members`.
+    ///
+    /// # Safety
+    /// `tp` is a live type object.
+    unsafe fn type_members(&mut self, mut tp: usize) -> Result<u32, HeapError> {
+        let mut found: Vec<(usize, StrId)> = Vec::new();
+        let mut guard = 0;
+        // SAFETY: tp_members of a live type is null or an array of PyMemberDef ended by a null
+        // name; names are NUL-terminated C strings.
+        unsafe {
+            while tp != 0 && guard < 64 {
+                guard += 1;
+                let basicsize = rd::<isize>(tp, TP_BASICSIZE).max(0) as usize;
+                let mut m: usize = rd(tp, TP_MEMBERS);
+                let mut k = 0;
+                while m != 0 && k < 4096 {
+                    let name: *const std::ffi::c_char = rd(m, 0);
+                    if name.is_null() {
+                        break;
+                    }
+                    let ty: c_int = rd(m, MEMBER_TYPE);
+                    let off = rd::<isize>(m, MEMBER_OFFSET);
+                    if (ty == T_OBJECT || ty == T_OBJECT_EX)
+                        && off > 0
+                        && (off as usize) + 8 <= basicsize
+                        && !found.iter().any(|&(o, _)| o == off as usize)
+                    {
+                        let text = CStr::from_ptr(name).to_string_lossy();
+                        found.push((off as usize, self.b.intern(&text)?));
+                    }
+                    m += MEMBER_SIZE;
+                    k += 1;
+                }
+                tp = rd(tp, TP_BASE);
+            }
+        }
+        if found.is_empty() {
+            return Ok(u32::MAX);
+        }
+        self.members.push(found);
+        Ok((self.members.len() - 1) as u32)
     }
 
     /// # Safety
@@ -759,13 +937,115 @@ impl<W: Write> Walker<W> {
                 (self.l.code_names(raw.code), line)
             };
             let desc = format!("{who} frame `{}` ({}:{line})", names.qualname, names.file);
-            if object_frames {
+            // SAFETY: as above; the value stack lies inside the frame's own slots.
+            let stack = unsafe { self.value_stack(addr, raw.code) };
+            let id = if object_frames {
                 // Before 3.11 the frame is a frame object: a root like any object.
                 self.root(addr, RootKind::ThreadFrame, &desc)?;
+                self.id(addr, false)
             } else {
                 let id = self.synthetic(addr);
                 self.stats.roots += 1;
                 self.b.add_root(NodeId(id), RootKind::ThreadFrame, &desc)?;
+                id
+            };
+            if let Some((base, slots)) = stack {
+                self.stacks.push((id, base, slots));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value stack of a thread's frame whose depth is not known exactly: its first slot
+    /// and its number of slots (`co_stacksize`). `None` for a 3.12+ frame that saved its depth
+    /// (its stack is then walked with its locals, see [`Self::exact_stack`]).
+    ///
+    /// # Safety
+    /// `frame` is a live frame (a frame object before 3.11) running `code`.
+    unsafe fn value_stack(&self, frame: usize, code: usize) -> Option<(usize, usize)> {
+        // SAFETY: as documented.
+        unsafe {
+            if code == 0 || rd::<usize>(code, OB_TYPE) != self.t.code {
+                return None;
+            }
+            if let Some(off) = self.x.f_valuestack {
+                let slots = rd::<c_int>(code, self.x.co_stacksize).clamp(0, 1 << 20) as usize;
+                let base: usize = rd(frame, off);
+                return (base != 0 && slots > 0).then_some((base, slots));
+            }
+            if self.exact_stack(frame, code).is_some() {
+                return None;
+            }
+            let (base, _, slots) = self.iframe_stack(frame, code)?;
+            (slots > 0).then_some((base, slots))
+        }
+    }
+
+    /// The value stack of an interpreter frame (3.11+): its first slot, the number of locals
+    /// before it (`co_nlocalsplus`) and its size (`co_stacksize`).
+    ///
+    /// # Safety
+    /// `frame` is a live `_PyInterpreterFrame` running the live code object `code`.
+    unsafe fn iframe_stack(&self, frame: usize, code: usize) -> Option<(usize, usize, usize)> {
+        let LocalsModel::Interpreter {
+            localsplus,
+            co_nlocalsplus,
+            ..
+        } = self.l.heap.locals
+        else {
+            return None;
+        };
+        // SAFETY: as documented.
+        unsafe {
+            let n = rd::<c_int>(code, co_nlocalsplus).max(0) as usize;
+            let slots = rd::<c_int>(code, self.x.co_stacksize).clamp(0, 1 << 20) as usize;
+            Some((frame + localsplus + 8 * n, n, slots))
+        }
+    }
+
+    /// The value stack of an interpreter frame as `(first slot, depth)` when its depth is
+    /// known exactly: 3.12+ sets `stacktop` to -1 while a frame runs and saves it when the
+    /// frame calls a Python function.
+    ///
+    /// # Safety
+    /// `frame` is a live `_PyInterpreterFrame` running the live code object `code`.
+    unsafe fn exact_stack(&self, frame: usize, code: usize) -> Option<(usize, usize)> {
+        let (Some(top_off), true) = (self.x.stacktop, self.x.stacktop_exact) else {
+            return None;
+        };
+        // SAFETY: as documented.
+        unsafe {
+            let (base, n, slots) = self.iframe_stack(frame, code)?;
+            let top = rd::<c_int>(frame, top_off);
+            if top < 0 || (top as usize) < n || top as usize > n + slots {
+                return None;
+            }
+            Some((base, top as usize - n))
+        }
+    }
+
+    /// Links the objects that only a thread frame's value stack holds: slots of stacks of
+    /// unknown depth that hold one of `unreached` (objects of the GC's lists that no root
+    /// reaches). Only such objects are linked, and no other slot is dereferenced, so a stale
+    /// slot above the real top can neither crash the walk nor give a reachable object a false
+    /// retainer.
+    ///
+    /// # Safety
+    /// The recorded stacks belong to live frames; GIL held.
+    unsafe fn link_value_stacks(&mut self, unreached: &[usize]) -> Result<(), HeapError> {
+        let stacks = std::mem::take(&mut self.stacks);
+        if stacks.is_empty() || unreached.is_empty() {
+            return Ok(());
+        }
+        let set: AddrSet = unreached.iter().map(|&o| o as u64).collect();
+        let label = EdgeLabel::Internal(self.labels.value_stack);
+        for (frame, base, slots) in stacks {
+            for k in 0..slots {
+                // SAFETY: the slot lies inside the frame's value stack.
+                let v: usize = unsafe { rd(base, 8 * k) };
+                if v != 0 && set.contains(&(v as u64)) {
+                    self.edge(frame, v, label, EdgeKind::Strong)?;
+                }
             }
         }
         Ok(())
@@ -777,6 +1057,10 @@ impl<W: Write> Walker<W> {
     /// GIL held; roots alive.
     unsafe fn run(&mut self, roots: &Roots) -> Result<(), HeapError> {
         let h = self.l.heap;
+        if roots.plain_class != 0 {
+            // SAFETY: the caller passes a live class (a type object).
+            self.subtype_traverse = unsafe { rd(roots.plain_class, TP_TRAVERSE) };
+        }
         // SAFETY: the interpreter state outlives the call.
         let interp = unsafe { ffi::PyInterpreterState_Get() } as usize;
         let lists: Vec<usize> = (0..3)
@@ -803,7 +1087,7 @@ impl<W: Write> Walker<W> {
         let expect = 3 * tracked + 4096;
         self.ids = NodeIds::with_capacity(expect);
         self.queue.reserve(expect);
-        self.b.reserve_strings(tracked / 2);
+        self.b.reserve_strings(tracked);
         self.strs.reserve(4096);
         self.run_roots(roots)?;
         let mut next = 0;
@@ -821,6 +1105,8 @@ impl<W: Write> Walker<W> {
             }
         }
         drop(gc_objects);
+        // SAFETY: forwarded.
+        unsafe { self.link_value_stacks(&unreached)? };
         for o in unreached {
             self.id(o, false);
         }
@@ -892,7 +1178,24 @@ impl<W: Write> Walker<W> {
         self.stats.objects += 1;
         self.labeled.clear();
         // SAFETY: forwarded.
-        unsafe { self.iframe_locals(f, true)? };
+        unsafe {
+            self.iframe_locals(f, true)?;
+            if let FrameModel::Interpreter { code: code_off, .. } = self.l.frames {
+                let code: usize = rd(f, code_off);
+                if code != 0
+                    && rd::<usize>(code, OB_TYPE) == self.t.code
+                    && let Some((base, depth)) = self.exact_stack(f, code)
+                {
+                    let label = EdgeLabel::Internal(self.labels.value_stack);
+                    for k in 0..depth {
+                        let v: usize = rd(base, 8 * k);
+                        if v != 0 {
+                            self.labeled.push((v, label, true));
+                        }
+                    }
+                }
+            }
+        }
         let labeled = std::mem::take(&mut self.labeled);
         for &(to, label, _) in &labeled {
             self.edge(id, to, label, EdgeKind::Strong)?;
@@ -993,7 +1296,7 @@ impl<W: Write> Walker<W> {
                 if rd::<usize>(obj - GC_HEAD, 0) != 0 {
                     flags |= NodeFlags::GC_TRACKED.0;
                 }
-                if self.frozen.contains(&(obj as u64)) {
+                if !self.frozen.is_empty() && self.frozen.contains(&(obj as u64)) {
                     flags |= NodeFlags::FROZEN.0;
                 }
             }
@@ -1010,12 +1313,14 @@ impl<W: Write> Walker<W> {
             self.stats.bytes += size;
             let preview = &mut self.preview;
             preview.clear();
+            let mut ascii = None;
             match info.kind {
                 Kind::Str => {
-                    // The length is known: read one character more than kept only to tell
-                    // that the preview was cut.
-                    let len = rd::<isize>(obj, 16).max(0) as usize;
-                    self.l.read_str(obj, PREVIEW, preview);
+                    let len = rd::<isize>(obj, STR_LENGTH).max(0) as usize;
+                    ascii = ascii_text(obj, self.l.ascii_size, PREVIEW);
+                    if ascii.is_none() {
+                        self.l.read_str(obj, PREVIEW, preview);
+                    }
                     if len > PREVIEW {
                         flags |= NodeFlags::PREVIEW_TRUNCATED.0;
                     }
@@ -1034,10 +1339,13 @@ impl<W: Write> Walker<W> {
             }
             let mut o = Object::new(obj as u64, info.id, size).flags(NodeFlags(flags));
             if matches!(info.kind, Kind::Str | Kind::Bytes) {
-                o = o.preview(&self.preview);
+                o = o.preview(ascii.unwrap_or(&self.preview));
             }
             self.b.add_object(o)?;
             self.stats.objects += 1;
+            if info.exact && matches!(info.kind, Kind::Str | Kind::Bytes | Kind::Int) {
+                return Ok(()); // leaves: no references
+            }
             self.references(id, obj, tp, &info, gc)
         }
     }
@@ -1191,6 +1499,10 @@ impl<W: Write> Walker<W> {
                 f(obj as *mut c_void, visit, out);
             }
         }
+        if self.verify && complete && info.plain && gc && info.traverse != 0 {
+            // SAFETY: as below.
+            unsafe { self.verify_plain(obj, tp, info)? };
+        }
         let labeled = std::mem::take(&mut self.labeled);
         let traversed = std::mem::take(&mut self.traversed);
         // Extras: references traverse does not report (or everything, for complete extractors).
@@ -1244,6 +1556,43 @@ impl<W: Write> Walker<W> {
         self.traversed = traversed;
         self.names = names;
         Ok(())
+    }
+
+    /// The self-check behind `MEMLENS_HEAP_VERIFY=1` (used by the tests): the references the
+    /// extractors found for an instance read without traverse must be exactly those its
+    /// `tp_traverse` reports.
+    ///
+    /// # Safety
+    /// `obj` is live and of type `tp`, a GC type; GIL held.
+    unsafe fn verify_plain(
+        &mut self,
+        obj: usize,
+        tp: usize,
+        info: &TypeInfo,
+    ) -> Result<(), HeapError> {
+        let mut reported: Vec<usize> = Vec::new();
+        // SAFETY: the object is a GC object of this type, so its tp_traverse accepts it.
+        unsafe {
+            let f: ffi::TraverseProc =
+                std::mem::transmute::<usize, ffi::TraverseProc>(info.traverse);
+            f(
+                obj as *mut c_void,
+                visit,
+                &mut reported as *mut Vec<usize> as *mut c_void,
+            );
+        }
+        let mut found: Vec<usize> = self.labeled.iter().filter(|l| !l.2).map(|l| l.0).collect();
+        found.sort_unstable();
+        reported.sort_unstable();
+        if found == reported {
+            return Ok(());
+        }
+        // SAFETY: tp is a live type.
+        let name = unsafe { self.type_name(tp) };
+        Err(HeapError::Build(format!(
+            "walker self-check: a `{name}` instance's references {found:x?} differ from its \
+             tp_traverse {reported:x?}"
+        )))
     }
 
     /// Per-type extractors: push named references onto `self.labeled` as `(target, label,
@@ -1406,6 +1755,33 @@ impl<W: Write> Walker<W> {
                         ],
                         true,
                     );
+                    let descr: usize = rd(obj, NDARRAY_DESCR);
+                    if descr != 0 && rd::<c_int>(descr, DESCR_TYPE_NUM) == NPY_OBJECT {
+                        // numpy does not traverse object elements (arrays are not GC types);
+                        // should a version do so, they only name its references.
+                        let extra = info.flags & TPFLAGS_HAVE_GC == 0;
+                        self.object_elements(obj, extra);
+                    }
+                }
+                Kind::Generator => {
+                    if let (Some(off), Some(state)) = (self.x.gen_iframe, self.x.gen_frame_state) {
+                        // A frame that has not completed still holds its locals: name them.
+                        if rd::<i8>(obj, state) < 1 {
+                            let start = self.labeled.len();
+                            self.iframe_locals(obj + off, false)?;
+                            for l in &mut self.labeled[start..] {
+                                l.2 = false;
+                            }
+                        }
+                    } else if let Some(off) = self.x.gen_frame {
+                        self.fields(obj, &[(off, self.labels.gi_frame)], false);
+                    }
+                }
+                Kind::Other if info.plain => {
+                    self.instance(obj, tp, info)?;
+                    self.labeled
+                        .push((tp, EdgeLabel::Internal(self.labels.class), false));
+                    return Ok(true);
                 }
                 Kind::Str | Kind::Bytes | Kind::ByteArray | Kind::Int | Kind::Set | Kind::Other => {
                 }
@@ -1414,6 +1790,53 @@ impl<W: Write> Walker<W> {
                 self.instance(obj, tp, info)?;
             }
             Ok(false)
+        }
+    }
+
+    /// Pushes the elements of a numpy array of dtype `object`, labelled by flat index (C order).
+    ///
+    /// # Safety
+    /// `obj` is a live numpy array whose elements are object pointers.
+    unsafe fn object_elements(&mut self, obj: usize, extra: bool) {
+        // SAFETY: `data`, `dimensions` and `strides` describe the array's own elements.
+        unsafe {
+            let nd = rd::<c_int>(obj, NDARRAY_ND).clamp(0, 64) as usize;
+            let data: usize = rd(obj, NDARRAY_DATA);
+            if data == 0 {
+                return;
+            }
+            let dims_at: usize = rd(obj, NDARRAY_DIMENSIONS);
+            let strides_at: usize = rd(obj, NDARRAY_STRIDES);
+            let mut dims = [0usize; 64];
+            let mut strides = [0isize; 64];
+            let mut total: usize = 1;
+            for i in 0..nd {
+                dims[i] = rd::<isize>(dims_at, 8 * i).max(0) as usize;
+                strides[i] = rd::<isize>(strides_at, 8 * i);
+                total = total.saturating_mul(dims[i]);
+            }
+            if total == 0 || total > (1 << 32) {
+                return;
+            }
+            // An odometer over the indices, innermost dimension fastest.
+            let mut index = [0usize; 64];
+            for flat in 0..total {
+                let mut at = data as isize;
+                for i in 0..nd {
+                    at += index[i] as isize * strides[i];
+                }
+                let v: usize = rd(at as usize, 0);
+                if v != 0 {
+                    self.labeled.push((v, EdgeLabel::Index(flat as u64), extra));
+                }
+                for i in (0..nd).rev() {
+                    index[i] += 1;
+                    if index[i] < dims[i] {
+                        break;
+                    }
+                    index[i] = 0;
+                }
+            }
         }
     }
 
@@ -1625,6 +2048,15 @@ impl<W: Write> Walker<W> {
         let dict_label = EdgeLabel::Internal(self.labels.dict);
         // SAFETY: as documented; pre-header words exist for managed-dict types.
         unsafe {
+            if info.members != u32::MAX {
+                // `__slots__` and C members: names for what traverse reports.
+                for &(off, name) in &self.members[info.members as usize] {
+                    let v: usize = rd(obj, off);
+                    if v != 0 {
+                        self.labeled.push((v, EdgeLabel::Attr(name), false));
+                    }
+                }
+            }
             let managed = h.managed != ManagedDict::None && info.flags & TPFLAGS_MANAGED_DICT != 0;
             if !managed && info.dictoffset != 0 {
                 let off = if info.dictoffset > 0 {
@@ -1655,22 +2087,26 @@ impl<W: Write> Walker<W> {
                 ManagedDict::Tagged312 => {
                     let dorv: usize = rd(obj - 24, 0);
                     if dorv & 1 == 1 {
-                        values = dorv - 1;
+                        // `_PyDictOrValues_GetValues`: the tagged pointer is one byte before.
+                        values = dorv + 1;
                     } else if dorv != 0 {
                         self.labeled.push((dorv, dict_label, false));
                     }
                 }
                 ManagedDict::Inline313 => {
                     let d: usize = rd(obj - 24, 0);
-                    if d != 0 {
-                        self.labeled.push((d, dict_label, false));
-                    }
-                    if info.flags & TPFLAGS_INLINE_VALUES != 0 && d == 0 {
-                        let v = obj + info.basicsize;
-                        // `valid` byte of the values prefix.
-                        if rd::<u8>(v, 3) != 0 {
-                            values = v;
+                    let v = obj + info.basicsize;
+                    // While the inline values are `valid` (a byte of their prefix), they hold
+                    // the attributes, even when a dict was made that shares them: traverse
+                    // (`_PyObject_VisitManagedDict`) reports the values then, not the dict,
+                    // which the object still owns.
+                    if info.flags & TPFLAGS_INLINE_VALUES != 0 && rd::<u8>(v, 3) != 0 {
+                        values = v;
+                        if d != 0 {
+                            self.labeled.push((d, dict_label, true));
                         }
+                    } else if d != 0 {
+                        self.labeled.push((d, dict_label, false));
                     }
                 }
                 ManagedDict::None => {}
@@ -1685,22 +2121,38 @@ impl<W: Write> Walker<W> {
             if keys == 0 || rd::<u8>(keys, KEYS_KIND) == 0 {
                 return Ok(());
             }
-            let n = rd::<isize>(keys, KEYS_NENTRIES).max(0) as usize;
-            let index_bytes = 1usize << rd::<u8>(keys, KEYS_LOG2_INDEX_BYTES);
-            let entries = keys + KEYS_INDICES + index_bytes;
-            for i in 0..n.min(1 << 16) {
-                let v: usize = rd(values, h.dictvalues_values + 8 * i);
-                if v == 0 {
-                    continue;
+            let n = (rd::<isize>(keys, KEYS_NENTRIES).max(0) as usize).min(1 << 16);
+            // The names of shared keys, read once per keys object (and again if it grew).
+            let mut cached = self.key_labels.remove(&(keys as u64)).unwrap_or_default();
+            if cached.0 != n {
+                let index_bytes = 1usize << rd::<u8>(keys, KEYS_LOG2_INDEX_BYTES);
+                let entries = keys + KEYS_INDICES + index_bytes;
+                cached.1.clear();
+                for i in 0..n {
+                    let k: usize = rd(entries, UNICODE_ENTRY * i);
+                    cached
+                        .1
+                        .push(if k != 0 && rd::<usize>(k, OB_TYPE) == self.t.str_ {
+                            EdgeLabel::Attr(self.str_id(k)?)
+                        } else {
+                            EdgeLabel::None
+                        });
                 }
-                let k: usize = rd(entries, UNICODE_ENTRY * i);
-                let label = if k != 0 && rd::<usize>(k, OB_TYPE) == self.t.str_ {
-                    EdgeLabel::Attr(self.str_id(k)?)
-                } else {
-                    EdgeLabel::None
-                };
-                self.labeled.push((v, label, false));
+                cached.0 = n;
             }
+            // 3.13's inline values say how many slots they have (`capacity`, their first byte).
+            let slots = if h.managed == ManagedDict::Inline313 {
+                usize::from(rd::<u8>(values, 0))
+            } else {
+                n
+            };
+            for (i, &label) in cached.1.iter().enumerate().take(slots) {
+                let v: usize = rd(values, h.dictvalues_values + 8 * i);
+                if v != 0 {
+                    self.labeled.push((v, label, false));
+                }
+            }
+            self.key_labels.insert(keys as u64, cached);
         }
         Ok(())
     }
@@ -1731,6 +2183,26 @@ unsafe fn ndarray_nbytes(obj: usize) -> usize {
             }
         }
         count.saturating_mul(item.max(1))
+    }
+}
+
+/// The text of a compact ASCII `str` (its first `max` characters) read in place, or `None` for
+/// other strings (which [`Layout::read_str`] decodes character by character).
+///
+/// # Safety
+/// `obj` is a live `str` and `ascii_size` the size of `PyASCIIObject` in this interpreter.
+#[inline]
+unsafe fn ascii_text<'a>(obj: usize, ascii_size: usize, max: usize) -> Option<&'a str> {
+    // SAFETY: the length and state words follow the object header of every `str`; a compact
+    // ASCII string keeps `length` bytes right after its header, and ASCII is valid UTF-8.
+    unsafe {
+        let state: u32 = rd(obj, STR_STATE);
+        if state & (STR_COMPACT | STR_ASCII) != (STR_COMPACT | STR_ASCII) {
+            return None;
+        }
+        let len = rd::<isize>(obj, STR_LENGTH).max(0) as usize;
+        let bytes = std::slice::from_raw_parts((obj + ascii_size) as *const u8, len.min(max));
+        Some(std::str::from_utf8_unchecked(bytes))
     }
 }
 
