@@ -148,8 +148,13 @@ def run(
     held = None
     failure = None
     saved_main = sys.modules.get("__main__")
-    memlens._start(output, exact, sample_rate, native, follow_fork)
+    # The handler goes in before tracking starts, so that installing it is not in the report.
     usr2 = _install_snapshot_signal()
+    try:
+        memlens._start(output, exact, sample_rate, native, follow_fork)
+    except BaseException:
+        _uninstall_snapshot_signal(usr2)
+        raise
     status = 0
     try:
         if main_module is not None:
