@@ -89,12 +89,15 @@ fn hostile_names_stay_valid_json() {
     assert!(strings.iter().any(|s| s == "\"key\"\u{1b}"));
 }
 
-/// Where MemLab is installed: `$MEMLENS_MEMLAB_DIR` (a directory with `node_modules/memlab`),
-/// else `target-heap/memlab` in the workspace (see `benches/heap/memlab.sh`).
+/// Where MemLab is installed: `$MEMLENS_MEMLAB_DIR` (a directory with
+/// `node_modules/@memlab/heap-analysis`), else `tests/memlab` (what `scripts/install-test-deps`
+/// installs from its lock file), else `target-heap/memlab` (`benches/heap/memlab.sh`).
 fn memlab_dir() -> Option<PathBuf> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let candidates = [
         std::env::var_os("MEMLENS_MEMLAB_DIR").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target-heap/memlab")),
+        Some(workspace.join("tests/memlab")),
+        Some(workspace.join("target-heap/memlab")),
     ];
     candidates
         .into_iter()
@@ -104,17 +107,16 @@ fn memlab_dir() -> Option<PathBuf> {
 
 #[test]
 fn memlab_loads_the_export_and_agrees_on_retained_size() {
-    let Some(dir) = memlab_dir() else {
-        eprintln!(
-            "\n*** SKIPPED: MemLab is not installed, so the .heapsnapshot was not opened by a real \
-             consumer. Run benches/heap/memlab.sh (npm install memlab) or set MEMLENS_MEMLAB_DIR. ***\n"
-        );
-        return;
-    };
-    if Command::new("node").arg("--version").output().is_err() {
-        eprintln!("\n*** SKIPPED: node is not installed; MemLab cannot run. ***\n");
-        return;
-    }
+    // A missing consumer is a failure, not a skip: the export is only known to load if
+    // something that reads the format opened it.
+    let dir = memlab_dir().expect(
+        "MemLab is not installed: run scripts/install-test-deps (npm ci in tests/memlab) or set \
+         MEMLENS_MEMLAB_DIR",
+    );
+    assert!(
+        Command::new("node").arg("--version").output().is_ok(),
+        "node is not installed; MemLab cannot run (scripts/install-test-deps)"
+    );
     let (snap, text) = export(50);
     let path = std::env::temp_dir().join(format!(
         "memlens-heap-test-{}.heapsnapshot",
