@@ -294,6 +294,17 @@ unsafe extern "C" fn free_old(ctx: *mut c_void, ptr: *mut c_void) {
     unsafe { ballast::refill(block as usize) };
 }
 
+/// Our hook functions for one kind of wrapped allocator (see [`counted_new_block`]).
+fn hooks<const PLAIN: bool>(ctx: *mut c_void) -> PyMemAllocatorEx {
+    PyMemAllocatorEx {
+        ctx,
+        malloc: Some(hook_malloc::<PLAIN>),
+        calloc: Some(hook_calloc::<PLAIN>),
+        realloc: Some(hook_realloc::<PLAIN>),
+        free: Some(hook_free),
+    }
+}
+
 /// Wraps `domain`'s allocator (unless it is ours already).
 fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
     let mut current = EMPTY;
@@ -306,22 +317,11 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
     let plain = unsafe { plain_pymalloc(domain) }.is_some();
     // SAFETY: hooks are not installed on this domain yet, so nothing reads `orig` now.
     unsafe { *wrapped.orig.get() = current };
+    let ctx = wrapped as *const Wrapped as *mut c_void;
     let mut ours = if plain {
-        PyMemAllocatorEx {
-            ctx: wrapped as *const Wrapped as *mut c_void,
-            malloc: Some(hook_malloc::<true>),
-            calloc: Some(hook_calloc::<true>),
-            realloc: Some(hook_realloc::<true>),
-            free: Some(hook_free),
-        }
+        hooks::<true>(ctx)
     } else {
-        PyMemAllocatorEx {
-            ctx: wrapped as *const Wrapped as *mut c_void,
-            malloc: Some(hook_malloc::<false>),
-            calloc: Some(hook_calloc::<false>),
-            realloc: Some(hook_realloc::<false>),
-            free: Some(hook_free),
-        }
+        hooks::<false>(ctx)
     };
     // SAFETY: GIL held; `ours` is copied by CPython.
     unsafe { ffi::PyMem_SetAllocator(domain, &mut ours) };
