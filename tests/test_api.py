@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import pytest
 from conftest import line_of, site_bytes
 
 
@@ -109,3 +111,56 @@ def test_sessions_one_after_another_keep_exact_totals(runner):
         report = runner.report(f"s{n}.mlens", "leaks")
         at_line = site_bytes(report, script, line_of(script, "# KEEP"), "leaked_bytes")
         assert 0.75 * 20_000 * 500 <= at_line <= 1.25 * 20_000 * 700, (n, at_line)
+
+
+MB = 1_000_000
+
+PEAK_MIX = """
+    import json
+    import memlens
+
+    MB = 1_000_000
+
+    def strings(n):
+        # Small Python objects only (the list's buffer is one native block): live bytes rise
+        # monotonically while it runs, so its end is a local high-water mark.
+        out = [None] * n
+        for i in range(n):
+            out[i] = str(i) * 3
+        return out
+
+    points = {}
+    with memlens.track("mix.mlens", exact=EXACT) as t:
+        base = memlens.current()["live_bytes"]
+        native = bytearray(50 * MB)  # native 50 MB: a first peak
+        del native  # the peak stays; Python may now grow 50 MB before passing it
+        py = strings(700_000)  # Python objects past that: a peak reached by Python alone
+        points["python_alone"] = memlens.current()["live_bytes"]
+        del py
+        py = strings(300_000)  # well under the peak
+        native = bytearray(25 * MB)  # native grows, still under the peak: less room for Python
+        more = strings(350_000)  # Python passes the peak only because native memory is held
+        points["python_over_native"] = memlens.current()["live_bytes"]
+        del py, native, more
+        points["end"] = memlens.current()["live_bytes"]
+    print(json.dumps({"base": base, "points": points, "peak": t.summary["peak_bytes"]}))
+"""
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["sampling", "exact"])
+def test_peak_is_exact_when_python_and_native_memory_take_turns(runner, exact):
+    """The exact peak when Python objects and native blocks take turns at the high-water mark:
+    the Python hooks compare against a room that native allocations lower and frees leave low,
+    so a Python-only peak after a native free, and a peak Python reaches only because native
+    memory is held, are both caught."""
+    proc = run_python(runner, PEAK_MIX.replace("EXACT", str(exact)))
+    out = json.loads(proc.stdout)
+    python_alone = out["points"]["python_alone"]
+    over_native = out["points"]["python_over_native"]
+    # The scenario is what it says: each point passes the peak before it.
+    assert python_alone > 50 * MB + out["base"], out
+    assert over_native > python_alone, out
+    assert out["points"]["end"] < 2 * MB, out
+    # The peak is the higher point, to within what the interpreter does between the last
+    # allocation and the read (a few small objects).
+    assert over_native <= out["peak"] <= over_native + 64 * 1024, out

@@ -4,6 +4,7 @@ previous one, so this guards that reuse)."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import line_of
 
 TWO_CALLERS = """
@@ -87,3 +88,61 @@ def test_same_helper_from_two_lines_of_one_caller_keeps_both_stacks(runner):
         assert len(sites) == 1, sites
         stack = sites[0]["stack"]
         assert (stack[1]["function"], stack[1]["line"]) == ("caller", line_of(script, f"# {second}"))
+
+
+ROOTED = """
+import threading
+
+def build(n):
+    return bytearray(n)  # ROOTED_ALLOC
+
+def worker(keep):
+    keep.append(build(3_000_000))  # WORKER_CALL
+
+keep = [build(5_000_000)]  # MAIN_CALL
+t = threading.Thread(target=worker, args=(keep,))
+t.start()
+t.join()
+"""
+
+
+@pytest.mark.parametrize("mode", [[], ["--exact"]], ids=["sampling", "exact"])
+def test_stacks_start_at_the_program_not_at_memlens(runner, mode):
+    """`memlens run` roots every main-thread stack at the program's own `<module>` frame: no
+    memlens runner or runpy frame above it (the walk stops there), in either mode. A thread's
+    stack still reaches its own outermost frame."""
+    script = runner.write("rooted.py", ROOTED)
+    proc = runner.memlens("run", *mode, "-q", "-o", "r.mlens", "rooted.py")
+    assert proc.returncode == 0, proc.stderr
+    report = runner.report("r.mlens", "peak")
+    line = line_of(script, "# ROOTED_ALLOC")
+    sites = [s for s in report["sites"] if s["file"] == str(script) and s["line"] == line]
+    assert len(sites) == 1, sites
+    stacks = [sites[0]["stack"]]
+    # The site's heaviest stack is the main thread's (5 MB against 3 MB); every stack of the
+    # capture that reaches this line is checked through the allocations view's sites too.
+    main = stacks[0]
+    assert [(f["function"], f["line"]) for f in main] == [
+        ("build", line),
+        ("<module>", line_of(script, "# MAIN_CALL")),
+    ], main
+    # Every stack through the program's code ends at its `<module>` (main thread) or at the
+    # thread's own bootstrap frame (the worker).
+    through_program = [s for s in report["sites"] if any(f["file"] == str(script) for f in s["stack"])]
+    assert through_program, report["sites"]
+    for site in through_program:
+        outer = site["stack"][-1]
+        main_thread = (outer["file"], outer["function"]) == (str(script), "<module>")
+        thread = outer["file"].endswith("threading.py") and outer["function"].endswith("_bootstrap")
+        assert main_thread or thread, site
+
+
+def test_stacks_of_module_and_code_runs_start_at_the_program(runner):
+    runner.write("modrun.py", "keep = bytearray(4_000_000)\n")
+    for args, name in ((["-m", "modrun"], "modrun.py"), (["-c", "keep = bytearray(4_000_000)"], "<string>")):
+        proc = runner.memlens("run", "--exact", "-q", "-o", "m.mlens", *args)
+        assert proc.returncode == 0, proc.stderr
+        report = runner.report("m.mlens", "peak")
+        top = report["sites"][0]
+        assert top["file"].endswith(name) and top["line"] == 1, top
+        assert [f["function"] for f in top["stack"]] == ["<module>"], top

@@ -157,14 +157,20 @@ def run(
         raise
     status = 0
     try:
-        if main_module is not None:
-            sys.modules["__main__"] = main_module
-            held = main_module
-            exec(code, main_module.__dict__)
-        elif kind == "script":
-            held = runpy.run_path(path, run_name="__main__")
-        else:
-            held = runpy.run_module(target, run_name="__main__", alter_sys=True)
+        # Recorded stacks start below this frame, at the program's own code (the walks then
+        # also skip memlens's outer frames). Cleared before anything else runs here.
+        memlens._native.set_stack_root(True)
+        try:
+            if main_module is not None:
+                sys.modules["__main__"] = main_module
+                held = main_module
+                exec(code, main_module.__dict__)
+            elif kind == "script":
+                held = runpy.run_path(path, run_name="__main__")
+            else:
+                held = runpy.run_module(target, run_name="__main__", alter_sys=True)
+        finally:
+            memlens._native.set_stack_root(False)
     except SystemExit as exc:
         status = _exit_status(exc.code)
     except KeyboardInterrupt:

@@ -87,6 +87,12 @@ fn checkpoint(label: &str) {
     memlens_tracker::checkpoint(label);
 }
 
+/// Makes the caller's frame the root of recorded stacks (True) or clears it (False).
+#[pyfunction]
+fn set_stack_root(on: bool) {
+    memlens_tracker::set_stack_root(on);
+}
+
 /// Names the calling thread in the capture.
 #[pyfunction]
 fn set_thread_name(name: &str) {
@@ -279,6 +285,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_active, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(set_thread_name, m)?)?;
+    m.add_function(wrap_pyfunction!(set_stack_root, m)?)?;
     m.add_function(wrap_pyfunction!(flush, m)?)?;
     m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;

@@ -36,6 +36,11 @@ pub(crate) struct SharedCounters {
     pub native_allocations: AtomicU64,
     /// Highest total live bytes seen.
     pub peak: AtomicI64,
+    /// How high Python live bytes (`GilCounters::live`) may go before the total could pass
+    /// `peak`: at most `peak - native_live`, so the Python hooks check one value. Native
+    /// allocations lower it; frees leave it low and the Python hooks' slow path raises it
+    /// again (see `hooks::python_peak`).
+    pub python_room: AtomicI64,
     /// The next total at which a peak marker is recorded.
     pub next_peak_mark: AtomicI64,
 }
@@ -53,6 +58,7 @@ pub(crate) static SHARED: SharedCounters = SharedCounters {
     native_allocated: AtomicU64::new(0),
     native_allocations: AtomicU64::new(0),
     peak: AtomicI64::new(0),
+    python_room: AtomicI64::new(0),
     next_peak_mark: AtomicI64::new(i64::MAX),
 };
 
@@ -90,5 +96,6 @@ pub(crate) fn reset() {
     SHARED.native_allocated.store(0, Relaxed);
     SHARED.native_allocations.store(0, Relaxed);
     SHARED.peak.store(0, Relaxed);
+    SHARED.python_room.store(0, Relaxed);
     SHARED.next_peak_mark.store(0, Relaxed);
 }

@@ -217,6 +217,9 @@ pub fn stop() -> Result<Summary, TrackerError> {
         .ok_or(TrackerError::NotActive)?;
     let totals = counters::totals();
     hooks::set_counting(false);
+    if let Some(rec) = recorder::current() {
+        rec.set_stack_root(false);
+    }
     uninstall_signal_flush();
     hooks::pymem::uninstall();
     if session.native {
@@ -309,6 +312,17 @@ pub fn checkpoint(label: &str) {
         && is_active()
     {
         rec.checkpoint(label);
+    }
+}
+
+/// Makes the calling thread's current Python frame the root of recorded stacks (`on`), or
+/// clears it: walks then end before that frame, which must be blocked (in `exec`, say) while it
+/// is the root. `memlens run`'s runner sets its own frame, so stacks start at the program's
+/// code and the walk skips memlens's outer frames. The caller holds the GIL and clears the
+/// root before that frame returns.
+pub fn set_stack_root(on: bool) {
+    if let Some(rec) = recorder::current() {
+        rec.set_stack_root(on && is_active());
     }
 }
 

@@ -170,7 +170,9 @@ impl ThreadBuffer {
             let head = self.consumer.head.load(Ordering::Acquire);
             p.head_seen.store(head, Ordering::Relaxed);
             let used = tail.wrapping_sub(head);
-            if used >= RING / 4 && !self.filling(used, tail, rec) {
+            // Between a quarter and full the writer has been woken already: go on without a
+            // call (it is every event until the writer has drained).
+            if (used == RING / 4 || used >= RING) && !self.filling(used, tail, rec) {
                 return;
             }
         }
@@ -460,6 +462,12 @@ pub(crate) struct Recorder {
 
 static RECORDER: AtomicPtr<Recorder> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The frame that runs the profiled program (`memlens run`'s runner, blocked in `exec`), or 0:
+/// stack walks end before it, so recorded stacks start at the program's own code and every
+/// walk skips memlens's outer frames. While it is set the frame is alive, so no other live
+/// frame (on any thread) has its address.
+static STACK_ROOT: AtomicUsize = AtomicUsize::new(0);
+
 /// The current recorder, if tracking has been started.
 #[inline]
 pub(crate) fn current() -> Option<&'static Recorder> {
@@ -636,10 +644,11 @@ impl Recorder {
             local.chain.get_or_insert_with(Box::default).clear();
         }
         let chain = local.chain.get_or_insert_with(Box::default);
+        let stop = STACK_ROOT.load(Ordering::Relaxed);
         // SAFETY: tstate belongs to this thread, which is inside this call and so not running
         // Python code that could change its frame chain.
         let walk =
-            unsafe { (self.chain_walker)(tstate, self.code_type, chain, &mut local.scratch) };
+            unsafe { (self.chain_walker)(tstate, self.code_type, stop, chain, &mut local.scratch) };
         if let Some(walk) = walk {
             // The outer `walk.same` frames are those of the last stack, whose ids the stack
             // cache holds.
@@ -654,7 +663,7 @@ impl Recorder {
             };
         }
         // SAFETY: as above.
-        let n = unsafe { (self.walker)(tstate, self.code_type, &mut local.scratch) };
+        let n = unsafe { (self.walker)(tstate, self.code_type, stop, &mut local.scratch) };
         // SAFETY: the frames were just read from this thread's live stack.
         unsafe { self.intern(&mut local.stacks, &local.scratch[..n]) }
     }
@@ -769,6 +778,19 @@ impl Recorder {
     /// Records that the totals reached a new high-water mark.
     pub(crate) fn on_peak(&'static self) {
         with_local(|local| self.push(EventKind::Peak, local));
+    }
+
+    /// Makes the calling thread's current Python frame the stack root (`on`), or clears it.
+    /// The caller holds the GIL and clears the root before that frame returns.
+    pub(crate) fn set_stack_root(&self, on: bool) {
+        let frame = if on {
+            // SAFETY: with the GIL held the getter returns this thread's state, whose frame
+            // chain does not change during this call.
+            unsafe { self.layout.innermost_frame((self.gil_tstate)()) }
+        } else {
+            0
+        };
+        STACK_ROOT.store(frame, Ordering::Relaxed);
     }
 
     /// Records a user checkpoint.

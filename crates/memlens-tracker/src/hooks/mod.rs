@@ -62,6 +62,44 @@ pub(crate) fn record_free(p: usize) {
     }
 }
 
+/// Slow path of a Python-domain allocation that took Python live bytes (`live`) past
+/// `python_room`: a new peak, or a room left low by native frees (raised again here). Runs
+/// with the GIL held.
+#[cold]
+#[inline(never)]
+pub(crate) fn python_peak(live: i64) {
+    let total = live + SHARED.native_live.load(Relaxed);
+    if total > SHARED.peak.load(Relaxed) {
+        // The room stays at `live`: the next allocation comes back here, as it must while
+        // the total keeps rising.
+        new_peak(total);
+        return;
+    }
+    // Raise the room to `peak - native_live`. A native allocation lowers it after raising
+    // `native_live`, so a failed exchange means a newer `native_live` to read again.
+    let mut room = SHARED.python_room.load(Relaxed);
+    loop {
+        let fresh = SHARED.peak.load(Relaxed) - SHARED.native_live.load(Relaxed);
+        match SHARED
+            .python_room
+            .compare_exchange_weak(room, fresh, Relaxed, Relaxed)
+        {
+            Ok(_) => return,
+            Err(now) => room = now,
+        }
+    }
+}
+
+/// Lowers the room of Python live bytes after a native allocation raised native live bytes
+/// to `native_live` (see `SharedCounters::python_room`).
+#[inline(always)]
+pub(crate) fn lower_python_room(native_live: i64) {
+    let room = SHARED.peak.load(Relaxed) - native_live;
+    if room < SHARED.python_room.load(Relaxed) {
+        SHARED.python_room.fetch_min(room, Relaxed);
+    }
+}
+
 /// Slow path for a new high-water mark: raise the peak and, past the next mark, record where
 /// the peak is in the event stream.
 #[cold]

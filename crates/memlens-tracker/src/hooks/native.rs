@@ -38,6 +38,7 @@ fn on_alloc(p: *mut c_void, domain: Domain, size: usize) {
     if total > SHARED.peak.load(Relaxed) {
         super::new_peak(total);
     }
+    super::lower_python_room(live);
 }
 
 #[inline(always)]

@@ -103,7 +103,7 @@ fn counted_old_block(p: usize) -> Option<i64> {
 }
 
 /// Counts a block of `block` bytes pymalloc just served at `p`: two running totals, a count
-/// and two compares; recording (a sample, or every allocation in exact mode) and a new peak
+/// and two compares (the second against the room left before a new peak); recording (a sample, or every allocation in exact mode) and a new peak
 /// are out of line.
 #[inline(always)]
 fn count_alloc(p: usize, block: i64) {
@@ -116,15 +116,29 @@ fn count_alloc(p: usize, block: i64) {
     if left <= 0 {
         record_alloc(p, block as u64);
     } // After the allocation is recorded, so the peak set includes it.
-    let total = live + SHARED.native_live.load(Relaxed);
-    if total > SHARED.peak.load(Relaxed) {
-        super::new_peak(total);
+    if live > SHARED.python_room.load(Relaxed) {
+        super::python_peak(live);
     }
 }
 
 #[inline(always)]
 fn counted_alloc<const PLAIN: bool>(p: usize, requested: usize) {
-    // Counting off: `counted_new_block` finds nothing (see `super::set_counting`).
+    // Counting off: `arena::contains` and `counted_new_block` find nothing (see
+    // `super::set_counting`).
+    if PLAIN && arena::contains(p) {
+        // In our range the block is pymalloc's, so the request was 1-512 bytes and the block
+        // is that rounded up to 16: no null, size or table check on the common path.
+        count_alloc(p, ((requested + 15) & !15) as i64);
+        return;
+    }
+    counted_alloc_outside::<PLAIN>(p, requested);
+}
+
+/// [`counted_alloc`] for a block outside our range (and any block of a wrapped allocator
+/// that is not plain pymalloc): a small block of an older arena (marked), or a null or
+/// `malloc` block, not ours to count.
+#[inline(never)]
+fn counted_alloc_outside<const PLAIN: bool>(p: usize, requested: usize) {
     if p == 0 {
         return;
     }
@@ -152,11 +166,6 @@ fn record_alloc(p: usize, block: u64) {
 unsafe extern "C" fn hook_malloc<const PLAIN: bool>(ctx: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: ctx is &MEM or &OBJ, filled in before the hook was installed.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
-    if PLAIN && size.wrapping_sub(1) >= old_pools::SMALL_REQUEST_THRESHOLD {
-        // Not a pymalloc block: the native hooks count it. A tail call.
-        // SAFETY: forwarding to the wrapped allocator with its own context.
-        return unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
-    }
     // SAFETY: forwarding to the wrapped allocator with its own context.
     let p = unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
     counted_alloc::<PLAIN>(p as usize, size);
@@ -173,10 +182,6 @@ unsafe extern "C" fn hook_calloc<const PLAIN: bool>(
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     let size = nelem.saturating_mul(elsize);
-    if PLAIN && size.wrapping_sub(1) >= old_pools::SMALL_REQUEST_THRESHOLD {
-        // SAFETY: forwarding (a tail call), as in hook_malloc.
-        return unsafe { (orig.calloc.unwrap_unchecked())(orig.ctx, nelem, elsize) };
-    }
     // SAFETY: forwarding.
     let p = unsafe { (orig.calloc.unwrap_unchecked())(orig.ctx, nelem, elsize) };
     counted_alloc::<PLAIN>(p as usize, size);

@@ -203,13 +203,15 @@ pub const POOL_SZIDX: usize = 36;
 /// A frame walker compiled for one interpreter version: [`Layout::walk`] with that version's
 /// offsets folded in as constants, so no per-frame option is checked at run time. Same
 /// contract and safety requirements as [`Layout::walk`].
-pub type Walker = unsafe fn(tstate: *mut c_void, code_type: usize, out: &mut [RawFrame]) -> usize;
+pub type Walker =
+    unsafe fn(tstate: *mut c_void, code_type: usize, stop: usize, out: &mut [RawFrame]) -> usize;
 
 /// A chain walker compiled for one interpreter version: [`Layout::walk_chain`] with that
 /// version's offsets folded in as constants. Same contract and safety requirements.
 pub type ChainWalker = unsafe fn(
     tstate: *mut c_void,
     code_type: usize,
+    stop: usize,
     chain: &mut Chain,
     out: &mut [RawFrame],
 ) -> Option<ChainWalk>;
@@ -270,11 +272,12 @@ pub struct ChainWalk {
 unsafe fn walk_chain_version<V: Version>(
     tstate: *mut c_void,
     code_type: usize,
+    stop: usize,
     chain: &mut Chain,
     out: &mut [RawFrame],
 ) -> Option<ChainWalk> {
     // SAFETY: forwarded from the caller.
-    unsafe { V::LAYOUT.walk_chain(tstate, code_type, chain, out) }
+    unsafe { V::LAYOUT.walk_chain(tstate, code_type, stop, chain, out) }
 }
 
 /// One supported version's layout as a type, so that code generic over it sees constants.
@@ -287,10 +290,11 @@ trait Version {
 unsafe fn walk_version<V: Version>(
     tstate: *mut c_void,
     code_type: usize,
+    stop: usize,
     out: &mut [RawFrame],
 ) -> usize {
     // SAFETY: forwarded from the caller.
-    unsafe { V::LAYOUT.walk(tstate, code_type, out) }
+    unsafe { V::LAYOUT.walk(tstate, code_type, stop, out) }
 }
 
 macro_rules! versions {
@@ -341,6 +345,7 @@ versions!(V3_9 => v3_9, V3_10 => v3_10, V3_11 => v3_11, V3_12 => v3_12, V3_13 =>
 unsafe fn unreachable_chain_walker(
     _: *mut c_void,
     _: usize,
+    _: usize,
     _: &mut Chain,
     _: &mut [RawFrame],
 ) -> Option<ChainWalk> {
@@ -348,7 +353,7 @@ unsafe fn unreachable_chain_walker(
 }
 
 /// Walks nothing: stands in for a layout that is not one of ours.
-unsafe fn unreachable_walker(_: *mut c_void, _: usize, _: &mut [RawFrame]) -> usize {
+unsafe fn unreachable_walker(_: *mut c_void, _: usize, _: usize, _: &mut [RawFrame]) -> usize {
     0
 }
 
@@ -374,7 +379,10 @@ unsafe fn read<T: Copy>(base: usize, offset: usize) -> T {
 
 impl Layout {
     /// Walks the frame chain of `tstate` (innermost first) into `out`; returns how many frames
-    /// were written. Frames beyond `out.len()` (the outermost ones) are dropped.
+    /// were written. Frames beyond `out.len()` (the outermost ones) are dropped. The walk ends
+    /// before the frame at address `stop` (0: at the end of the chain), the frame that ran the
+    /// profiled program (see [`Layout::innermost_frame`]): it and its callers are memlens's.
+    /// When `stop` is the innermost frame it is walked, and the walk ends after it.
     ///
     /// # Safety
     /// `tstate` must be this thread's live `PyThreadState` (or null), and the thread must not
@@ -385,6 +393,7 @@ impl Layout {
         &self,
         tstate: *mut c_void,
         code_type: usize,
+        stop: usize,
         out: &mut [RawFrame],
     ) -> usize {
         let mut n = 0;
@@ -396,10 +405,13 @@ impl Layout {
         // SAFETY: forwarded from the caller; `n < end` before each write, so every write is
         // inside `out`.
         unsafe {
-            self.visit_frames(tstate as usize, code_type, |_, frame| {
+            self.visit_frames(tstate as usize, code_type, |addr, frame| {
+                if addr == stop && n > 0 {
+                    return false;
+                }
                 out.add(n).write(frame);
                 n += 1;
-                n < end
+                n < end && addr != stop
             })
         };
         n
@@ -410,6 +422,7 @@ impl Layout {
     /// only compared, not classified again. Writes the Python frames that are not the same as
     /// last time into `out` (innermost first). `None` when the chain is longer than
     /// [`CHAIN_MAX`] or its frames do not fit in `out`: walk it with [`Layout::walk`] then.
+    /// The chain ends before the frame at `stop`, as in [`Layout::walk`].
     ///
     /// The outer frames that compare equal are the same as in the last walk because the
     /// walk compares every element: a frame's instruction changes only while it runs, and the
@@ -422,6 +435,7 @@ impl Layout {
         &self,
         tstate: *mut c_void,
         code_type: usize,
+        stop: usize,
         chain: &mut Chain,
         out: &mut [RawFrame],
     ) -> Option<ChainWalk> {
@@ -432,7 +446,15 @@ impl Layout {
         let mut len = 0;
         // One past the innermost element that differs from the last walk.
         let mut differ = 0;
-        while frame != 0 {
+        // The stop frame itself is kept when it is the innermost (an allocation the runner
+        // makes itself is filed under it, not under an empty stack): stop after it then.
+        let stop = if frame != 0 && frame == stop {
+            // SAFETY: frames in the chain are alive while they are on it.
+            unsafe { self.read_elem(frame) }.1
+        } else {
+            stop
+        };
+        while frame != 0 && frame != stop {
             if len == CHAIN_MAX {
                 return None;
             }
@@ -481,6 +503,17 @@ impl Layout {
             depth: recorded,
             same,
         })
+    }
+
+    /// The address of the frame `tstate` is executing (0 for none): the `PyFrameObject` before
+    /// 3.11, the `_PyInterpreterFrame` from 3.11 on (a call into C pushes no frame, so from a
+    /// builtin this is its Python caller's frame). The walks can stop there.
+    ///
+    /// # Safety
+    /// `tstate` is a live thread state (or null) whose thread runs no Python code meanwhile.
+    pub unsafe fn innermost_frame(&self, tstate: *mut c_void) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.first_frame(tstate as usize) }
     }
 
     /// The innermost element of `tstate`'s frame chain (0 for none).
