@@ -239,7 +239,23 @@ struct Patch {
     original: usize,
 }
 
-static PATCHES: Mutex<Vec<Patch>> = Mutex::new(Vec::new());
+/// What the hooks rewrote, and which objects they have seen.
+struct Patched {
+    patches: Vec<Patch>,
+    /// Objects already patched, as (load base, program headers): a `dlopen` patches only the
+    /// objects it brought in (numpy's import loads dozens, and visiting every object again
+    /// each time cost ~20M instructions).
+    seen: Vec<(usize, usize)>,
+    /// The loader's count of unloaded objects when `seen` was filled: when it moves, an
+    /// address may now hold another object, so every object is visited again.
+    subs: u64,
+}
+
+static PATCHED: Mutex<Patched> = Mutex::new(Patched {
+    patches: Vec::new(),
+    seen: Vec::new(),
+    subs: 0,
+});
 
 const R_X86_64_GLOB_DAT: u32 = 6;
 const R_X86_64_JUMP_SLOT: u32 = 7;
@@ -267,20 +283,22 @@ struct Elf64Sym {
     size: u64,
 }
 
-/// Rewrites every matching GOT slot of every loaded object (except the excluded ones).
+/// Rewrites every matching GOT slot of every loaded object not patched yet (except the
+/// excluded ones).
 pub(crate) fn patch_all() {
-    let mut patches = recorder::lock(&PATCHES);
+    let mut patched = recorder::lock(&PATCHED);
     // SAFETY: dl_iterate_phdr calls `visit` for each loaded object while holding the loader's
-    // lock, so objects cannot be unloaded under us; `data` is our Vec, used only inside.
+    // lock, so objects cannot be unloaded under us; `data` is our state, used only inside.
     unsafe {
-        libc::dl_iterate_phdr(Some(visit), &mut *patches as *mut Vec<Patch> as *mut c_void);
+        libc::dl_iterate_phdr(Some(visit), &mut *patched as *mut Patched as *mut c_void);
     }
 }
 
 /// Puts every rewritten slot back.
 pub(crate) fn unpatch_all() {
-    let mut patches = recorder::lock(&PATCHES);
-    for p in patches.drain(..).rev() {
+    let mut patched = recorder::lock(&PATCHED);
+    patched.seen.clear();
+    for p in patched.patches.drain(..).rev() {
         // SAFETY: slot is a GOT entry we wrote before; its object is still loaded (CPython never
         // unloads extension modules, and we re-patch after every dlopen).
         unsafe { write_slot(p.slot, p.original) };
@@ -326,8 +344,17 @@ unsafe extern "C" fn visit(
     _size: usize,
     data: *mut c_void,
 ) -> c_int {
-    // SAFETY: the loader passes a valid info and our Vec as data.
-    let (info, patches) = unsafe { (&*info, &mut *(data as *mut Vec<Patch>)) };
+    // SAFETY: the loader passes a valid info and our state as data.
+    let (info, patched) = unsafe { (&*info, &mut *(data as *mut Patched)) };
+    if info.dlpi_subs != patched.subs {
+        patched.subs = info.dlpi_subs;
+        patched.seen.clear();
+    }
+    let key = (info.dlpi_addr as usize, info.dlpi_phdr as usize);
+    if patched.seen.contains(&key) {
+        return 0;
+    }
+    patched.seen.push(key);
     let name = if info.dlpi_name.is_null() {
         &b""[..]
     } else {
@@ -344,7 +371,7 @@ unsafe extern "C" fn visit(
         return 0;
     }
     // SAFETY: the object is loaded and its dynamic section is mapped.
-    unsafe { patch_object(info, patches) };
+    unsafe { patch_object(info, &mut patched.patches) };
     0
 }
 
