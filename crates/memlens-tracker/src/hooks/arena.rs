@@ -53,6 +53,18 @@ pub(crate) fn contains(p: usize) -> bool {
     p.wrapping_sub(BASE.load(Relaxed)) < COUNTED_LEN.load(Relaxed)
 }
 
+/// `p`'s offset into our range when `p` lies in an arena we handed out and the hooks are
+/// counting ([`contains`], with the offset kept for the caller).
+#[inline(always)]
+pub(crate) fn counted_offset(p: usize) -> Option<usize> {
+    let offset = p.wrapping_sub(BASE.load(Relaxed));
+    (offset < COUNTED_LEN.load(Relaxed)).then_some(offset)
+}
+
+/// The range starts at a multiple of this (a slot), so an offset into it has the same low
+/// address bits as the address itself.
+pub(crate) const BASE_ALIGN: usize = SLOT;
+
 /// True when `p` lies in an arena we handed out.
 pub(crate) fn ours(p: usize) -> bool {
     p.wrapping_sub(BASE.load(Relaxed)) < LEN.load(Relaxed)

@@ -10,7 +10,7 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use memlens_format::Domain;
 
@@ -251,17 +251,19 @@ unsafe extern "C" fn free_recorded(ctx: *mut c_void, ptr: *mut c_void) {
 }
 
 /// The common path ends in a tail call to the wrapped `free`, so it saves no registers.
+/// `PLAIN`: the wrapped `free` is pymalloc's (the same function for both domains, with no
+/// context), reached through [`PLAIN_FREE`] without reading our context.
 ///
 /// # Safety
 /// As for `hook_malloc`.
-unsafe extern "C" fn hook_free(ctx: *mut c_void, ptr: *mut c_void) {
+unsafe extern "C" fn hook_free<const PLAIN: bool>(ctx: *mut c_void, ptr: *mut c_void) {
     // Null, and every pointer while counting is off, is found in neither our range nor the
     // old-pool table (see `super::set_counting`).
     let p = ptr as usize;
-    if arena::contains(p) {
+    if let Some(offset) = arena::counted_offset(p) {
         GIL.live
             .store(GIL.live.load(Relaxed) - block_size(p), Relaxed);
-        if sampled::maybe(p) {
+        if sampled::maybe_at_arena_offset(offset) {
             // SAFETY: forwarded from our caller.
             return unsafe { free_recorded(ctx, ptr) };
         }
@@ -270,11 +272,23 @@ unsafe extern "C" fn hook_free(ctx: *mut c_void, ptr: *mut c_void) {
         // SAFETY: forwarded from our caller.
         return unsafe { free_old(ctx, ptr) };
     }
+    if PLAIN {
+        // SAFETY: set before hooks of this kind were installed, to pymalloc's `free` (a
+        // non-null function pointer), which takes no context.
+        let free = unsafe { std::mem::transmute::<usize, FreeFn>(PLAIN_FREE.load(Relaxed)) };
+        // SAFETY: forwarding.
+        return unsafe { free(std::ptr::null_mut(), ptr) };
+    }
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
     unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) }
 }
+
+type FreeFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
+
+/// pymalloc's `free`, for the plain hooks (set once, by the first plain domain wrapped).
+static PLAIN_FREE: AtomicUsize = AtomicUsize::new(0);
 
 /// The free of a block counted in a pool older than tracking (the old-pool mark is cleared):
 /// count and record it, forward it, then move its size class back to our arenas (see
@@ -306,7 +320,7 @@ fn hooks<const PLAIN: bool>(ctx: *mut c_void) -> PyMemAllocatorEx {
         malloc: Some(hook_malloc::<PLAIN>),
         calloc: Some(hook_calloc::<PLAIN>),
         realloc: Some(hook_realloc::<PLAIN>),
-        free: Some(hook_free),
+        free: Some(hook_free::<PLAIN>),
     }
 }
 
@@ -319,7 +333,17 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
         return; // already ours (a second start without a stop)
     }
     // SAFETY: GIL held by the caller.
-    let plain = unsafe { plain_pymalloc(domain) }.is_some();
+    let plain = unsafe { plain_pymalloc(domain) }.is_some_and(|alloc| {
+        // The plain hooks tail-call one `free` for both domains: a domain whose pymalloc
+        // `free` is another function (never seen) takes the general hooks.
+        alloc.free.is_some_and(|free| {
+            let free = free as usize;
+            match PLAIN_FREE.compare_exchange(0, free, Relaxed, Relaxed) {
+                Ok(_) => true,
+                Err(set) => set == free,
+            }
+        })
+    });
     // SAFETY: hooks are not installed on this domain yet, so nothing reads `orig` now.
     unsafe { *wrapped.orig.get() = current };
     let ctx = wrapped as *const Wrapped as *mut c_void;

@@ -42,6 +42,14 @@ pub(crate) fn maybe(addr: usize) -> bool {
     slot(addr).load(Relaxed) != 0
 }
 
+/// [`maybe`] for a block at `offset` into our arena range: the range starts at a multiple of
+/// the filter's address window, so the slot is the address's own (one instruction less).
+#[inline(always)]
+pub(crate) fn maybe_at_arena_offset(offset: usize) -> bool {
+    const { assert!(super::arena::BASE_ALIGN % (FILTER_SLOTS << 4) == 0) };
+    slot(offset).load(Relaxed) != 0
+}
+
 /// Remembers that the block at `addr` was recorded (sampling mode).
 pub(crate) fn insert(addr: usize) {
     let mut set = crate::recorder::lock(&SET);
