@@ -181,7 +181,9 @@ def _stop() -> dict:
 class Tracker:
     """Tracks memory while active; use as a context manager or a decorator.
 
-    ``summary`` holds the exact totals and the capture path once the block has ended.
+    ``summary`` holds the exact totals and the capture path once the block has ended, and
+    ``dropped_events``: how many events the capture lacks because the tracker's writer fell
+    behind (0 normally; totals stay exact, but sites may then be incomplete).
     """
 
     def __init__(

@@ -89,6 +89,24 @@ pub struct Meta {
     pub events: u64,
     /// Set when the capture ends early (a killed process): what the reader saw.
     pub warning: Option<String>,
+    /// Events the tracker dropped because a thread's buffer stayed full (its writer fell
+    /// behind or was stuck): they are missing from the sites, so sites may be incomplete;
+    /// totals and the timeline stay exact. 0 normally.
+    pub dropped_events: u64,
+}
+
+impl Meta {
+    /// One sentence saying that events were lost and what that means, when any were.
+    pub fn dropped_warning(&self) -> Option<String> {
+        match self.dropped_events {
+            0 => None,
+            n => Some(format!(
+                "{n} {} lost (the tracker's writer fell behind): totals are exact, but sites \
+                 may be incomplete",
+                if n == 1 { "event was" } else { "events were" }
+            )),
+        }
+    }
 }
 
 /// Exact totals from the tracker's counters.

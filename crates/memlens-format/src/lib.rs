@@ -16,6 +16,11 @@
 //! that uses them; allocation and free events appear in the order they happened across all
 //! threads. Ids are implicit: the n-th `Function` record defines function n, and so on.
 //!
+//! Chunk kinds: 1 `Events`; 2 a heap snapshot; 3 the running count of events the tracker
+//! dropped (a varint; written with the next chunk after it grows, so the last one is the
+//! total). A reader skips kinds it does not know, so a kind is added without a new format
+//! version and older readers still read newer captures.
+//!
 //! Main types: [`Header`], [`Record`], [`Writer`] (append chunks to any `Write`; an
 //! [`EventsChunk`] encodes events without building [`Record`]s), and [`Reader`] (iterate the
 //! chunks of a byte slice, e.g. a memory map).

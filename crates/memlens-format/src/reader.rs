@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use crate::encode::RecordDecoder;
+use crate::encode::{RecordDecoder, get_varint};
 use crate::header::{FORMAT_VERSION, MAGIC};
 use crate::{FormatError, Header, Record};
 
@@ -14,6 +14,10 @@ pub enum ChunkKind {
     Events,
     /// A heap snapshot (the memlens-heap format).
     HeapSnapshot,
+    /// How many events the tracker has dropped so far because a thread's buffer stayed full:
+    /// one LEB128 varint, a running count (the last such chunk holds the total). See
+    /// [`Reader::dropped_events`].
+    DroppedEvents,
     /// A chunk kind from a newer memlens; readers skip it.
     Unknown(u8),
 }
@@ -23,6 +27,7 @@ impl ChunkKind {
         match self {
             ChunkKind::Events => 1,
             ChunkKind::HeapSnapshot => 2,
+            ChunkKind::DroppedEvents => 3,
             ChunkKind::Unknown(c) => c,
         }
     }
@@ -31,6 +36,7 @@ impl ChunkKind {
         match code {
             1 => ChunkKind::Events,
             2 => ChunkKind::HeapSnapshot,
+            3 => ChunkKind::DroppedEvents,
             c => ChunkKind::Unknown(c),
         }
     }
@@ -114,6 +120,25 @@ impl<'a> Reader<'a> {
             pos: self.first_chunk,
             done: false,
         }
+    }
+
+    /// Events the tracker dropped (its buffers stayed full, so they never reached the file):
+    /// the count in the last readable [`ChunkKind::DroppedEvents`] chunk, 0 when there is none
+    /// (nothing was dropped, or the capture predates the chunk). Reading stops at the first
+    /// bad chunk, as [`Reader::records`] does; the chunks are small and cheap to find.
+    pub fn dropped_events(&self) -> u64 {
+        let mut count = 0;
+        for span in self.chunk_spans() {
+            let Ok(span) = span else { break };
+            if span.kind() != ChunkKind::DroppedEvents {
+                continue;
+            }
+            let Ok(chunk) = span.load() else { break };
+            if let Ok(n) = get_varint(&chunk.data, &mut 0) {
+                count = count.max(n);
+            }
+        }
+        count
     }
 
     /// All records of all `Events` chunks in order.

@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::encode::EventsChunk;
+use crate::encode::{EventsChunk, put_varint};
 use crate::header::{FORMAT_VERSION, MAGIC};
 use crate::reader::ChunkKind;
 use crate::{FormatError, Header, Record};
@@ -48,6 +48,14 @@ impl<W: Write> Writer<W> {
         let result = self.write_chunk(ChunkKind::Events, chunk.payload());
         chunk.clear();
         result
+    }
+
+    /// Writes a [`ChunkKind::DroppedEvents`] chunk: `count` events dropped since tracking
+    /// started (a running total; readers keep the last).
+    pub fn write_dropped_events(&mut self, count: u64) -> Result<(), FormatError> {
+        let mut raw = Vec::with_capacity(10);
+        put_varint(&mut raw, count);
+        self.write_chunk(ChunkKind::DroppedEvents, &raw)
     }
 
     /// Writes one chunk of `kind` holding `raw` (compressed when that pays) and flushes.

@@ -1,7 +1,7 @@
 //! Property tests of the capture contract: what is written reads back, and any truncation or
 //! corruption is reported as an error (never a panic), keeping every complete chunk before it.
 
-use memlens_format::{Domain, FormatError, Header, Mode, Reader, Record, Writer};
+use memlens_format::{ChunkKind, Domain, FormatError, Header, Mode, Reader, Record, Writer};
 use proptest::prelude::*;
 
 fn record() -> impl Strategy<Value = Record> {
@@ -151,4 +151,41 @@ fn bit_flip_in_chunk_names_its_offset() {
         err.to_string(),
         format!("capture corrupt at offset {header_len}: chunk checksum mismatch")
     );
+}
+
+/// The dropped-events count is a chunk of its own: the reader keeps the last (running) count,
+/// the records around it read as before (a reader that does not know the kind skips it), a
+/// capture without one says 0, and a count cut off by truncation falls back to the previous.
+#[test]
+fn dropped_events_chunk_is_read_and_skipped() {
+    let plain = write(&[vec![Record::Free { addr: 16 }]]);
+    assert_eq!(Reader::new(&plain).unwrap().dropped_events(), 0);
+
+    let header = Header::default();
+    let mut bytes = Vec::new();
+    let mut w = Writer::new(&mut bytes, &header).unwrap();
+    w.write_records(&[Record::Free { addr: 16 }]).unwrap();
+    w.write_dropped_events(7).unwrap();
+    w.write_records(&[Record::Free { addr: 32 }]).unwrap();
+    w.write_dropped_events(300_000).unwrap();
+    w.finish().unwrap();
+    let reader = Reader::new(&bytes).unwrap();
+    assert_eq!(reader.dropped_events(), 300_000);
+    let kinds: Vec<_> = reader.chunk_spans().map(|s| s.unwrap().kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            ChunkKind::Events,
+            ChunkKind::DroppedEvents,
+            ChunkKind::Events,
+            ChunkKind::DroppedEvents
+        ]
+    );
+    let records: Vec<Record> = reader.records().collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        records,
+        [Record::Free { addr: 16 }, Record::Free { addr: 32 }]
+    );
+    let cut = &bytes[..bytes.len() - 1];
+    assert_eq!(Reader::new(cut).unwrap().dropped_events(), 7);
 }

@@ -66,6 +66,7 @@ fn stop(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("capture_bytes", summary.writer.bytes)?;
     d.set_item("events", summary.writer.events)?;
     d.set_item("write_failed", summary.writer.failed)?;
+    d.set_item("dropped_events", summary.dropped_events)?;
     Ok(d)
 }
 

@@ -1,6 +1,6 @@
 //! The JSON contract of design.md §3: `{"format": "memlens-report", "version": 1, ...}`.
 //! Fields are only ever added: beyond design.md's list, `view` (the view sites are ranked by),
-//! `meta.events`/`meta.warning`, each site's `temporary_bytes`, `threads`, `checkpoints` and
+//! `meta.events`/`meta.warning`/`meta.dropped_events`, each site's `temporary_bytes`, `threads`, `checkpoints` and
 //! `leak_window` (`null` unless the leaks view is bounded by checkpoints).
 
 use memlens_analysis::{Location, Report, View};
@@ -33,6 +33,7 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "duration_s": m.duration_s,
             "events": m.events,
             "warning": m.warning,
+            "dropped_events": m.dropped_events,
         },
         "totals": totals(t),
         "sites": sites.iter().map(|s| json!({

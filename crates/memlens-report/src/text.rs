@@ -100,12 +100,12 @@ pub fn render(
         m.pid,
         m.duration_s
     )?;
-    if let Some(w) = &m.warning {
+    for w in m.warning.iter().cloned().chain(m.dropped_warning()) {
         writeln!(
             out,
             "  {} {}",
             paint("warning:", "33", options.color),
-            escape_terminal(w)
+            escape_terminal(&w)
         )?;
     }
     if !report.checkpoints.is_empty() {

@@ -128,7 +128,17 @@ pub struct Summary {
     pub totals: Totals,
     /// Writer statistics.
     pub writer: WriterStats,
+    /// Events dropped because a thread's buffer stayed full (the writer fell behind or was
+    /// stuck): the capture lacks them, so its sites may be incomplete; totals stay exact.
+    /// The capture records the same count (`memlens_format::Reader::dropped_events`).
+    pub dropped_events: u64,
 }
+
+/// Test hook: when this environment variable holds a number of milliseconds, the writer thread
+/// waits that long after [`start`] (or until [`stop`]) before it drains anything, as a stuck
+/// writer would, so tests can fill a thread's buffer and see events dropped and reported. Read
+/// once by each [`start`]; not meant for users.
+pub const STALL_WRITER_ENV: &str = "MEMLENS_TEST_STALL_WRITER_MS";
 
 struct Session {
     path: PathBuf,
@@ -194,7 +204,15 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     // SAFETY: the caller holds the GIL; the hooks do not count yet.
     unsafe { hooks::ballast::fill(hooks::pymem::plain_pymalloc(ffi::PYMEM_DOMAIN_OBJ)) };
     let start = Instant::now();
-    let writer = writer::WriterHandle::spawn(rec, writer, start);
+    let stall = std::env::var(STALL_WRITER_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(std::time::Duration::ZERO, std::time::Duration::from_millis);
+    let pace = writer::Pace {
+        stall,
+        ..writer::Pace::default()
+    };
+    let writer = writer::WriterHandle::spawn(rec, writer, start, pace);
     hooks::set_counting(true);
     hooks::pymem::install();
     if config.native {
@@ -228,10 +246,13 @@ pub fn stop() -> Result<Summary, TrackerError> {
     // SAFETY: the caller holds the GIL (documented on `stop`); the hooks no longer count.
     unsafe { hooks::ballast::release() };
     let stats = session.writer.finish();
+    // Read after the writer's last drain, as the count it wrote to the capture was.
+    let dropped_events = recorder::current().map_or(0, |r| r.dropped.load(Relaxed));
     Ok(Summary {
         path: session.path,
         totals,
         writer: stats,
+        dropped_events,
     })
 }
 
@@ -352,25 +373,12 @@ pub fn after_fork_in_child() {
 pub(crate) const FLUSH_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
 
 /// Asks the writer for a last chunk (waiting up to a second), then lets the signal take its
-/// default course. Only atomics and `nanosleep`: async-signal-safe. If a hook on this thread
-/// was queuing an event when the signal came, the writer writes every event before that one
-/// and the capture ends there; if the writer does not answer within the second, the
-/// capture ends at the previous flush, as with SIGKILL.
+/// default course. Async-signal-safe throughout (see [`writer::flush_from_signal`]). If a hook
+/// on this thread was queuing an event when the signal came, the writer writes every event
+/// before that one and the capture ends there; if the writer does not answer within the
+/// second, the capture ends at the previous flush, as with SIGKILL.
 extern "C" fn on_flush_signal(sig: libc::c_int) {
-    use std::sync::atomic::Ordering::SeqCst;
-    let before = writer::SIGNAL_FLUSHES.load(SeqCst);
-    writer::SIGNAL_FLUSH.store(true, SeqCst);
-    let pause = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 5_000_000,
-    };
-    for _ in 0..200 {
-        if writer::SIGNAL_FLUSHES.load(SeqCst) != before {
-            break;
-        }
-        // SAFETY: nanosleep is async-signal-safe; `pause` is a valid timespec.
-        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
-    }
+    writer::flush_from_signal(std::time::Duration::from_secs(1));
     // SAFETY: restoring the default action and re-raising is the documented way to die of
     // the signal after handling it; both calls are async-signal-safe.
     unsafe {

@@ -36,6 +36,21 @@ const MAX_DEPTH: usize = 128;
 /// machine whose other core is busy.
 pub(crate) const RING: usize = 1 << 17;
 
+/// Longest a thread waits for the writer to free room in its full ring before it drops the
+/// event (and, without waiting, every later one until there is room again).
+const FULL_WAIT_NS: u64 = 2_000_000_000;
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (a vDSO call: no system call, async-signal-safe).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Rung (bumped and woken) when the writer should drain now: a ring is filling up, or a
 /// flush or stop was asked for. The writer sleeps on it between ticks.
 static DOORBELL: AtomicU32 = AtomicU32::new(0);
@@ -122,6 +137,10 @@ struct Producer {
     busy: AtomicBool,
     /// `consumer.head` as the owner last read it (only the owning thread uses it).
     head_seen: AtomicUsize,
+    /// Up once this ring waited its full time for the writer and dropped an event: until the
+    /// writer frees room, further events are dropped at once instead of waiting again (only
+    /// the owning thread uses it).
+    dropping: AtomicBool,
 }
 
 #[repr(align(64))]
@@ -152,6 +171,7 @@ impl ThreadBuffer {
                 tail: AtomicUsize::new(0),
                 busy: AtomicBool::new(false),
                 head_seen: AtomicUsize::new(0),
+                dropping: AtomicBool::new(false),
             },
             consumer: Consumer {
                 head: AtomicUsize::new(0),
@@ -188,34 +208,38 @@ impl ThreadBuffer {
         p.busy.store(false, Ordering::Release);
     }
 
-    /// The ring is a quarter full: wake the writer once; when it is full, wait (at most two
-    /// seconds) for the writer to drain it. When it does not (no writer any more, or it is
-    /// stuck) the event is dropped rather than block the program.
+    /// The ring is a quarter full: wake the writer once; when it is full, wait (at most
+    /// [`FULL_WAIT_NS`]) for the writer to drain it. When it does not (no writer any more, or
+    /// it is stuck) the event is dropped and counted in [`Recorder::dropped`] rather than block
+    /// the program, and so is every later event until the writer frees room.
     #[cold]
     #[inline(never)]
     fn filling(&self, used: usize, tail: usize, rec: &Recorder) -> bool {
         if used == RING / 4 {
             ring_doorbell();
         }
+        let dropping = &self.producer.dropping;
         if used < RING {
+            dropping.store(false, Ordering::Relaxed);
             return true;
         }
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 50_000,
-        };
-        for _ in 0..40_000 {
-            if !rec.draining.load(Ordering::Acquire) {
-                break;
+        if !dropping.load(Ordering::Relaxed) {
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 50_000,
+            };
+            let deadline = monotonic_ns().saturating_add(FULL_WAIT_NS);
+            while rec.draining.load(Ordering::Acquire) && monotonic_ns() < deadline {
+                ring_doorbell();
+                // SAFETY: nanosleep with a valid timespec; async-signal-safe.
+                unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+                let head = self.consumer.head.load(Ordering::Acquire);
+                self.producer.head_seen.store(head, Ordering::Relaxed);
+                if tail.wrapping_sub(head) < RING {
+                    return true;
+                }
             }
-            ring_doorbell();
-            // SAFETY: nanosleep with a valid timespec; async-signal-safe.
-            unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
-            let head = self.consumer.head.load(Ordering::Acquire);
-            self.producer.head_seen.store(head, Ordering::Relaxed);
-            if tail.wrapping_sub(head) < RING {
-                return true;
-            }
+            dropping.store(true, Ordering::Relaxed);
         }
         rec.dropped.fetch_add(1, Ordering::Relaxed);
         false

@@ -24,12 +24,60 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// ... or when this many records are waiting.
 const FLUSH_RECORDS: usize = 1 << 18;
 
-/// Set by a fatal-signal handler: write a chunk now. The writer polls it every tick.
-pub(crate) static SIGNAL_FLUSH: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+/// Set by a fatal-signal handler: write a chunk now. The handler also rings the doorbell, so
+/// the writer wakes at once; it reads this flag after every drain, so a lost wake-up (the
+/// writer was busy) still flushes within a tick.
+static SIGNAL_FLUSH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Bumped by the writer after each chunk written for a signal.
-pub(crate) static SIGNAL_FLUSHES: std::sync::atomic::AtomicU64 =
-    std::sync::atomic::AtomicU64::new(0);
+static SIGNAL_FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Asks the writer for a chunk now, from a signal handler, and waits (at most `limit`) until
+/// it is written; returns whether it was. Async-signal-safe: atomics, one `futex` wake (the
+/// doorbell: [`ring_doorbell`]) and `nanosleep`; no lock, no allocation.
+pub(crate) fn flush_from_signal(limit: Duration) -> bool {
+    let before = SIGNAL_FLUSHES.load(Ordering::SeqCst);
+    SIGNAL_FLUSH.store(true, Ordering::SeqCst);
+    // Sound in a signal handler: `ring_doorbell` is an atomic add on a static and a raw
+    // FUTEX_WAKE system call on it. Neither takes a lock, allocates or touches state that the
+    // interrupted code may hold half-updated, and futex is a plain system call (the kernel
+    // does not care which context makes it), so it is safe however the handler interrupted
+    // this thread, even inside the doorbell's own code. The writer sleeps in FUTEX_WAIT on the
+    // same word, so it starts the flush now instead of at its next tick (20 ms away).
+    ring_doorbell();
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 5_000_000,
+    };
+    let tries = limit.as_millis() / 5 + 1;
+    for _ in 0..tries {
+        if SIGNAL_FLUSHES.load(Ordering::SeqCst) != before {
+            return true;
+        }
+        // SAFETY: nanosleep is async-signal-safe; `pause` is a valid timespec.
+        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    }
+    SIGNAL_FLUSHES.load(Ordering::SeqCst) != before
+}
+
+/// How the writer paces itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// The test hook of [`crate::STALL_WRITER_ENV`]: the thread waits this long (or until
+    /// [`WriterHandle::finish`]) before it first drains, as a stuck writer would.
+    pub stall: Duration,
+    /// Longest sleep between drains while nothing happens ([`TICK`]; tests lengthen it to
+    /// show that the doorbell, not the tick, wakes the writer).
+    pub idle: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace {
+            stall: Duration::ZERO,
+            idle: TICK,
+        }
+    }
+}
 
 #[derive(Default)]
 struct Control {
@@ -61,18 +109,26 @@ pub struct WriterStats {
 }
 
 impl WriterHandle {
+    /// Starts the writer thread.
     pub(crate) fn spawn(
         recorder: &'static Recorder,
         writer: Writer<BufWriter<File>>,
         start: Instant,
+        pace: Pace,
     ) -> Self {
+        let Pace { stall, idle } = pace;
         let control = Arc::new((Mutex::new(Control::default()), Condvar::new()));
         let c = control.clone();
         let thread = std::thread::Builder::new()
             .name("memlens-writer".into())
             .spawn(move || {
                 block_fatal_signals();
-                run(recorder, writer, start, &c)
+                if !stall.is_zero() {
+                    let (m, cv) = &*c;
+                    let guard = lock(m);
+                    let _ = cv.wait_timeout_while(guard, stall, |c| !c.stop);
+                }
+                run(recorder, writer, start, idle, &c)
             })
             .ok();
         WriterHandle { control, thread }
@@ -104,6 +160,7 @@ impl WriterHandle {
     pub(crate) fn finish(mut self) -> WriterStats {
         {
             lock(&self.control.0).stop = true;
+            self.control.1.notify_all();
             ring_doorbell();
         }
         self.thread
@@ -147,6 +204,8 @@ struct State {
     named: HashMap<u32, String>,
     stats: WriterStats,
     last_flush: Instant,
+    /// The dropped-events count last written to the capture.
+    dropped_written: u64,
 }
 
 fn rss_bytes() -> u64 {
@@ -165,6 +224,7 @@ fn run(
     rec: &'static Recorder,
     writer: Writer<BufWriter<File>>,
     start: Instant,
+    idle: Duration,
     control: &(Mutex<Control>, Condvar),
 ) -> WriterStats {
     let mut st = State {
@@ -177,6 +237,7 @@ fn run(
         named: HashMap::new(),
         stats: WriterStats::default(),
         last_flush: Instant::now(),
+        dropped_written: 0,
     };
     loop {
         let (stop, flush_want) = {
@@ -187,7 +248,7 @@ fn run(
                 drop(c);
                 // Whoever changes `Control` rings the doorbell afterwards, so a change made
                 // since `seen` was read ends this wait at once.
-                wait_for_doorbell(seen, if st.busy { BUSY_TICK } else { TICK });
+                wait_for_doorbell(seen, if st.busy { BUSY_TICK } else { idle });
                 c = lock(m);
             }
             (c.stop, c.flush_requests)
@@ -205,6 +266,13 @@ fn run(
         if due {
             if stop {
                 st.chunk.push(&Record::End);
+            }
+            // The running count of dropped events goes with every chunk written after it grew
+            // (before the events, so `End` stays the last record of the file).
+            let dropped = rec.dropped.load(Ordering::Relaxed);
+            if dropped != st.dropped_written && !st.stats.failed {
+                st.stats.failed = st.writer.write_dropped_events(dropped).is_err();
+                st.dropped_written = dropped;
             }
             write(&mut st);
             // Heap snapshots requested before `flush_want` was read: every event before them
@@ -411,12 +479,109 @@ mod tests {
     use crate::python::Layout;
     use crate::recorder;
 
+    /// The writer's statics (the signal flag, the doorbell) are per process: one test at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn capture(name: &str, pace: Pace) -> (&'static Recorder, WriterHandle, std::path::PathBuf) {
+        let layout = Layout::detect(3, 11).unwrap();
+        let rec = recorder::install(true, 1, layout, 0);
+        let path =
+            std::env::temp_dir().join(format!("memlens-{name}-{}.mlens", std::process::id()));
+        let header = Header {
+            mode: Mode::Exact,
+            ..Header::default()
+        };
+        let writer = Writer::new(BufWriter::new(File::create(&path).unwrap()), &header).unwrap();
+        (
+            rec,
+            WriterHandle::spawn(rec, writer, Instant::now(), pace),
+            path,
+        )
+    }
+
+    fn alloc(addr: u64) -> EventKind {
+        EventKind::Alloc {
+            addr,
+            size: 16,
+            stack: 0,
+            domain: Domain::Native,
+        }
+    }
+
+    fn allocs_in(path: &std::path::Path) -> Vec<u64> {
+        let bytes = std::fs::read(path).unwrap();
+        Reader::new(&bytes)
+            .unwrap()
+            .records()
+            .filter_map(|r| match r.unwrap() {
+                Record::Alloc { addr, .. } => Some(addr),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A fatal signal's flush wakes the writer through the doorbell: with a writer that would
+    /// otherwise sleep for a minute between drains, the handler's flush still completes at
+    /// once and the capture holds the event queued just before it.
+    #[test]
+    fn a_signal_flush_rings_the_writer() {
+        let _serial = lock(&SERIAL);
+        let pace = Pace {
+            idle: Duration::from_secs(60),
+            ..Pace::default()
+        };
+        let (rec, handle, path) = capture("signal", pace);
+        // Let the writer reach its (minute-long) sleep, then queue one event.
+        std::thread::sleep(Duration::from_millis(100));
+        rec.push_for_test(alloc(0x5000));
+        let asked = Instant::now();
+        assert!(flush_from_signal(Duration::from_secs(5)), "no flush");
+        let took = asked.elapsed();
+        assert!(took < Duration::from_secs(2), "flush took {took:?}");
+        assert_eq!(allocs_in(&path), [0x5000]);
+        handle.finish();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A writer stuck for good: the thread fills its ring, waits its full time once, then
+    /// drops every further event at once (no second wait), and counts each. When the writer
+    /// finally runs, it writes the ring's events and the count, which matches the recorder's.
+    #[test]
+    fn a_stuck_writer_drops_counts_and_records_the_count() {
+        let _serial = lock(&SERIAL);
+        let pace = Pace {
+            stall: Duration::from_secs(600),
+            ..Pace::default()
+        };
+        let (rec, handle, path) = capture("stuck", pace);
+        const EXTRA: u64 = 1000;
+        let pushed = std::thread::spawn(move || {
+            let t = Instant::now();
+            for i in 0..RING as u64 + EXTRA {
+                rec.push_for_test(alloc(i << 4));
+            }
+            t.elapsed()
+        })
+        .join()
+        .unwrap();
+        // One wait of `FULL_WAIT_NS` (2 s), not one per dropped event.
+        assert!(pushed < Duration::from_secs(10), "pushing took {pushed:?}");
+        assert_eq!(rec.dropped.load(Ordering::Relaxed), EXTRA);
+        let stats = handle.finish();
+        assert_eq!(stats.events, RING as u64);
+        assert_eq!(allocs_in(&path).len(), RING);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(Reader::new(&bytes).unwrap().dropped_events(), EXTRA);
+        let _ = std::fs::remove_file(&path);
+    }
+
     /// Where one thread frees what another allocated, the capture has the allocation first,
     /// and every event of every thread is there once: 4 pairs of threads hand 50,000 blocks
     /// each from an allocating thread to a freeing one (more than a ring holds, so rings
     /// wrap and fill while the writer drains them).
     #[test]
     fn a_free_on_another_thread_follows_its_allocation() {
+        let _serial = lock(&SERIAL);
         let layout = Layout::detect(3, 11).unwrap();
         let rec = recorder::install(true, 1, layout, 0);
         let path = std::env::temp_dir().join(format!("memlens-order-{}.mlens", std::process::id()));
@@ -425,7 +590,7 @@ mod tests {
             ..Header::default()
         };
         let writer = Writer::new(BufWriter::new(File::create(&path).unwrap()), &header).unwrap();
-        let handle = WriterHandle::spawn(rec, writer, Instant::now());
+        let handle = WriterHandle::spawn(rec, writer, Instant::now(), Pace::default());
         const PAIRS: u64 = 4;
         const BLOCKS: u64 = 50_000;
         let mut threads = Vec::new();
@@ -474,5 +639,6 @@ mod tests {
         assert_eq!((allocs, frees), (PAIRS * BLOCKS, PAIRS * BLOCKS));
         assert!(live.is_empty());
         assert_eq!(rec.dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(Reader::new(&bytes).unwrap().dropped_events(), 0);
     }
 }

@@ -284,6 +284,7 @@ pub fn analyze_with_progress(
         duration_s: replay.now_ns as f64 / 1e9,
         events: replay.events,
         warning,
+        dropped_events: reader.dropped_events(),
     };
     let mut report = build::report(replay, meta, &header.library_prefixes);
     report.findings = crate::findings::check(&report);

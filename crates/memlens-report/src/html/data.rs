@@ -823,7 +823,11 @@ fn build(
             "sample_rate": m.sample_rate,
             "duration_s": m.duration_s,
             "events": m.events,
-            "warning": m.warning,
+            "warning": match (&m.warning, m.dropped_warning()) {
+                (Some(w), Some(d)) => Some(format!("{w}; {d}")),
+                (w, d) => w.clone().or(d),
+            },
+            "dropped_events": m.dropped_events,
         },
         "totals": crate::json::totals(t),
         "strings": strings.list,

@@ -161,6 +161,7 @@ fn normal() -> Report {
             duration_s: 1.5,
             events: 60_000,
             warning: None,
+            dropped_events: 0,
         },
         totals: Totals {
             peak_bytes: 5_830_000,

@@ -4,7 +4,8 @@
 use memlens_analysis::{Options, Report, analyze};
 use memlens_format::{Domain, Header, Mode, Record, Writer};
 
-fn capture(records: Vec<Record>) -> Vec<u8> {
+/// A capture of `records`, with a count of events the tracker dropped when `dropped` is not 0.
+fn capture(records: Vec<Record>, dropped: u64) -> Vec<u8> {
     let header = Header {
         python_version: "3.12.1".into(),
         pid: 4242,
@@ -17,6 +18,9 @@ fn capture(records: Vec<Record>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut w = Writer::new(&mut out, &header).unwrap();
     w.write_records(&records).unwrap();
+    if dropped > 0 {
+        w.write_dropped_events(dropped).unwrap();
+    }
     w.finish().unwrap();
     out
 }
@@ -136,7 +140,7 @@ fn program(file: &str, function: &str, thread: &str) -> Vec<Record> {
 /// called at line 20 (the peak), 1 MiB kept by the worker at line 20.
 pub fn normal() -> Report {
     analyze(
-        &capture(program("/src/app.py", "main", "worker-1")),
+        &capture(program("/src/app.py", "main", "worker-1"), 0),
         &Options::default(),
     )
     .unwrap()
@@ -145,17 +149,20 @@ pub fn normal() -> Report {
 /// A program that allocated nothing.
 pub fn empty() -> Report {
     analyze(
-        &capture(vec![
-            Record::Counters {
-                time_ns: 1_000_000,
-                live: 0,
-                peak: 0,
-                allocated: 0,
-                allocations: 0,
-                rss: 8 << 20,
-            },
-            Record::End,
-        ]),
+        &capture(
+            vec![
+                Record::Counters {
+                    time_ns: 1_000_000,
+                    live: 0,
+                    peak: 0,
+                    allocated: 0,
+                    allocations: 0,
+                    rss: 8 << 20,
+                },
+                Record::End,
+            ],
+            0,
+        ),
         &Options::default(),
     )
     .unwrap()
@@ -166,10 +173,14 @@ pub const HOSTILE_FILE: &str = "/src/</script><script>alert('x')</script>\".py";
 /// A function name with a folded-stack separator, a newline and a terminal escape.
 pub const HOSTILE_FUNCTION: &str = "f;g\n\u{1b}[2J\"<img src=x onerror=alert(1)>";
 
-/// [`normal`] with hostile file, function and thread names.
+/// [`normal`] with hostile file, function and thread names, from a capture that lost events
+/// (the tracker's writer fell behind).
 pub fn hostile() -> Report {
     analyze(
-        &capture(program(HOSTILE_FILE, HOSTILE_FUNCTION, "<b>thread</b>\r")),
+        &capture(
+            program(HOSTILE_FILE, HOSTILE_FUNCTION, "<b>thread</b>\r"),
+            12_345,
+        ),
         &Options::default(),
     )
     .unwrap()
