@@ -164,3 +164,48 @@ def test_peak_is_exact_when_python_and_native_memory_take_turns(runner, exact):
     # The peak is the higher point, to within what the interpreter does between the last
     # allocation and the read (a few small objects).
     assert over_native <= out["peak"] <= over_native + 64 * 1024, out
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["sampling", "exact"])
+def test_freeing_memory_allocated_before_tracking_leaves_the_totals_exact(runner, exact):
+    """Blocks allocated before tracking started are not subtracted when they are freed while
+    tracking: the totals cover what was allocated since, native blocks and Python objects."""
+    proc = run_python(runner, """
+        import json
+        import memlens
+
+        native = bytearray(80_000_000)  # before tracking: a malloc block
+        objects = [str(i) * 4 for i in range(200_000)]  # before tracking: pymalloc blocks
+        with memlens.track("pre.mlens", exact=EXACT) as t:
+            del native, objects
+            kept = bytearray(40_000_000)  # KEPT
+            now = memlens.current()
+        print(json.dumps({"now": now, "summary": t.summary}))
+    """.replace("EXACT", str(exact)))
+    out = json.loads(proc.stdout)
+    for totals in (out["now"], out["summary"]):
+        assert 40_000_000 <= totals["live_bytes"] <= 40_000_000 + 64 * 1024, out
+        assert 40_000_000 <= totals["peak_bytes"] <= 40_000_000 + 64 * 1024, out
+
+
+def test_exact_totals_agree_with_the_replayed_sites(runner):
+    """In --exact mode the live bytes the hooks count at exit equal what the report's replay
+    of every event leaves live, site by site: no allocation or free is counted without its
+    record (imports resize interpreter tables allocated before tracking started)."""
+    runner.write("mix.py", """
+        import json
+        import re
+        import decimal
+
+        data = {str(i): [i, str(i) * 3, {"k": i}] for i in range(20_000)}
+        text = json.dumps(data)
+        words = re.findall(r"[0-9]+", text)
+        blob = bytearray(3_000_000)
+        del data
+    """)
+    proc = runner.memlens("run", "--exact", "-q", "-o", "mix.mlens", "mix.py")
+    assert proc.returncode == 0, proc.stderr
+    report = runner.report("mix.mlens", "leaks")
+    sites = sum(s["leaked_bytes"] for s in report["sites"])
+    assert report["totals"]["leaked_bytes"] > 3_000_000
+    assert sites == report["totals"]["leaked_bytes"], (sites, report["totals"])

@@ -201,6 +201,9 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
         std::env::var("PYTHONMALLOC").map_or(true, |v| v.is_empty() || v.starts_with("pymalloc"));
     // SAFETY: the caller holds the GIL (documented on `start`).
     unsafe { hooks::old_pools::reset(pymalloc) };
+    // Without the table no malloc block is counted (each would be subtracted on free even
+    // when allocated before tracking started).
+    hooks::native_marks::reset();
     // SAFETY: the caller holds the GIL; the hooks do not count yet.
     unsafe { hooks::ballast::fill(hooks::pymem::plain_pymalloc(ffi::PYMEM_DOMAIN_OBJ)) };
     let start = Instant::now();

@@ -8,6 +8,7 @@
 pub(crate) mod arena;
 pub(crate) mod ballast;
 pub(crate) mod native;
+pub(crate) mod native_marks;
 pub(crate) mod old_pools;
 pub(crate) mod pymem;
 pub(crate) mod sampled;
@@ -18,6 +19,26 @@ use memlens_format::Domain;
 
 use crate::counters::SHARED;
 use crate::recorder::{self, Recorder};
+
+/// Maps `len` bytes of zeroed, lazily backed memory; null on failure.
+pub(crate) fn map_zeroed(len: usize) -> *mut std::ffi::c_void {
+    // SAFETY: a fresh anonymous private mapping; touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        std::ptr::null_mut()
+    } else {
+        p
+    }
+}
 
 /// Runs `f` (the recorder's slow path), catching any panic: tracking then stops and the
 /// program goes on. The recorder keeps its own per-thread guard (one thread-local access per

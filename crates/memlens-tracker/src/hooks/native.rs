@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use memlens_format::Domain;
 
+use super::native_marks;
 use crate::counters::{GIL, SHARED};
 use crate::{recorder, sampler};
 
@@ -52,6 +53,26 @@ fn on_free(p: *mut c_void, size: usize) {
     }
 }
 
+/// A block of the malloc family was allocated: counted (and marked) unless it cannot be
+/// marked, so that its free is subtracted exactly once (see [`native_marks`]).
+#[inline(always)]
+fn on_malloc(p: *mut c_void) {
+    if p.is_null() || !GIL.active.load(Relaxed) || !native_marks::mark(p as usize) {
+        return;
+    }
+    on_alloc(p, Domain::Native, usable(p));
+}
+
+/// A block of the malloc family is about to be freed: subtracted (and its free recorded) only
+/// if it was counted. Blocks allocated before tracking started were never marked.
+#[inline(always)]
+fn on_malloc_free(p: *mut c_void) {
+    if !GIL.active.load(Relaxed) || !native_marks::unmark(p as usize) {
+        return;
+    }
+    on_free(p, usable(p));
+}
+
 fn usable(p: *mut c_void) -> usize {
     if p.is_null() {
         0
@@ -64,33 +85,41 @@ fn usable(p: *mut c_void) -> usize {
 unsafe extern "C" fn hk_malloc(size: usize) -> *mut c_void {
     // SAFETY: the real malloc, reached through memlens's own (unpatched) GOT.
     let p = unsafe { libc::malloc(size) };
-    on_alloc(p, Domain::Native, usable(p));
+    on_malloc(p);
     p
 }
 
 unsafe extern "C" fn hk_calloc(n: usize, size: usize) -> *mut c_void {
     // SAFETY: the real calloc.
     let p = unsafe { libc::calloc(n, size) };
-    on_alloc(p, Domain::Native, usable(p));
+    on_malloc(p);
     p
 }
 
 unsafe extern "C" fn hk_realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
-    let old = usable(ptr);
+    // Subtracted (and unmarked) before the call: once realloc returns, the old address may
+    // already belong to another thread's new block.
+    let counted = !ptr.is_null() && GIL.active.load(Relaxed) && native_marks::unmark(ptr as usize);
+    let old = if counted { usable(ptr) } else { 0 };
     // SAFETY: the real realloc with the caller's arguments.
     let p = unsafe { libc::realloc(ptr, size) };
-    if !p.is_null() || size == 0 {
-        if !ptr.is_null() {
-            on_free(ptr, old);
+    if p.is_null() && size != 0 {
+        // Failed: the old block stays, counted as before.
+        if counted {
+            native_marks::mark(ptr as usize);
         }
-        on_alloc(p, Domain::Native, usable(p));
+        return p;
     }
+    if counted {
+        on_free(ptr, old);
+    }
+    on_malloc(p);
     p
 }
 
 unsafe extern "C" fn hk_free(ptr: *mut c_void) {
     if !ptr.is_null() {
-        on_free(ptr, usable(ptr));
+        on_malloc_free(ptr);
     }
     // SAFETY: the real free with the caller's pointer.
     unsafe { libc::free(ptr) }
@@ -102,7 +131,7 @@ unsafe extern "C" fn hk_posix_memalign(out: *mut *mut c_void, align: usize, size
     if rc == 0 {
         // SAFETY: on success *out holds the new block.
         let p = unsafe { *out };
-        on_alloc(p, Domain::Native, usable(p));
+        on_malloc(p);
     }
     rc
 }
@@ -110,14 +139,14 @@ unsafe extern "C" fn hk_posix_memalign(out: *mut *mut c_void, align: usize, size
 unsafe extern "C" fn hk_aligned_alloc(align: usize, size: usize) -> *mut c_void {
     // SAFETY: the real aligned_alloc.
     let p = unsafe { libc::aligned_alloc(align, size) };
-    on_alloc(p, Domain::Native, usable(p));
+    on_malloc(p);
     p
 }
 
 unsafe extern "C" fn hk_memalign(align: usize, size: usize) -> *mut c_void {
     // SAFETY: the real memalign.
     let p = unsafe { libc::memalign(align, size) };
-    on_alloc(p, Domain::Native, usable(p));
+    on_malloc(p);
     p
 }
 
@@ -129,14 +158,14 @@ unsafe extern "C" {
 unsafe extern "C" fn hk_valloc(size: usize) -> *mut c_void {
     // SAFETY: the real valloc.
     let p = unsafe { valloc(size) };
-    on_alloc(p, Domain::Native, usable(p));
+    on_malloc(p);
     p
 }
 
 unsafe extern "C" fn hk_pvalloc(size: usize) -> *mut c_void {
     // SAFETY: the real pvalloc.
     let p = unsafe { pvalloc(size) };
-    on_alloc(p, Domain::Native, usable(p));
+    on_malloc(p);
     p
 }
 

@@ -24,14 +24,14 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::Relaxed};
 pub(crate) const SMALL_REQUEST_THRESHOLD: usize = 512;
 
 /// Address bits covered: user space on x86-64 and aarch64 Linux (48-bit virtual addresses).
-const ADDRESS_BITS: u32 = 48;
+pub(crate) const ADDRESS_BITS: u32 = 48;
 /// Each chunk covers 16 MiB.
-const CHUNK_SHIFT: u32 = 24;
-const TOP_ENTRIES: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
-const TOP_BYTES: usize = TOP_ENTRIES * std::mem::size_of::<usize>();
+pub(crate) const CHUNK_SHIFT: u32 = 24;
+pub(crate) const TOP_ENTRIES: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
+pub(crate) const TOP_BYTES: usize = TOP_ENTRIES * std::mem::size_of::<usize>();
 /// One bit per 16-byte granule of a chunk.
-const CHUNK_WORDS: usize = (1 << CHUNK_SHIFT) / 16 / 64;
-const CHUNK_BYTES: usize = CHUNK_WORDS * 8;
+pub(crate) const CHUNK_WORDS: usize = (1 << CHUNK_SHIFT) / 16 / 64;
+pub(crate) const CHUNK_BYTES: usize = CHUNK_WORDS * 8;
 /// At most this many chunks get a bitmap (512 MiB of old arenas; 64 MiB of bitmaps at most,
 /// mapped lazily by the kernel as bits are set): past it, blocks there are not counted.
 const MAX_CHUNKS: usize = 512;
@@ -48,26 +48,6 @@ static CHUNKS: AtomicUsize = AtomicUsize::new(0);
 /// Top-level indices of the bitmaps mapped so far (the first `CHUNKS`), to unmap them on
 /// reset.
 static CHUNK_LIST: [AtomicUsize; MAX_CHUNKS] = [const { AtomicUsize::new(0) }; MAX_CHUNKS];
-
-/// Maps `len` bytes of zeroed, lazily backed memory; null on failure.
-fn map_zeroed(len: usize) -> *mut c_void {
-    // SAFETY: a fresh anonymous private mapping; touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        std::ptr::null_mut()
-    } else {
-        p
-    }
-}
 
 /// The word holding `p`'s bit and the bit, or `None` when `p`'s chunk has no bitmap (and
 /// `create` is false or no bitmap can be made).
@@ -98,7 +78,7 @@ fn new_chunk(index: usize) -> Option<*mut u64> {
     if n >= MAX_CHUNKS || !MARKING.load(Relaxed) {
         return None;
     }
-    let chunk = map_zeroed(CHUNK_BYTES) as *mut u64;
+    let chunk = super::map_zeroed(CHUNK_BYTES) as *mut u64;
     if chunk.is_null() {
         return None;
     }
@@ -166,7 +146,7 @@ pub(crate) unsafe fn reset(pymalloc_in_use: bool) {
     }
     CHUNKS.store(0, Relaxed);
     if top.is_null() {
-        let top = map_zeroed(TOP_BYTES) as *mut usize;
+        let top = super::map_zeroed(TOP_BYTES) as *mut usize;
         TOP.store(top, Relaxed);
     }
     MARKING.store(pymalloc_in_use, Relaxed);

@@ -46,7 +46,7 @@ pub(crate) fn maybe(addr: usize) -> bool {
 /// the filter's address window, so the slot is the address's own (one instruction less).
 #[inline(always)]
 pub(crate) fn maybe_at_arena_offset(offset: usize) -> bool {
-    const { assert!(super::arena::BASE_ALIGN % (FILTER_SLOTS << 4) == 0) };
+    const { assert!(super::arena::BASE_ALIGN.is_multiple_of(FILTER_SLOTS << 4)) };
     slot(offset).load(Relaxed) != 0
 }
 
