@@ -97,21 +97,22 @@ unsafe extern "C" fn hk_calloc(n: usize, size: usize) -> *mut c_void {
 }
 
 unsafe extern "C" fn hk_realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
-    // Subtracted (and unmarked) before the call: once realloc returns, the old address may
-    // already belong to another thread's new block.
+    // The old block is unmarked, subtracted and its free recorded before the call: once
+    // realloc returns, its address may already be another thread's new block, whose record
+    // must come after this free's.
     let counted = !ptr.is_null() && GIL.active.load(Relaxed) && native_marks::unmark(ptr as usize);
     let old = if counted { usable(ptr) } else { 0 };
+    if counted {
+        on_free(ptr, old);
+    }
     // SAFETY: the real realloc with the caller's arguments.
     let p = unsafe { libc::realloc(ptr, size) };
     if p.is_null() && size != 0 {
-        // Failed: the old block stays, counted as before.
-        if counted {
-            native_marks::mark(ptr as usize);
+        // Failed (out of memory): the old block stays; count and record it again.
+        if counted && native_marks::mark(ptr as usize) {
+            on_alloc(ptr, Domain::Native, old);
         }
         return p;
-    }
-    if counted {
-        on_free(ptr, old);
     }
     on_malloc(p);
     p
