@@ -5,7 +5,8 @@ Wall time on a shared 2-core machine varies by tens of percent between runs; ins
 counts do not. Each workload of `workloads.py` runs fewer iterations (`--scale`, default
 1/20) under `valgrind --tool=callgrind` (every thread, the writer's included), and the fixed
 start-up cost (the `empty` workload) is subtracted from both sides, so the ratio is that of the
-workload itself. PYTHONHASHSEED is fixed so that dict probing is the same in every run.
+workload itself. PYTHONHASHSEED is fixed so that dict probing is the same in every run, and
+OpenBLAS runs one thread (its spinning workers made numpy's count vary by 1%).
 
     python3 benches/run/instructions.py [--only churn,json_mix] [--exact]
 
@@ -28,7 +29,9 @@ WORKLOADS = ["churn", "json_mix", "calls", "retained_graph", "numpy_temporaries"
 
 
 def instructions(cmd: list, cwd: str) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # OpenBLAS's worker threads spin for a varying number of instructions: one thread makes
+    # numpy_temporaries repeatable (600.75M twice, against 619-624M with the default).
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
         cwd=cwd, env=env, capture_output=True, text=True, check=True,
