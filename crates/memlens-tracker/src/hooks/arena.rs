@@ -50,7 +50,7 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
 /// True when `p` lies in an arena we handed out and the hooks are counting.
 #[inline(always)]
 pub(crate) fn contains(p: usize) -> bool {
-    p.wrapping_sub(BASE.load(Relaxed)) < COUNTED_LEN.load(Relaxed)
+    counted_offset(p).is_some()
 }
 
 /// `p`'s offset into our range when `p` lies in an arena we handed out and the hooks are

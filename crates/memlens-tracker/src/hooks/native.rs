@@ -21,11 +21,10 @@ unsafe extern "C" {
     fn malloc_usable_size(ptr: *mut c_void) -> usize;
 }
 
+/// Counts (and maybe records) a native block or map of `size` bytes at `p` (not null). The
+/// caller has seen that the hooks count.
 #[inline(always)]
 fn on_alloc(p: *mut c_void, domain: Domain, size: usize) {
-    if p.is_null() || !GIL.active.load(Relaxed) {
-        return;
-    }
     let size = size as i64;
     let live = SHARED.native_live.fetch_add(size, Relaxed) + size;
     SHARED.native_allocated.fetch_add(size as u64, Relaxed);
@@ -42,11 +41,10 @@ fn on_alloc(p: *mut c_void, domain: Domain, size: usize) {
     super::lower_python_room(live);
 }
 
+/// Subtracts (and maybe records the free of) `size` counted bytes at `p`. The caller has seen
+/// that the hooks count.
 #[inline(always)]
 fn on_free(p: *mut c_void, size: usize) {
-    if !GIL.active.load(Relaxed) {
-        return;
-    }
     SHARED.native_live.fetch_sub(size as i64, Relaxed);
     if super::sampled::maybe(p as usize) {
         super::record_free(p as usize);

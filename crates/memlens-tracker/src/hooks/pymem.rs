@@ -103,8 +103,8 @@ fn counted_old_block(p: usize) -> Option<i64> {
 }
 
 /// Counts a block of `block` bytes pymalloc just served at `p`: two running totals, a count
-/// and two compares (the second against the room left before a new peak); recording (a sample, or every allocation in exact mode) and a new peak
-/// are out of line.
+/// and two compares (the second against the room left before a new peak); recording (a
+/// sample, or every allocation in exact mode) and a new peak are out of line.
 #[inline(always)]
 fn count_alloc(p: usize, block: i64) {
     let live = GIL.live.load(Relaxed) + block;
