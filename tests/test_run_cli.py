@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from conftest import line_of, site_bytes
 
@@ -141,3 +144,26 @@ def test_native_stacks_is_refused_not_ignored(runner):
     assert "--native-stacks is not available yet" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (runner.dir / "ran").exists()
+
+
+def test_start_up_imports_little_and_leaves_the_import_system_as_it_was(runner):
+    """What memlens imports runs before every program: not `threading` (patched when the
+    program imports it), `sysconfig`, `runpy` or `re` (the installed command is a plain script,
+    not an entry-point launcher, which imports `re`). A `threading` imported later names its
+    threads, keeps its own loader, and the import watch is gone from `sys.meta_path`."""
+    runner.write("imports.py", """
+        import sys
+        early = sorted(m for m in ("threading", "sysconfig", "runpy", "re") if m in sys.modules)
+        finders = len(sys.meta_path)
+        import threading
+        print(early, finders - len(sys.meta_path), type(threading.__loader__).__name__,
+              threading.__spec__.loader is threading.__loader__)
+    """)
+    command = os.path.join(os.path.dirname(sys.executable), "memlens")
+    assert os.access(command, os.X_OK), "the memlens command is installed beside python"
+    with open(command, encoding="utf-8") as f:
+        assert "import re" not in f.read()
+    proc = subprocess.run([command, "run", "-q", "-o", "i.mlens", "imports.py"],
+                          cwd=runner.dir, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "1", "SourceFileLoader", "True"], proc.stdout

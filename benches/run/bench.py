@@ -51,12 +51,19 @@ def timed(cmd: list, cwd: str) -> tuple:
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def memlens_command(py: str) -> list:
+    """The `memlens` command installed beside `py` (what users run; `python -m` would add
+    runpy's imports), or `py -m memlens` when there is none."""
+    script = os.path.join(os.path.dirname(py), "memlens")
+    return [script] if os.access(script, os.X_OK) else [py, "-m", "memlens"]
+
+
 def tools_for(py: str, work: str) -> dict:
+    ml = memlens_command(py)
     tools = {
         "python": lambda w: [py, work, w],
-        "memlens": lambda w: [py, "-m", "memlens", "run", "-q", "-o", "sampling.mlens", work, w],
-        "memlens --exact": lambda w: [
-            py, "-m", "memlens", "run", "-q", "--exact", "-o", "exact.mlens", work, w],
+        "memlens": lambda w: [*ml, "run", "-q", "-o", "sampling.mlens", work, w],
+        "memlens --exact": lambda w: [*ml, "run", "-q", "--exact", "-o", "exact.mlens", work, w],
     }
     has_memray = subprocess.run([py, "-c", "import memray"], capture_output=True).returncode == 0
     if has_memray:

@@ -56,8 +56,13 @@ def main() -> None:
     mode = ["--exact"] if args.exact else []
     selected = [w for w in WORKLOADS if not args.only or w in args.only.split(",")]
 
+    sys.path.insert(0, HERE)
+    from bench import memlens_command
+
+    ml = memlens_command(py)
+
     def memlens(script: str, *argv: str) -> list:
-        return [py, "-m", "memlens", "run", "-q", *mode, "-o", "i.mlens", script, *argv]
+        return [*ml, "run", "-q", *mode, "-o", "i.mlens", script, *argv]
 
     script = os.path.join(HERE, "workloads.py")
     os.environ["MEMLENS_BENCH_SCALE"] = str(args.scale)

@@ -15,11 +15,8 @@ or run a whole program with ``memlens run script.py``.
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import sys
-import sysconfig
-import threading
 
 from . import _child, _native
 
@@ -27,6 +24,7 @@ from . import _child, _native
 # `memlens run` pays for what `import memlens` loads before the program starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import types
     from typing import Any, Callable, Optional, TypeVar
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -46,9 +44,19 @@ _spawn_patched = False
 
 def _library_prefixes() -> list:
     """Path prefixes whose frames are folded into the calling user code in reports."""
-    paths = sysconfig.get_paths()
-    prefixes = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    prefixes = {p + os.sep for p in prefixes if p}
+    site = sys.modules.get("site")
+    if site is not None and hasattr(site, "getsitepackages"):
+        # What `sysconfig.get_paths()` names, without importing sysconfig and its build data
+        # (1-2 ms of every `memlens run`): the standard library and the site directories.
+        dirs = {os.path.dirname(os.__file__), *site.getsitepackages()}
+        if site.ENABLE_USER_SITE:
+            dirs.add(site.getusersitepackages())
+    else:  # python -S: no site module, ask sysconfig
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        dirs = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    prefixes = {p + os.sep for p in dirs if p}
     prefixes.add(os.path.dirname(os.path.abspath(__file__)) + os.sep)
     if _launcher:
         prefixes.add(_launcher)
@@ -61,9 +69,24 @@ def _install_process_hooks() -> None:
     if _hooks_installed:
         return
     _hooks_installed = True
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        _name_threads(threading)
+    else:
+        # `threading` costs ~5 ms to import (functools, collections, weakref sets) and a
+        # program that never imports it starts no threads that have names: patch it when it
+        # is imported, if ever.
+        sys.meta_path.insert(0, _ThreadingImportWatch)
+    atexit.register(_stop_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _name_threads(threading: types.ModuleType) -> None:
+    """Tells the tracker each `threading.Thread`'s name as the thread starts."""
     original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
 
-    def _bootstrap_inner(self: threading.Thread) -> None:
+    def _bootstrap_inner(self: Any) -> None:
         try:
             _native.set_thread_name(self.name)
         except Exception:  # never let naming break the program's thread
@@ -71,9 +94,46 @@ def _install_process_hooks() -> None:
         original(self)
 
     threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
-    atexit.register(_stop_at_exit)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+class _ThreadingImportWatch:
+    """A meta path finder that only waits for `threading` to be imported, then steps aside:
+    it lets the other finders find the module and patches it once it has run (see
+    `_install_process_hooks`)."""
+
+    @classmethod
+    def find_spec(cls, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "threading":
+            return None
+        try:
+            sys.meta_path.remove(cls)
+        except ValueError:
+            pass
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        run = getattr(loader, "exec_module", None)
+        if run is None:
+            return spec
+
+        class _Patching:
+            # Only for this one import: the module keeps the real loader.
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: types.ModuleType) -> None:
+                module.__loader__ = loader
+                spec.loader = loader
+                run(module)
+                _name_threads(module)
+
+        spec.loader = _Patching()
+        return spec
 
 
 def _stop_at_exit() -> None:
@@ -142,7 +202,9 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
         follow_fork=follow_fork,
     )
     prefixes = _library_prefixes()
-    name = threading.current_thread().name
+    threading = sys.modules.get("threading")
+    # Without `threading` imported, no thread has a name: this is the main thread.
+    name = threading.current_thread().name if threading is not None else "MainThread"
     child_config = None
     if follow_fork:
         import json  # only when spawn children are followed: keeps `import memlens` light
@@ -212,6 +274,8 @@ class Tracker:
         self.summary = _stop()
 
     def __call__(self, func: F) -> F:
+        import functools
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self:
@@ -287,7 +351,13 @@ def _take_snapshot(path: Optional[str]) -> dict:
     import builtins
     import time
 
-    threads = [(t.ident, t.name) for t in threading.enumerate() if t.ident is not None]
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threads = [(t.ident, t.name) for t in threading.enumerate() if t.ident is not None]
+    else:  # no `threading.Thread` exists: the caller is the main thread
+        import _thread
+
+        threads = [(_thread.get_ident(), "MainThread")]
     meta = [
         ("python", sys.version.split()[0]),
         ("pid", str(os.getpid())),

@@ -5,9 +5,7 @@ from __future__ import annotations
 import builtins
 import io
 import os
-import runpy
 import sys
-import threading
 import types
 
 import memlens
@@ -17,7 +15,7 @@ try:  # the C module: `signal` itself imports `enum` for its constants, before e
 except ImportError:  # pragma: no cover - other interpreters
     import signal  # type: ignore[no-redef]
 
-# `traceback` and `zipfile` are imported only when needed: everything imported here runs
+# `runpy`, `traceback` and `zipfile` are imported only when needed: everything imported here runs
 # before every program `memlens run` starts (zipfile alone pulls in shutil, bz2, lzma, ...).
 
 
@@ -54,6 +52,8 @@ def _on_snapshot_signal(signum: int, frame: object) -> None:
             if "during a garbage collection" not in str(exc):
                 print(f"memlens: heap snapshot failed: {exc}", file=sys.stderr)
                 return
+            import threading
+
             retry = threading.Timer(0.02, os.kill, (os.getpid(), signum))
             retry.daemon = True
             retry.start()
@@ -68,7 +68,10 @@ def _install_snapshot_signal() -> bool:
     inside the C signal handler. A handler the program installs later replaces it.
     """
     sig = getattr(signal, "SIGUSR2", None)
-    if sig is None or threading.current_thread() is not threading.main_thread():
+    threading = sys.modules.get("threading")
+    if sig is None or (
+        threading is not None and threading.current_thread() is not threading.main_thread()
+    ):
         return False
     try:
         if signal.getsignal(sig) not in (signal.SIG_DFL, None):
@@ -125,6 +128,8 @@ def run(
         main_module.__cached__ = None
         main_module.__builtins__ = builtins
     elif kind == "module":
+        import runpy
+
         details = getattr(runpy, "_get_module_details", None)
         if details is not None:
             # As `python -m` does: find the module (importing its parent packages) and run its
@@ -142,6 +147,9 @@ def run(
         code = compile(target, "<string>", "exec", dont_inherit=True)
         main_module = types.ModuleType("__main__")
         main_module.__builtins__ = builtins
+
+    if main_module is None:  # imported before tracking starts, to stay out of the report
+        import runpy
 
     # The program's globals stay alive until tracking stops, as they would until interpreter
     # shutdown, so "leaks" means what the program still held when it ended.
@@ -184,7 +192,8 @@ def run(
         status = 1
     finally:
         # Like interpreter exit: wait for the program's non-daemon threads first.
-        shutdown = getattr(threading, "_shutdown", None)
+        # (Without `threading` imported there are none: `_thread` threads are not waited for.)
+        shutdown = getattr(sys.modules.get("threading"), "_shutdown", None)
         if shutdown is not None:
             try:
                 shutdown()
@@ -209,7 +218,8 @@ def run(
         etype, value, tb = failure
         import traceback
 
-        ours = (__file__, runpy.__file__, "<frozen runpy>")
+        runpy = sys.modules.get("runpy")
+        ours = (__file__, getattr(runpy, "__file__", None), "<frozen runpy>")
         while tb is not None and tb.tb_frame.f_code.co_filename in ours:
             tb = tb.tb_next
         traceback.print_exception(etype, value, tb)
