@@ -50,7 +50,9 @@ fn block_size(p: usize) -> i64 {
     // SAFETY: p is a live pymalloc block (in one of our arenas, or a small block pymalloc just
     // served or that we marked), so its pool header is mapped and initialised.
     let szidx = unsafe { std::ptr::read((pool + crate::python::POOL_SZIDX) as *const u32) };
-    (i64::from(szidx) + 1) << 4
+    // The class index + 1 in 32 bits (it is below 64), so that the compiler keeps the size
+    // in one register and subtracts it from a total in memory in one instruction.
+    i64::from(szidx.wrapping_add(1)) << 4
 }
 
 /// Size of the block at `p` if the hooks count it: one of our arenas' blocks, or a small block
@@ -104,7 +106,8 @@ fn counted_old_block(p: usize) -> Option<i64> {
 
 /// Counts a block of `block` bytes pymalloc just served at `p`: two running totals, a count
 /// and two compares (the second against the room left before a new peak); recording (a
-/// sample, or every allocation in exact mode) and a new peak are out of line.
+/// sample, or every allocation in exact mode) and a new peak are out of line, in one cold
+/// call, so that the hook keeps nothing in registers across a call of its own.
 #[inline(always)]
 fn count_alloc(p: usize, block: i64) {
     let live = GIL.live.load(Relaxed) + block;
@@ -113,6 +116,16 @@ fn count_alloc(p: usize, block: i64) {
         .store(GIL.allocations.load(Relaxed) + 1, Relaxed);
     let left = GIL.countdown.load(Relaxed) - block;
     GIL.countdown.store(left, Relaxed);
+    if left <= 0 || live > SHARED.python_room.load(Relaxed) {
+        alloc_slow(p, block, live, left);
+    }
+}
+
+/// [`count_alloc`]'s rare cases: a sample point fell in the block (or exact mode), or `live`
+/// passed the room before a new peak.
+#[cold]
+#[inline(never)]
+fn alloc_slow(p: usize, block: i64, live: i64, left: i64) {
     if left <= 0 {
         record_alloc(p, block as u64);
     } // After the allocation is recorded, so the peak set includes it.
@@ -164,10 +177,18 @@ fn record_alloc(p: usize, block: u64) {
 /// # Safety
 /// Called by CPython with `ctx` pointing at one of our `Wrapped` statics, GIL held.
 unsafe extern "C" fn hook_malloc<const PLAIN: bool>(ctx: *mut c_void, size: usize) -> *mut c_void {
-    // SAFETY: ctx is &MEM or &OBJ, filled in before the hook was installed.
-    let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
-    // SAFETY: forwarding to the wrapped allocator with its own context.
-    let p = unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
+    let p = if PLAIN {
+        // SAFETY: set before hooks of this kind were installed, to pymalloc's `malloc` (a
+        // non-null function pointer), which takes no context.
+        let malloc = unsafe { std::mem::transmute::<usize, MallocFn>(PLAIN_MALLOC.load(Relaxed)) };
+        // SAFETY: forwarding.
+        unsafe { malloc(std::ptr::null_mut(), size) }
+    } else {
+        // SAFETY: ctx is &MEM or &OBJ, filled in before the hook was installed.
+        let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
+        // SAFETY: forwarding to the wrapped allocator with its own context.
+        unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) }
+    };
     counted_alloc::<PLAIN>(p as usize, size);
     p
 }
@@ -286,9 +307,20 @@ unsafe extern "C" fn hook_free<const PLAIN: bool>(ctx: *mut c_void, ptr: *mut c_
 }
 
 type FreeFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
+type MallocFn = unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void;
 
-/// pymalloc's `free`, for the plain hooks (set once, by the first plain domain wrapped).
+/// pymalloc's `malloc` and `free`, for the plain hooks (set once, by the first plain domain
+/// wrapped): called without reading our context.
+static PLAIN_MALLOC: AtomicUsize = AtomicUsize::new(0);
 static PLAIN_FREE: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets `slot` to `f` if it is unset; true if it holds `f` now.
+fn claim(slot: &AtomicUsize, f: usize) -> bool {
+    match slot.compare_exchange(0, f, Relaxed, Relaxed) {
+        Ok(_) => true,
+        Err(set) => set == f,
+    }
+}
 
 /// The free of a block counted in a pool older than tracking (the old-pool mark is cleared):
 /// count and record it, forward it, then move its size class back to our arenas (see
@@ -334,15 +366,14 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
     }
     // SAFETY: GIL held by the caller.
     let plain = unsafe { plain_pymalloc(domain) }.is_some_and(|alloc| {
-        // The plain hooks tail-call one `free` for both domains: a domain whose pymalloc
-        // `free` is another function (never seen) takes the general hooks.
-        alloc.free.is_some_and(|free| {
-            let free = free as usize;
-            match PLAIN_FREE.compare_exchange(0, free, Relaxed, Relaxed) {
-                Ok(_) => true,
-                Err(set) => set == free,
+        // The plain hooks call one `malloc` and `free` for both domains: a domain whose
+        // pymalloc functions are others (never seen) takes the general hooks.
+        match (alloc.malloc, alloc.free) {
+            (Some(malloc), Some(free)) => {
+                claim(&PLAIN_MALLOC, malloc as usize) && claim(&PLAIN_FREE, free as usize)
             }
-        })
+            _ => false,
+        }
     });
     // SAFETY: hooks are not installed on this domain yet, so nothing reads `orig` now.
     unsafe { *wrapped.orig.get() = current };
