@@ -15,8 +15,8 @@ try:  # the C module: `signal` itself imports `enum` for its constants, before e
 except ImportError:  # pragma: no cover - other interpreters
     import signal  # type: ignore[no-redef]
 
-# `runpy`, `traceback` and `zipfile` are imported only when needed: everything imported here runs
-# before every program `memlens run` starts (zipfile alone pulls in shutil, bz2, lzma, ...).
+# `runpy`, `traceback` and `zipfile` are imported only when needed: everything imported here
+# runs before every program `memlens run` starts (zipfile alone pulls in shutil, bz2, ...).
 
 
 def _is_zip(data: bytes) -> bool:
