@@ -206,3 +206,55 @@ def test_sigterm_flushes_what_was_recorded(runner):
     assert report["meta"]["warning"]
     got = site_bytes(report, script, line_of(script, "# BEFORE_TERM"), "leaked_bytes")
     assert abs(got - 40_000_000) < 0.05 * 40_000_000
+
+
+CHURN_AND_RESIZE = """
+import json, memlens
+
+start = memlens.current()
+keep = []
+for i in range(60_000):
+    b = bytearray(i % 400)           # small blocks, resized below (PyObject_Realloc)
+    b.extend(b"x" * (i % 300))
+    lst = []
+    for j in range(i % 40):
+        lst.append(j)                 # list growth (PyMem_Realloc)
+    if i % 3 == 0:
+        keep.append((b, lst))
+s = ""
+for i in range(20_000):
+    s += "y"                          # str resized in place and moved
+del keep, b, lst, s
+end = memlens.current()
+tail = [str(i) for i in range(50_000)]   # growth with no free after it: the peak must see it
+with open("totals.json", "w") as f:
+    json.dump({"start": start, "end": end, "last": memlens.current()}, f)
+"""
+
+
+def test_totals_do_not_depend_on_how_many_blocks_are_sampled(runner):
+    # At a 64-byte sample rate nearly every small block is sampled, which in sampling mode
+    # serves it from malloc and resizes it by moving it: the totals must not notice.
+    runner.write("resize.py", CHURN_AND_RESIZE)
+    seen = {}
+    for name, mode in [("exact", ["--exact"]), ("rate64", ["--sample-rate", "64"]), ("default", [])]:
+        proc = runner.memlens("run", *mode, "-o", f"{name}.mlens", "resize.py")
+        assert proc.returncode == 0, proc.stderr
+        t = json.loads((runner.dir / "totals.json").read_text())
+        start, end, last = t["start"], t["end"], t["last"]
+        seen[name] = {
+            "kept": end["live_bytes"] - start["live_bytes"],
+            "grown": last["live_bytes"] - end["live_bytes"],
+            "allocations": end["allocations"] - start["allocations"],
+            "peak": runner.report(f"{name}.mlens")["totals"]["peak_bytes"],
+        }
+        # 50k strs of 50-56 bytes and the list holding them, allocated after the last free:
+        # the peak must include them.
+        assert 3_000_000 <= seen[name]["grown"] <= 4_000_000, (name, t)
+        assert seen[name]["peak"] >= last["live_bytes"], (name, t)
+    exact = seen["exact"]
+    # Equal but for a few blocks: memlens's own thread may take the GIL between two reads.
+    for name in ("rate64", "default"):
+        for key, slack in (("kept", 8192), ("grown", 8192), ("allocations", 64)):
+            assert abs(seen[name][key] - exact[key]) <= slack, (name, key, seen)
+        assert abs(seen[name]["peak"] - exact["peak"]) <= exact["peak"] / 1000, seen

@@ -10,16 +10,20 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 /// Cache-line aligned so the hot fields share one line and nothing else does.
 #[repr(align(64))]
 pub(crate) struct GilCounters {
-    /// Live bytes in pymalloc blocks allocated while tracking (GIL-protected).
-    pub live: AtomicI64,
-    /// Bytes until the next sample point: an allocation that takes it to zero or below is
-    /// recorded (GIL-protected). In exact mode it starts at 0 and is never refilled, so every
-    /// allocation is recorded.
-    pub countdown: AtomicI64,
-    /// Sum of the sampling distances added to `countdown` (GIL-protected). The bytes
-    /// allocated in the Python domain are `drawn - countdown`: the hot path keeps one running
-    /// total for both the sampler and the totals.
-    pub drawn: AtomicI64,
+    /// Bytes allocated in pymalloc blocks while tracking (GIL-protected). Python live bytes
+    /// are `allocated - freed`: the allocation hook adds to one total and the free hook to
+    /// the other, and neither reads what the other writes.
+    pub allocated: AtomicI64,
+    /// Bytes of counted pymalloc blocks freed (GIL-protected).
+    pub freed: AtomicI64,
+    /// An allocation that takes `allocated` above this takes the hooks' slow path: the next
+    /// sample point less one, or `i64::MIN` while the hooks do not count (GIL-protected). In
+    /// exact mode the sample point stays at 0, so every allocation is recorded. Peaks are
+    /// not checked here but on frees (see `hooks::before_python_free`).
+    pub limit: AtomicI64,
+    /// `allocated` at the next sample point: the allocation that takes `allocated` to it or
+    /// past it is sampled (GIL-protected).
+    pub sample_at: AtomicI64,
     /// Allocations in the Python domain (GIL-protected).
     pub allocations: AtomicU64,
     /// Hooks count and sample only while this is set.
@@ -36,19 +40,20 @@ pub(crate) struct SharedCounters {
     pub native_allocations: AtomicU64,
     /// Highest total live bytes seen.
     pub peak: AtomicI64,
-    /// How high Python live bytes (`GilCounters::live`) may go before the total could pass
-    /// `peak`: at most `peak - native_live`, so the Python hooks check one value. Native
-    /// allocations lower it; frees leave it low and the Python hooks' slow path raises it
-    /// again (see `hooks::python_peak`).
+    /// How high Python live bytes may go before the total could pass `peak`: at most
+    /// `peak - native_live`, so the Python hooks check one value. Native allocations lower
+    /// it; frees leave it low and the Python hooks' slow path raises it again (see
+    /// `hooks::python_peak`).
     pub python_room: AtomicI64,
     /// The next total at which a peak marker is recorded.
     pub next_peak_mark: AtomicI64,
 }
 
 pub(crate) static GIL: GilCounters = GilCounters {
-    live: AtomicI64::new(0),
-    countdown: AtomicI64::new(0),
-    drawn: AtomicI64::new(0),
+    allocated: AtomicI64::new(0),
+    freed: AtomicI64::new(0),
+    limit: AtomicI64::new(i64::MIN),
+    sample_at: AtomicI64::new(0),
     allocations: AtomicU64::new(0),
     active: AtomicBool::new(false),
 };
@@ -61,6 +66,12 @@ pub(crate) static SHARED: SharedCounters = SharedCounters {
     python_room: AtomicI64::new(0),
     next_peak_mark: AtomicI64::new(i64::MAX),
 };
+
+/// Python live bytes now (exact with the GIL held; a few blocks stale on other threads).
+#[inline(always)]
+pub(crate) fn python_live() -> i64 {
+    GIL.allocated.load(Relaxed) - GIL.freed.load(Relaxed)
+}
 
 /// A consistent-enough view of the totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,21 +87,22 @@ pub struct Totals {
 }
 
 pub(crate) fn totals() -> Totals {
-    let live = GIL.live.load(Relaxed) + SHARED.native_live.load(Relaxed);
+    let live = python_live() + SHARED.native_live.load(Relaxed);
     let peak = SHARED.peak.load(Relaxed).max(live);
     Totals {
         live: live.max(0) as u64,
         peak: peak.max(0) as u64,
-        allocated: (GIL.drawn.load(Relaxed) - GIL.countdown.load(Relaxed)).max(0) as u64
+        allocated: GIL.allocated.load(Relaxed).max(0) as u64
             + SHARED.native_allocated.load(Relaxed),
         allocations: GIL.allocations.load(Relaxed) + SHARED.native_allocations.load(Relaxed),
     }
 }
 
 pub(crate) fn reset() {
-    GIL.live.store(0, Relaxed);
-    GIL.countdown.store(0, Relaxed);
-    GIL.drawn.store(0, Relaxed);
+    GIL.allocated.store(0, Relaxed);
+    GIL.freed.store(0, Relaxed);
+    GIL.limit.store(i64::MIN, Relaxed);
+    GIL.sample_at.store(0, Relaxed);
     GIL.allocations.store(0, Relaxed);
     SHARED.native_live.store(0, Relaxed);
     SHARED.native_allocated.store(0, Relaxed);

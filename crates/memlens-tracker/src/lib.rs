@@ -189,11 +189,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     hooks::sampled::reset(config.exact);
     if !config.exact {
         // The first sample point falls at a random distance, like every later one.
-        sampler::gil_refill(
-            &counters::GIL.countdown,
-            &counters::GIL.drawn,
-            rec.sample_rate,
-        );
+        sampler::gil_advance(&counters::GIL.sample_at, 0, rec.sample_rate);
     }
     hooks::arena::install(layout.pool_size);
     // PYTHONMALLOC=malloc (or malloc_debug) bypasses pymalloc: small blocks are then malloc's.
@@ -217,7 +213,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     };
     let writer = writer::WriterHandle::spawn(rec, writer, start, pace);
     hooks::set_counting(true);
-    hooks::pymem::install();
+    hooks::pymem::install(config.exact);
     if config.native {
         hooks::native::patch_all();
     }
@@ -236,6 +232,7 @@ pub fn stop() -> Result<Summary, TrackerError> {
     let session = recorder::lock(&SESSION)
         .take()
         .ok_or(TrackerError::NotActive)?;
+    hooks::settle_peak();
     let totals = counters::totals();
     hooks::set_counting(false);
     if let Some(rec) = recorder::current() {

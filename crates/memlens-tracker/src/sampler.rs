@@ -46,39 +46,35 @@ thread_local! {
     pub(crate) static NATIVE_RNG: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Refills the GIL stream's countdown after an allocation took it to zero or below (a sample
-/// point fell inside that allocation), adding each distance drawn to `drawn`. Only called with
-/// the GIL held.
+/// Moves the GIL stream's next sample point (`sample_at`, in bytes allocated) past
+/// `allocated`, after the allocation that took the total to `allocated` reached it (a sample
+/// point fell inside that allocation). Only called with the GIL held.
 #[cold]
-pub(crate) fn gil_refill(countdown: &AtomicI64, drawn: &AtomicI64, rate: u64) {
+pub(crate) fn gil_advance(sample_at: &AtomicI64, allocated: i64, rate: u64) {
     let mut state = GIL_RNG.load(Relaxed);
-    let mut left = countdown.load(Relaxed);
-    let mut added = 0;
-    while left <= 0 {
-        let d = draw(&mut state, rate);
-        left += d;
-        added += d;
+    let mut at = sample_at.load(Relaxed);
+    while at <= allocated {
+        at += draw(&mut state, rate);
     }
     GIL_RNG.store(state, Relaxed);
-    countdown.store(left, Relaxed);
-    drawn.store(drawn.load(Relaxed) + added, Relaxed);
+    sample_at.store(at, Relaxed);
 }
 
-/// Counts `size` bytes against the GIL stream as the hooks do; true when a sample point fell
+/// Counts `size` more bytes in `allocated` as the hooks do; true when a sample point fell
 /// inside them.
 #[cfg(test)]
 pub(crate) fn gil_should_sample(
-    countdown: &AtomicI64,
-    drawn: &AtomicI64,
+    sample_at: &AtomicI64,
+    allocated: &AtomicI64,
     size: u64,
     rate: u64,
 ) -> bool {
-    let left = countdown.load(Relaxed) - size as i64;
-    countdown.store(left, Relaxed);
-    if left > 0 {
+    let total = allocated.load(Relaxed) + size as i64;
+    allocated.store(total, Relaxed);
+    if total < sample_at.load(Relaxed) {
         return false;
     }
-    gil_refill(countdown, drawn, rate);
+    gil_advance(sample_at, total, rate);
     true
 }
 
@@ -130,16 +126,14 @@ mod tests {
         // 1M allocations of 100 bytes at rate 10_000: the weighted estimate is within 2%.
         GIL_RNG.store(7, Relaxed);
         let (size, rate) = (100u64, 10_000u64);
-        let (countdown, drawn) = (AtomicI64::new(0), AtomicI64::new(0));
-        gil_refill(&countdown, &drawn, rate);
+        let (sample_at, allocated) = (AtomicI64::new(0), AtomicI64::new(0));
+        gil_advance(&sample_at, 0, rate);
         let p = 1.0 - (-(size as f64) / rate as f64).exp();
         let n = 1_000_000u64;
         let sampled = (0..n)
-            .filter(|_| gil_should_sample(&countdown, &drawn, size, rate))
+            .filter(|_| gil_should_sample(&sample_at, &allocated, size, rate))
             .count();
-        // The bytes allocated are read back from the two counters.
-        let allocated = drawn.load(Relaxed) - countdown.load(Relaxed);
-        assert_eq!(allocated as u64, n * size);
+        assert_eq!(allocated.load(Relaxed) as u64, n * size);
         let estimate = sampled as f64 * size as f64 / p;
         let truth = 100e6;
         assert!(

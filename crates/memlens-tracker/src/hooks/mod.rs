@@ -10,6 +10,7 @@ pub(crate) mod ballast;
 pub(crate) mod native;
 pub(crate) mod native_marks;
 pub(crate) mod old_pools;
+pub(crate) mod plain;
 pub(crate) mod pymem;
 pub(crate) mod sampled;
 
@@ -17,7 +18,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use memlens_format::Domain;
 
-use crate::counters::SHARED;
+use crate::counters::{self, GIL, SHARED};
 use crate::recorder::{self, Recorder};
 
 /// Maps `len` bytes of zeroed, lazily backed memory; null on failure.
@@ -52,12 +53,14 @@ pub(crate) fn guarded(f: impl FnOnce()) {
 }
 
 /// Starts or stops counting (and recording) in every hook. Python-domain hooks test no flag:
-/// their range and table lookups are turned off instead.
+/// their range and table lookups are turned off instead, and their limit set so low that every
+/// allocation takes the slow path, which does test it.
 pub(crate) fn set_counting(on: bool) {
     use std::sync::atomic::Ordering::SeqCst;
-    crate::counters::GIL.active.store(on, SeqCst);
+    GIL.active.store(on, SeqCst);
     arena::set_counting(on);
     old_pools::set_counting(on);
+    set_python_limit();
 }
 
 /// Records an allocation the hooks chose (a sample, or any in exact mode), remembering a
@@ -66,7 +69,7 @@ pub(crate) fn set_counting(on: bool) {
 pub(crate) fn record_alloc(rec: &'static Recorder, p: usize, size: u64, domain: Domain) {
     guarded(|| {
         if rec.on_alloc(p, size, domain) && !rec.exact {
-            sampled::insert(p);
+            sampled::insert(p, sampled::entry(size, true, false));
         }
     });
 }
@@ -77,13 +80,35 @@ pub(crate) fn record_alloc(rec: &'static Recorder, p: usize, size: u64, domain: 
 #[inline(never)]
 pub(crate) fn record_free(p: usize) {
     if let Some(rec) = recorder::current()
-        && (rec.exact || sampled::remove(p))
+        && (rec.exact || sampled::remove(p).is_some_and(sampled::entry_recorded))
     {
         guarded(|| rec.on_free(p));
     }
 }
 
-/// Slow path of a Python-domain allocation that took Python live bytes (`live`) past
+/// Sets the Python hooks' `limit` from the next sample point (GIL held).
+pub(crate) fn set_python_limit() {
+    let limit = if GIL.active.load(Relaxed) {
+        GIL.sample_at.load(Relaxed) - 1
+    } else {
+        i64::MIN
+    };
+    GIL.limit.store(limit, Relaxed);
+}
+
+/// The peak check of the Python hooks, made before a free is counted. Between two frees
+/// Python live bytes only rise, so their highest points come just before frees: checking
+/// there (and wherever the totals are read: native hooks, stop) finds every peak, and keeps
+/// the check off the allocation path, which then compares once, against the sample point.
+#[inline(always)]
+pub(crate) fn before_python_free() {
+    let live = counters::python_live();
+    if live > SHARED.python_room.load(Relaxed) {
+        python_peak(live);
+    }
+}
+
+/// Slow path of [`before_python_free`] when Python live bytes (`live`) passed
 /// `python_room`: a new peak, or a room left low by native frees (raised again here). Runs
 /// with the GIL held.
 #[cold]
@@ -91,8 +116,8 @@ pub(crate) fn record_free(p: usize) {
 pub(crate) fn python_peak(live: i64) {
     let total = live + SHARED.native_live.load(Relaxed);
     if total > SHARED.peak.load(Relaxed) {
-        // The room stays at `live`: the next allocation comes back here, as it must while
-        // the total keeps rising.
+        // The room stays below `live`: the next check comes back here, as it must while the
+        // total keeps rising.
         new_peak(total);
         return;
     }
@@ -118,6 +143,15 @@ pub(crate) fn lower_python_room(native_live: i64) {
     let room = SHARED.peak.load(Relaxed) - native_live;
     if room < SHARED.python_room.load(Relaxed) {
         SHARED.python_room.fetch_min(room, Relaxed);
+    }
+}
+
+/// Makes the peak include Python live bytes allocated since the last free (at stop: the
+/// peak checks run before frees). GIL held.
+pub(crate) fn settle_peak() {
+    let total = counters::python_live() + SHARED.native_live.load(Relaxed);
+    if total > SHARED.peak.load(Relaxed) {
+        new_peak(total);
     }
 }
 

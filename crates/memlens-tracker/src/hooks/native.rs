@@ -29,7 +29,7 @@ fn on_alloc(p: *mut c_void, domain: Domain, size: usize) {
     let live = SHARED.native_live.fetch_add(size, Relaxed) + size;
     SHARED.native_allocated.fetch_add(size as u64, Relaxed);
     SHARED.native_allocations.fetch_add(1, Relaxed);
-    let total = live + GIL.live.load(Relaxed);
+    let total = live + crate::counters::python_live();
     if let Some(rec) = recorder::current()
         && (rec.exact || sampler::native_should_sample(size as u64, rec.sample_rate))
     {

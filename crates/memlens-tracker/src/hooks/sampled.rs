@@ -24,8 +24,8 @@ const SATURATED: u8 = u8::MAX;
 /// only under the `SET` lock; the free path reads it without a lock.
 static FILTER: [AtomicU8; FILTER_SLOTS] = [const { AtomicU8::new(0) }; FILTER_SLOTS];
 
-/// Addresses of sampled blocks still live.
-static SET: Mutex<AddrMap<()>> =
+/// Sampled blocks still live: address -> [`entry`] (size, and whether recorded).
+static SET: Mutex<AddrMap<u64>> =
     Mutex::new(AddrMap::with_hasher(std::hash::BuildHasherDefault::new()));
 
 /// The filter slot of `addr`: its 16-byte granule modulo the filter size. Sampled blocks are
@@ -50,10 +50,32 @@ pub(crate) fn maybe_at_arena_offset(offset: usize) -> bool {
     slot(offset).load(Relaxed) != 0
 }
 
-/// Remembers that the block at `addr` was recorded (sampling mode).
-pub(crate) fn insert(addr: usize) {
+/// A set entry: the block's size, whether its allocation was recorded (its free is then
+/// recorded too) and whether the plain Python hooks served it from `malloc` (see
+/// `super::plain`).
+pub(crate) fn entry(size: u64, recorded: bool, served: bool) -> u64 {
+    size << 2 | u64::from(served) << 1 | u64::from(recorded)
+}
+
+/// Size of the block of a set entry.
+pub(crate) fn entry_size(entry: u64) -> u64 {
+    entry >> 2
+}
+
+/// True when the plain Python hooks served the block of a set entry.
+pub(crate) fn entry_served(entry: u64) -> bool {
+    entry & 2 != 0
+}
+
+/// True when the allocation of a set entry's block was recorded.
+pub(crate) fn entry_recorded(entry: u64) -> bool {
+    entry & 1 != 0
+}
+
+/// Remembers the sampled block at `addr` (sampling mode).
+pub(crate) fn insert(addr: usize, entry: u64) {
     let mut set = crate::recorder::lock(&SET);
-    if set.insert(addr as u64, ()).is_none() {
+    if set.insert(addr as u64, entry).is_none() {
         let counter = slot(addr);
         let n = counter.load(Relaxed);
         if n < SATURATED {
@@ -62,19 +84,27 @@ pub(crate) fn insert(addr: usize) {
     }
 }
 
-/// Forgets `addr`; true if it was a recorded block (its free is then recorded).
+/// Forgets `addr`; its entry if it was a sampled block.
 #[cold]
-pub(crate) fn remove(addr: usize) -> bool {
+pub(crate) fn remove(addr: usize) -> Option<u64> {
+    remove_if(addr, |_| true)
+}
+
+/// Forgets `addr` if it was a sampled block whose entry passes `take`; that entry.
+#[cold]
+pub(crate) fn remove_if(addr: usize, take: impl FnOnce(u64) -> bool) -> Option<u64> {
     let mut set = crate::recorder::lock(&SET);
-    if set.remove(&(addr as u64)).is_none() {
-        return false;
+    let entry = *set.get(&(addr as u64))?;
+    if !take(entry) {
+        return None;
     }
+    set.remove(&(addr as u64));
     let counter = slot(addr);
     let n = counter.load(Relaxed);
     if n < SATURATED {
         counter.store(n - 1, Relaxed);
     }
-    true
+    Some(entry)
 }
 
 /// Starts a session: nothing sampled yet, or (exact mode) every free recorded.
@@ -97,11 +127,20 @@ mod tests {
         reset(false);
         let (a, b) = (0x7f00_0000_1000usize, 0x7f00_0000_1010usize);
         assert!(!maybe(a));
-        insert(a);
+        insert(a, entry(48, true, false));
         assert!(maybe(a));
-        assert!(!remove(b), "never sampled");
-        assert!(remove(a));
-        assert!(!remove(a), "forgotten after its free");
+        assert_eq!(remove(b), None, "never sampled");
+        assert_eq!(
+            remove_if(a, entry_served),
+            None,
+            "not served by the plain hooks"
+        );
+        let e = remove(a).expect("sampled");
+        assert_eq!(
+            (entry_size(e), entry_recorded(e), entry_served(e)),
+            (48, true, false)
+        );
+        assert_eq!(remove(a), None, "forgotten after its free");
         assert!(!maybe(a));
         reset(true);
         assert!(maybe(a) && maybe(b), "exact mode records every free");
