@@ -149,10 +149,7 @@ pub(crate) fn lower_python_room(native_live: i64) {
 /// Makes the peak include Python live bytes allocated since the last free (at stop: the
 /// peak checks run before frees). GIL held.
 pub(crate) fn settle_peak() {
-    let total = counters::python_live() + SHARED.native_live.load(Relaxed);
-    if total > SHARED.peak.load(Relaxed) {
-        new_peak(total);
-    }
+    python_peak(counters::python_live());
 }
 
 /// Slow path for a new high-water mark: raise the peak and, past the next mark, record where

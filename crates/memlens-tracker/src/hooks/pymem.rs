@@ -9,9 +9,9 @@
 //! `malloc`, which the native hooks already see.
 //!
 //! Two running totals keep Python live bytes, `allocated - freed`: the allocation hook adds to
-//! one, the free hook to the other, and one comparison against `limit` sends an allocation to
-//! the slow path when a sample point falls in it or the total might pass the peak (see
-//! `counters::GilCounters`).
+//! one, the free hook to the other. One comparison against `limit` sends an allocation to the
+//! slow path when a sample point falls in it; the peak is checked before frees (see
+//! `super::before_python_free`).
 //!
 //! With plain pymalloc in sampling mode (the common case) the hooks are leaner still: the
 //! allocation hook counts a small request by its size before it calls pymalloc, and serves a
