@@ -128,6 +128,7 @@ STALL = "MEMLENS_TEST_STALL_WRITER_MS"
 # Churns small objects for 3.5 s: the thread's ring (128K events) fills within the writer's
 # 3 s stall, the thread waits 2 s for room, then drops events until the writer wakes.
 CHURN = """
+import textwrap
 import time
 t0 = time.monotonic()
 while time.monotonic() - t0 < 3.5:
@@ -215,3 +216,100 @@ def test_sigterm_from_outside_flushes_at_once(runner):
     report = runner.report("s.mlens", "leaks")
     got = site_bytes(report, script, line_of(script, "# JUST_BEFORE"), "leaked_bytes")
     assert abs(got - 40_000_000) < 0.25 * 40_000_000
+
+
+# Objects of every pymalloc size class and some larger, replaced at random; each carries its
+# own content, so a block handed out twice would show as a clobbered object. A first pass
+# outside tracking fills the free lists and caches that would otherwise move the count.
+POOLS_PROGRAM = """
+import random, sys, memlens
+
+def pattern(step, size):
+    return (step.to_bytes(4, "little") * (size // 4 + 1))[:size]
+
+def churn(seed, steps=200_000, slots=20_000):
+    # Lists of bytes and ints only: freed tuples would stay in CPython's free list.
+    rng = random.Random(seed)
+    live, made = [b""] * slots, [0] * slots
+    for step in range(1000, steps + 1000):
+        i = rng.randrange(slots)
+        live[i] = pattern(step, rng.randrange(1, 700))
+        made[i] = step
+    return sum(1 for b, step in zip(live, made) if b != pattern(step, len(b)))
+
+churn(1)
+with memlens.track("pools.mlens", sample_rate=SAMPLE_RATE):
+    hooks = memlens._native.python_hooks()
+    blocks = sys.getallocatedblocks()
+    before = memlens.current()["live_bytes"]
+    bad = churn(2)
+    drift_blocks = sys.getallocatedblocks() - blocks
+    drift_bytes = memlens.current()["live_bytes"] - before
+print(hooks, bad, drift_blocks, drift_bytes)
+"""
+
+
+@pytest.mark.parametrize("sample_rate", [512 * 1024, 64])
+def test_blocks_served_on_pymallocs_fast_path_stay_distinct_and_counted(runner, sample_rate):
+    """With plain pymalloc the sampling hooks take pymalloc's common case themselves (pop from
+    or push to a pool's free list in our arenas): 200,000 objects of random sizes replaced at
+    random keep their contents, pymalloc's own count of allocated blocks (the sum of its pool
+    headers' counts) comes back to where it was, and so do live bytes; also when nearly every
+    block is sampled and served by malloc instead."""
+    runner.write("pools.py", POOLS_PROGRAM.replace("SAMPLE_RATE", str(sample_rate)))
+    proc = subprocess.run([sys.executable, "pools.py"], cwd=runner.dir, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    hooks, bad, drift_blocks, drift_bytes = proc.stdout.split()
+    assert hooks == "pools"
+    assert int(bad) == 0
+    assert abs(int(drift_blocks)) <= 64, drift_blocks
+    assert abs(int(drift_bytes)) <= 64 * 1024, drift_bytes
+
+
+@pytest.mark.parametrize(
+    "env, mode, expected",
+    [
+        pytest.param({}, [], "pools", id="pymalloc-sampling"),
+        pytest.param({}, ["--exact"], "general", id="pymalloc-exact"),
+        pytest.param({"PYTHONMALLOC": "pymalloc_debug"}, [], "general", id="debug-hooks"),
+        pytest.param({"PYTHONMALLOC": "malloc"}, [], "general", id="malloc"),
+    ],
+)
+def test_which_python_hooks_run(runner, env, mode, expected):
+    """The fast path is taken wherever it can be (plain pymalloc, sampling), on every
+    interpreter version, and nowhere else."""
+    runner.write("which.py", "import memlens; print(memlens._native.python_hooks())\n")
+    proc = runner.memlens("run", *mode, "-q", "-o", "w.mlens", "which.py",
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [expected]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="interpreters with their own obmalloc")
+@pytest.mark.parametrize("imported_before", [True, False])
+def test_an_isolated_subinterpreter_turns_the_fast_path_off(runner, imported_before):
+    """From 3.12 an interpreter can have its own obmalloc state (and GIL): its blocks must come
+    from its own pools, never from the main interpreter's lists. Creating one, with the module
+    imported before or after tracking starts, turns the fast path off first; the program runs
+    to the end."""
+    load = ("interp = __import__('_interpreters' if sys.version_info >= (3, 13) "
+            "else '_xxsubinterpreters')")
+    runner.write("sub.py", f"""
+import sys, memlens
+{load if imported_before else ""}
+with memlens.track("sub.mlens"):
+    first = memlens._native.python_hooks()
+    {load if not imported_before else ""}
+    keep = [str(i) for i in range(100_000)]
+    iid = interp.create()
+    code = "x = [str(i) * 3 for i in range(200_000)]\\ny = {{i: [i] for i in range(50_000)}}"
+    (getattr(interp, "run_string", None) or interp.exec)(iid, code)
+    interp.destroy(iid)
+    more = [str(i) for i in range(100_000)]
+    print(first, memlens._native.python_hooks(), len(keep) + len(more))
+""")
+    proc = subprocess.run([sys.executable, "sub.py"], cwd=runner.dir, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["plain" if imported_before else "pools", "plain", "200000"]

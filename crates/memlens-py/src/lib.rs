@@ -76,6 +76,12 @@ fn current(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     totals_dict(py, memlens_tracker::current())
 }
 
+/// Which hooks wrap the Python allocator domains: "pools", "plain", "general" or "none".
+#[pyfunction]
+fn python_hooks() -> &'static str {
+    memlens_tracker::python_hooks().name()
+}
+
 /// True while tracking.
 #[pyfunction]
 fn is_active() -> bool {
@@ -284,6 +290,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stop, m)?)?;
     m.add_function(wrap_pyfunction!(current, m)?)?;
     m.add_function(wrap_pyfunction!(is_active, m)?)?;
+    m.add_function(wrap_pyfunction!(python_hooks, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(set_thread_name, m)?)?;
     m.add_function(wrap_pyfunction!(set_stack_root, m)?)?;

@@ -40,6 +40,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 pub use counters::Totals;
+pub use hooks::pymem::PythonHooks;
 use memlens_format::{Header, Mode, Writer};
 pub use writer::WriterStats;
 
@@ -313,6 +314,11 @@ pub fn add_heap_snapshot(snapshot: Vec<u8>) -> Result<(), TrackerError> {
 /// True while tracking.
 pub fn is_active() -> bool {
     counters::GIL.active.load(Relaxed)
+}
+
+/// The hooks wrapping the Python allocator domains now.
+pub fn python_hooks() -> PythonHooks {
+    hooks::pymem::python_hooks()
 }
 
 /// Exact totals now (zeros when tracking never started). Any thread.

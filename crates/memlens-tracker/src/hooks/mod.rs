@@ -13,6 +13,7 @@ pub(crate) mod old_pools;
 pub(crate) mod plain;
 pub(crate) mod pymem;
 pub(crate) mod sampled;
+pub(crate) mod used_pools;
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -11,6 +11,11 @@
 //!   filter to consult. pymalloc's own `free` hands any block outside its arenas to
 //!   `PyMem_RawFree` (libc's `free`; see [`raw_is_libc`]), so a sampled block freed after
 //!   tracking stops goes back to `malloc` too.
+//! - Once pymalloc's used-pool lists are found ([`used_pools`]), [`fast_malloc`] and
+//!   [`fast_free`] go further: a block of our arenas' pools is taken from, or given back to,
+//!   its pool's free list right here, as pymalloc would, and pymalloc is called only when its
+//!   lists or arenas change. What the hooks add then costs less than what they save (the
+//!   second indirect call, and pymalloc's own lookup of the address on free).
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -18,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use memlens_format::Domain;
 
 use super::pymem::{self, add_allocated, add_freed, block_size, counted_old_block};
-use super::{arena, ballast, old_pools, sampled};
+use super::{arena, ballast, old_pools, sampled, used_pools};
 use crate::counters::{GIL, SHARED};
 use crate::ffi::{self, PyMemAllocatorEx};
 use crate::{recorder, sampler};
@@ -131,15 +136,41 @@ unsafe fn allocate<const ZERO: bool>(ctx: *mut c_void, a: usize, b: usize) -> *m
         // SAFETY: forwarded from our caller.
         return unsafe { allocate_slow::<ZERO>(ctx, a, b) };
     }
-    GIL.allocated.store(allocated, Relaxed);
-    GIL.allocations
-        .store(GIL.allocations.load(Relaxed) + 1, Relaxed);
+    // SAFETY: forwarded from our caller.
+    unsafe { count_then_serve::<ZERO>(ctx, a, b, block) }
+}
+
+/// Counts a small block of `block` bytes that no sample point falls in, then has pymalloc serve
+/// it.
+#[inline(always)]
+unsafe fn count_then_serve<const ZERO: bool>(
+    ctx: *mut c_void,
+    a: usize,
+    b: usize,
+    block: i64,
+) -> *mut c_void {
+    add_allocated(block);
     // SAFETY: forwarding.
     let p = unsafe { pymalloc::<ZERO>(ctx, a, b) };
     if arena::contains(p as usize) {
         return p;
     }
     served_outside(p, block)
+}
+
+/// [`count_then_serve`] out of line, for [`fast_malloc`]'s less common path (C ABI, so that
+/// the hook reaches it by a tail call).
+#[inline(never)]
+unsafe extern "C" fn allocate_counted(ctx: *mut c_void, size: usize, block: i64) -> *mut c_void {
+    // SAFETY: forwarded from our caller.
+    unsafe { count_then_serve::<false>(ctx, size, 1, block) }
+}
+
+/// [`allocate_slow`] for `malloc`, in the C ABI (see [`allocate_counted`]).
+#[inline(never)]
+unsafe extern "C" fn malloc_slow(ctx: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded from our caller.
+    unsafe { allocate_slow::<false>(ctx, size, 1) }
 }
 
 /// A small block counted before pymalloc served it, then found outside our arenas: a block of
@@ -222,6 +253,67 @@ pub(crate) unsafe extern "C" fn plain_calloc(
 ) -> *mut c_void {
     // SAFETY: forwarded from our caller.
     unsafe { allocate::<true>(ctx, nelem, elsize) }
+}
+
+/// [`plain_malloc`] doing pymalloc's common case itself (see [`used_pools`]): counted, then
+/// taken from the class's head pool when that is ours.
+///
+/// # Safety
+/// As for `plain_malloc`; [`used_pools::discover`] found pymalloc's lists.
+pub(crate) unsafe extern "C" fn fast_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    let Some(block) = small_block(size) else {
+        // SAFETY: forwarding.
+        return unsafe { pymalloc::<false>(ctx, size, 1) };
+    };
+    let allocated = GIL.allocated.load(Relaxed) + block;
+    if allocated > GIL.limit.load(Relaxed) {
+        // SAFETY: forwarded from our caller.
+        return unsafe { malloc_slow(ctx, size) };
+    }
+    // SAFETY: the caller's contract (GIL held, lists found); `size` is 1-512 bytes.
+    let Some(p) = (unsafe { used_pools::take((size - 1) >> 4, block as usize) }) else {
+        // SAFETY: forwarded from our caller.
+        return unsafe { allocate_counted(ctx, size, block) };
+    };
+    GIL.allocated.store(allocated, Relaxed);
+    GIL.allocations
+        .store(GIL.allocations.load(Relaxed) + 1, Relaxed);
+    p as *mut c_void
+}
+
+/// [`plain_free`] doing pymalloc's common case itself (see [`used_pools`]).
+///
+/// # Safety
+/// As for `fast_malloc`.
+pub(crate) unsafe extern "C" fn fast_free(ctx: *mut c_void, ptr: *mut c_void) {
+    let p = ptr as usize;
+    if !arena::contains(p) {
+        // SAFETY: forwarded from our caller.
+        return unsafe { free_outside(ctx, ptr) };
+    }
+    if crate::counters::python_live() > SHARED.python_room.load(Relaxed) {
+        // SAFETY: forwarded from our caller.
+        return unsafe { free_after_peak_check(ctx, ptr) };
+    }
+    let pool = p & arena::pool_mask();
+    let block = pymem::pool_block_size(pool);
+    // SAFETY: `p` is a live block of one of our arenas' pools (the caller frees it); GIL held.
+    if !unsafe { used_pools::give_back(p, pool) } {
+        // SAFETY: forwarded from our caller.
+        return unsafe { free_counted(ctx, ptr, block) };
+    }
+    GIL.freed.store(GIL.freed.load(Relaxed) + block, Relaxed);
+}
+
+/// A free of a block of ours that pymalloc must do: counted, then forwarded.
+///
+/// # Safety
+/// As for `plain_malloc`; `ptr` is a live block of ours of `block` bytes.
+#[inline(never)]
+unsafe extern "C" fn free_counted(ctx: *mut c_void, ptr: *mut c_void, block: i64) {
+    GIL.freed.store(GIL.freed.load(Relaxed) + block, Relaxed);
+    // SAFETY: forwarded from our caller.
+    unsafe { pymalloc_free(ctx, ptr) }
 }
 
 /// The common path ends in a tail call to pymalloc's `free`, so it saves no registers.

@@ -20,11 +20,11 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use memlens_format::Domain;
 
-use super::{arena, ballast, old_pools, plain, sampled};
+use super::{arena, ballast, old_pools, plain, sampled, used_pools};
 use crate::counters::GIL;
 use crate::ffi::{self, PyMemAllocatorEx};
 use crate::{recorder, sampler};
@@ -56,9 +56,14 @@ static OBJ: Wrapped = Wrapped {
 /// Size of the pymalloc block at `p`, from its pool header's size class.
 #[inline(always)]
 pub(crate) fn block_size(p: usize) -> i64 {
-    let pool = p & arena::pool_mask();
-    // SAFETY: p is a live pymalloc block (in one of our arenas, or a small block pymalloc just
-    // served or that we marked), so its pool header is mapped and initialised.
+    pool_block_size(p & arena::pool_mask())
+}
+
+/// Size of the blocks of the pymalloc pool at `pool`, from its header's size class.
+#[inline(always)]
+pub(crate) fn pool_block_size(pool: usize) -> i64 {
+    // SAFETY: every caller passes the pool of a live pymalloc block (in one of our arenas, or
+    // a small block pymalloc just served or that we marked), so the header is mapped and set.
     let szidx = unsafe { std::ptr::read((pool + crate::python::POOL_SZIDX) as *const u32) };
     // The class index + 1 in 32 bits (it is below 64): `inc` and `shl`, one instruction
     // fewer than the 64-bit form, which the compiler turns into `shl`, `neg` and two adds.
@@ -290,6 +295,46 @@ pub(crate) unsafe extern "C" fn free_old(ctx: *mut c_void, ptr: *mut c_void) {
     unsafe { ballast::refill(block as usize) };
 }
 
+/// Which hooks wrap the Python domains now (see [`PythonHooks`]).
+static KIND: AtomicU8 = AtomicU8::new(PythonHooks::None as u8);
+
+/// The hooks wrapping the Python domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PythonHooks {
+    /// Not wrapped.
+    None,
+    /// The general hooks: `--exact`, or an allocator other than plain pymalloc.
+    General,
+    /// The plain-pymalloc hooks, which call pymalloc for every block.
+    Plain,
+    /// The plain-pymalloc hooks taking pymalloc's common case themselves (see
+    /// [`super::used_pools`]).
+    Pools,
+}
+
+impl PythonHooks {
+    /// The name tests and diagnostics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            PythonHooks::None => "none",
+            PythonHooks::General => "general",
+            PythonHooks::Plain => "plain",
+            PythonHooks::Pools => "pools",
+        }
+    }
+}
+
+/// The hooks wrapping the Python domains now.
+pub fn python_hooks() -> PythonHooks {
+    match KIND.load(Relaxed) {
+        1 => PythonHooks::General,
+        2 if used_pools::on() => PythonHooks::Pools,
+        2 => PythonHooks::Plain,
+        _ => PythonHooks::None,
+    }
+}
+
 /// Wraps `domain`'s allocator: with the plain hooks when it is plain pymalloc in sampling mode
 /// (see [`super::plain`]), with the general ones otherwise. Caller holds the GIL.
 fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, exact: bool) {
@@ -308,14 +353,26 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, exact: bool) {
         && unsafe { is_plain_pymalloc(&orig) && plain::raw_is_libc() }
         && plain::claim_pymalloc(&orig);
     let mut ours = if plain {
+        // SAFETY: GIL held by the caller; `orig` is plain pymalloc.
+        let fast = unsafe { used_pools::discover(&orig, arena::pool_mask()) };
+        KIND.store(PythonHooks::Plain as u8, Relaxed);
         PyMemAllocatorEx {
             ctx,
-            malloc: Some(plain::plain_malloc),
+            malloc: Some(if fast {
+                plain::fast_malloc
+            } else {
+                plain::plain_malloc
+            }),
             calloc: Some(plain::plain_calloc),
             realloc: Some(plain::plain_realloc),
-            free: Some(plain::plain_free),
+            free: Some(if fast {
+                plain::fast_free
+            } else {
+                plain::plain_free
+            }),
         }
     } else {
+        KIND.store(PythonHooks::General as u8, Relaxed);
         PyMemAllocatorEx {
             ctx,
             malloc: Some(hook_malloc),
@@ -369,6 +426,7 @@ pub(crate) fn install(exact: bool) {
 
 /// Restores the MEM and OBJ domains where we are still on top. Caller holds the GIL.
 pub(crate) fn uninstall() {
+    KIND.store(PythonHooks::None as u8, Relaxed);
     unwrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ);
     unwrap(ffi::PYMEM_DOMAIN_MEM, &MEM);
 }

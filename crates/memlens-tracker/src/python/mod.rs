@@ -197,8 +197,20 @@ const UNICODE_STATE: usize = 32;
 const STATE_KIND_SHIFT: u32 = 2;
 const STATE_COMPACT: u32 = 1 << 5;
 const STATE_ASCII: u32 = 1 << 6;
-/// `pool_header.szidx` (uint after four pointers and `arenaindex`), the same in 3.9-3.13.
+// `pool_header` (Objects/obmalloc.c; Include/internal/pycore_obmalloc.h from 3.12) is the same
+// in 3.9-3.13: a pointer-sized union holding `ref.count`, three pointers, then four uints.
+/// `pool_header.ref.count`: blocks allocated in the pool (a uint).
+pub const POOL_COUNT: usize = 0;
+/// `pool_header.freeblock`: the pool's free list; each free block's first word links the next.
+pub const POOL_FREEBLOCK: usize = 8;
+/// `pool_header.prevpool`: the previous pool of the size class's used list (or its header).
+pub const POOL_PREVPOOL: usize = 24;
+/// `pool_header.szidx`: the block size class (a uint).
 pub const POOL_SZIDX: usize = 36;
+/// `pool_header.nextoffset`: where the pool's untouched blocks start (a uint).
+pub const POOL_NEXTOFFSET: usize = 40;
+/// `pool_header.maxnextoffset`: where the pool's last block starts (a uint).
+pub const POOL_MAXNEXTOFFSET: usize = 44;
 
 /// A frame walker compiled for one interpreter version: [`Layout::walk`] with that version's
 /// offsets folded in as constants, so no per-frame option is checked at run time. Same
