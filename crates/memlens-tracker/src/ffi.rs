@@ -2,7 +2,7 @@
 //! built for the stable ABI and these are outside it (they exist in every supported version).
 #![allow(non_snake_case, non_camel_case_types, missing_docs)]
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 
 pub type MallocFn = unsafe extern "C" fn(ctx: *mut c_void, size: usize) -> *mut c_void;
 pub type CallocFn =
@@ -31,10 +31,6 @@ pub struct PyObjectArenaAllocator {
     pub free: Option<unsafe extern "C" fn(ctx: *mut c_void, ptr: *mut c_void, size: usize)>,
 }
 
-/// `Py_AuditHookFunction` (Include/cpython/sysmodule.h), since 3.8.
-pub type AuditHookFn =
-    unsafe extern "C" fn(event: *const c_char, args: *mut c_void, data: *mut c_void) -> c_int;
-
 pub const PYMEM_DOMAIN_RAW: c_int = 0;
 pub const PYMEM_DOMAIN_MEM: c_int = 1;
 pub const PYMEM_DOMAIN_OBJ: c_int = 2;
@@ -48,14 +44,6 @@ unsafe extern "C" {
     pub fn PyGILState_GetThisThreadState() -> *mut c_void;
     pub fn PyCode_Addr2Line(code: *mut c_void, addr: c_int) -> c_int;
     pub static mut PyCode_Type: u8;
-    pub fn PySys_AddAuditHook(hook: AuditHookFn, data: *mut c_void) -> c_int;
-    pub fn PySys_Audit(event: *const c_char, format: *const c_char, ...) -> c_int;
-    pub fn PyErr_Clear();
-    pub fn PyTuple_Size(tuple: *mut c_void) -> isize;
-    pub fn PyTuple_GetItem(tuple: *mut c_void, index: isize) -> *mut c_void;
-    pub fn PyUnicode_CompareWithASCIIString(unicode: *mut c_void, string: *const c_char) -> c_int;
-    pub fn PyImport_GetModuleDict() -> *mut c_void;
-    pub fn PyDict_GetItemString(dict: *mut c_void, key: *const c_char) -> *mut c_void;
     pub fn PyInterpreterState_Head() -> *mut c_void;
-    pub fn PyInterpreterState_Next(interp: *mut c_void) -> *mut c_void;
+    pub fn PyInterpreterState_Main() -> *mut c_void;
 }

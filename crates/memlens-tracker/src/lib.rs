@@ -214,7 +214,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     };
     let writer = writer::WriterHandle::spawn(rec, writer, start, pace);
     hooks::set_counting(true);
-    hooks::pymem::install(config.exact);
+    hooks::pymem::install(config.exact, config.python >= (3, 12));
     if config.native {
         hooks::native::patch_all();
     }

@@ -260,7 +260,12 @@ pub(crate) unsafe extern "C" fn plain_calloc(
 ///
 /// # Safety
 /// As for `plain_malloc`; [`used_pools::discover`] found pymalloc's lists.
-pub(crate) unsafe extern "C" fn fast_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+/// With `GUARD` (3.12+) the main interpreter must be the only one (see
+/// [`used_pools::sole_interpreter`]).
+pub(crate) unsafe extern "C" fn fast_malloc<const GUARD: bool>(
+    ctx: *mut c_void,
+    size: usize,
+) -> *mut c_void {
     let Some(block) = small_block(size) else {
         // SAFETY: forwarding.
         return unsafe { pymalloc::<false>(ctx, size, 1) };
@@ -269,6 +274,11 @@ pub(crate) unsafe extern "C" fn fast_malloc(ctx: *mut c_void, size: usize) -> *m
     if allocated > GIL.limit.load(Relaxed) {
         // SAFETY: forwarded from our caller.
         return unsafe { malloc_slow(ctx, size) };
+    }
+    // SAFETY: a GIL is held (our caller's contract); the lists were found.
+    if GUARD && !unsafe { used_pools::sole_interpreter() } {
+        // SAFETY: forwarded from our caller.
+        return unsafe { allocate_counted(ctx, size, block) };
     }
     // SAFETY: the caller's contract (GIL held, lists found); `size` is 1-512 bytes.
     let Some(p) = (unsafe { used_pools::take((size - 1) >> 4, block as usize) }) else {

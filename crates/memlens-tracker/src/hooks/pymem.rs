@@ -337,7 +337,7 @@ pub fn python_hooks() -> PythonHooks {
 
 /// Wraps `domain`'s allocator: with the plain hooks when it is plain pymalloc in sampling mode
 /// (see [`super::plain`]), with the general ones otherwise. Caller holds the GIL.
-fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, exact: bool) {
+fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, exact: bool, own_obmalloc: bool) {
     let mut current = EMPTY;
     // SAFETY: GIL held by the caller (install); reads the domain's current allocator.
     unsafe { ffi::PyMem_GetAllocator(domain, &mut current) };
@@ -358,8 +358,10 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, exact: bool) {
         KIND.store(PythonHooks::Plain as u8, Relaxed);
         PyMemAllocatorEx {
             ctx,
-            malloc: Some(if fast {
-                plain::fast_malloc
+            malloc: Some(if fast && own_obmalloc {
+                plain::fast_malloc::<true>
+            } else if fast {
+                plain::fast_malloc::<false>
             } else {
                 plain::plain_malloc
             }),
@@ -418,10 +420,11 @@ fn unwrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
     }
 }
 
-/// Wraps the MEM and OBJ domains. Caller holds the GIL.
-pub(crate) fn install(exact: bool) {
-    wrap(ffi::PYMEM_DOMAIN_MEM, &MEM, exact);
-    wrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ, exact);
+/// Wraps the MEM and OBJ domains. `own_obmalloc`: interpreters may have an obmalloc state of
+/// their own (3.12+). Caller holds the GIL.
+pub(crate) fn install(exact: bool, own_obmalloc: bool) {
+    wrap(ffi::PYMEM_DOMAIN_MEM, &MEM, exact, own_obmalloc);
+    wrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ, exact, own_obmalloc);
 }
 
 /// Restores the MEM and OBJ domains where we are still on top. Caller holds the GIL.

@@ -18,8 +18,8 @@
 //! the list's header, a fake pool laid over `usedpools` two pointers before `usedpools[2c]`.
 //! All 32 classes must agree on one array before the fast paths are used.
 
-use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::arena;
 use super::old_pools::SMALL_REQUEST_THRESHOLD;
@@ -39,122 +39,39 @@ static USED_POOLS: AtomicUsize = AtomicUsize::new(0);
 /// never one of our pools, so [`take`] always leaves the request to pymalloc.
 static NO_POOLS: [AtomicUsize; 2 * CLASSES] = [const { AtomicUsize::new(0) }; 2 * CLASSES];
 
-/// Set for good once the process has, or may have, another interpreter (see [`on_audit`]).
-static OTHER_INTERPRETERS: AtomicBool = AtomicBool::new(false);
-/// Set once [`on_audit`] is installed and seen to run.
-static AUDIT_HOOKED: AtomicBool = AtomicBool::new(false);
-
-const NEW_INTERPRETER: &[u8] = b"cpython.PyInterpreterState_New";
-const IMPORT: &[u8] = b"import";
-const PROBE: &CStr = c"memlens.probe";
-/// The modules that create interpreters with their own obmalloc state from Python (3.12's
-/// and 3.13's); 3.13 raises no audit event when it creates one.
-const INTERPRETER_MODULES: [&CStr; 2] = [c"_interpreters", c"_xxsubinterpreters"];
-
-/// Turns the fast paths off (heads read from [`NO_POOLS`]).
-fn switch_off() {
-    USED_POOLS.store(NO_POOLS.as_ptr() as usize, Relaxed);
-}
+/// The main interpreter (see [`sole_interpreter`]).
+static MAIN_INTERPRETER: AtomicUsize = AtomicUsize::new(0);
 
 /// True while [`take`] may serve blocks.
 pub(crate) fn on() -> bool {
-    USED_POOLS.load(Relaxed) != NO_POOLS.as_ptr() as usize && USED_POOLS.load(Relaxed) != 0
+    let used = USED_POOLS.load(Relaxed);
+    used != NO_POOLS.as_ptr() as usize && used != 0
 }
 
-/// Audit hook watching for a second interpreter. From 3.12 an interpreter may have its own
-/// obmalloc state and its own GIL: its requests must go to pymalloc (which finds its state)
-/// and never to the main interpreter's lists. The fast paths stop for good at the first sign
-/// of one: 3.9-3.12 raise an event as they create an interpreter (in the creating thread,
-/// before the interpreter exists, with the creator's GIL held, so no other caller is inside
-/// the hooks); 3.13 raises none, so the import of a module that creates them counts as the
-/// sign. Allocates nothing; cannot panic.
-unsafe extern "C" fn on_audit(
-    event: *const c_char,
-    args: *mut c_void,
-    _data: *mut c_void,
-) -> c_int {
-    if event.is_null() {
-        return 0;
-    }
-    // SAFETY: CPython passes a NUL-terminated event name.
-    let name = unsafe { CStr::from_ptr(event) }.to_bytes();
-    // SAFETY: the "import" event's arguments are a tuple whose first item is the module name,
-    // a str (Python/import.c); both calls only read, and the size is checked first.
-    let interpreters_imported = name == IMPORT
-        && !args.is_null()
-        && unsafe { ffi::PyTuple_Size(args) } > 0
-        && is_interpreter_module(unsafe { ffi::PyTuple_GetItem(args, 0) });
-    if name == NEW_INTERPRETER || interpreters_imported {
-        OTHER_INTERPRETERS.store(true, Relaxed);
-        switch_off();
-    } else if name == PROBE.to_bytes() {
-        AUDIT_HOOKED.store(true, Relaxed);
-    }
-    0
-}
-
-/// True when `module` (a str) names one of [`INTERPRETER_MODULES`].
-fn is_interpreter_module(module: *mut c_void) -> bool {
-    !module.is_null()
-        && INTERPRETER_MODULES.iter().any(|m| {
-            // SAFETY: `module` is a live str; the comparison neither allocates nor fails.
-            unsafe { ffi::PyUnicode_CompareWithASCIIString(module, m.as_ptr()) == 0 }
-        })
-}
-
-/// True when a module of [`INTERPRETER_MODULES`] was imported already.
+/// True when the main interpreter is the only one. From 3.12 an interpreter may have its own
+/// obmalloc state (and its own GIL): its requests must go to pymalloc, which finds that state,
+/// never to the main interpreter's lists. CPython links a new interpreter at the head of the
+/// runtime's list before it runs any code, and the main interpreter, created first, is last:
+/// so the head is the main interpreter exactly when no other exists. One call that reads one
+/// global (no thread-local), made on each allocation the fast path would take, from 3.12 only
+/// (before 3.12 every interpreter shares one state and one GIL).
 ///
 /// # Safety
-/// The caller holds the GIL.
-unsafe fn interpreter_modules_loaded() -> bool {
-    // SAFETY: GIL held; borrowed references, and lookups that set no error.
-    unsafe {
-        let modules = ffi::PyImport_GetModuleDict();
-        !modules.is_null()
-            && INTERPRETER_MODULES
-                .iter()
-                .any(|m| !ffi::PyDict_GetItemString(modules, m.as_ptr()).is_null())
-    }
-}
-
-/// True when this is the only interpreter and will stay the only one with these fast paths
-/// on: the audit hook is in place (installed once per process, and checked to run, as an
-/// earlier hook may refuse it silently).
-///
-/// # Safety
-/// The caller holds the GIL.
-unsafe fn sole_interpreter() -> bool {
-    if !AUDIT_HOOKED.load(Relaxed) {
-        // SAFETY: GIL held; `on_audit` is a plain C function that lives as long as the
-        // process (audit hooks cannot be removed).
-        unsafe {
-            // Another hook may refuse either call, with an exception: cleared, as the
-            // program never asked for these calls (and AUDIT_HOOKED stays false).
-            if ffi::PySys_AddAuditHook(on_audit, std::ptr::null_mut()) != 0
-                || ffi::PySys_Audit(PROBE.as_ptr(), std::ptr::null()) != 0
-            {
-                ffi::PyErr_Clear();
-            }
-        }
-    }
-    // SAFETY: GIL held; reads the runtime's interpreter list.
-    let alone = unsafe { ffi::PyInterpreterState_Next(ffi::PyInterpreterState_Head()) }.is_null();
-    // SAFETY: GIL held.
-    let loaded = unsafe { interpreter_modules_loaded() };
-    if loaded {
-        OTHER_INTERPRETERS.store(true, Relaxed);
-    }
-    AUDIT_HOOKED.load(Relaxed) && alone && !OTHER_INTERPRETERS.load(Relaxed)
+/// The caller holds a GIL; [`discover`] ran.
+#[inline(always)]
+pub(crate) unsafe fn sole_interpreter() -> bool {
+    // SAFETY: reads the runtime's interpreter list head, which is always valid.
+    unsafe { ffi::PyInterpreterState_Head() as usize == MAIN_INTERPRETER.load(Relaxed) }
 }
 
 /// The pool at the head of size class `class`'s used list (its header when the list is
-/// empty). Only meaningful after [`discover`] succeeded.
+/// empty; null when the fast paths are off).
 ///
 /// # Safety
-/// [`discover`] returned true; the caller holds the GIL.
+/// [`discover`] ran; the caller holds the GIL.
 #[inline(always)]
-pub(crate) unsafe fn head(class: usize) -> usize {
-    // SAFETY: `usedpools` has 2 * CLASSES pointers (more, rounded up), and class < CLASSES.
+unsafe fn head(class: usize) -> usize {
+    // SAFETY: `usedpools` (or NO_POOLS) has 2 * CLASSES pointers, and class < CLASSES.
     unsafe { std::ptr::read((USED_POOLS.load(Relaxed) + class * 16) as *const usize) }
 }
 
@@ -241,11 +158,12 @@ pub(crate) unsafe fn discover(pymalloc: &PyMemAllocatorEx, pool_mask: usize) -> 
         // SAFETY: pymalloc with its own context; GIL held.
         *slot = unsafe { malloc(pymalloc.ctx, (class + 1) * 16) } as usize;
     }
-    // A pymalloc built with Valgrind support hands every request to `malloc` when it runs
-    // under Valgrind, and then no block has a pool header. A block in one of our arenas shows
-    // that pymalloc serves small requests itself, so each of these blocks has one.
-    let serving = blocks.iter().all(|&p| p != 0) && blocks.iter().any(|&p| arena::ours(p));
-    // SAFETY: pymalloc served each block, so each pool header is mapped.
+    // Every block must be in our arenas, so that its pool header is surely mapped: pymalloc
+    // hands a request to `malloc` when no arena can be had (and always, when built with
+    // Valgrind support and run under Valgrind). The ballast has moved every class to our
+    // arenas before this runs.
+    let serving = blocks.iter().all(|&p| arena::ours(p));
+    // SAFETY: each block lies in one of our arenas' pools, so each pool header is mapped.
     let found = serving
         .then(|| unsafe { find(&blocks, pool_mask) })
         .flatten();
@@ -253,17 +171,10 @@ pub(crate) unsafe fn discover(pymalloc: &PyMemAllocatorEx, pool_mask: usize) -> 
         // SAFETY: each block came from this allocator and is freed once.
         unsafe { free(pymalloc.ctx, p as *mut c_void) };
     }
-    match found {
-        // SAFETY: GIL held.
-        Some(base) if unsafe { sole_interpreter() } => {
-            USED_POOLS.store(base, Relaxed);
-            true
-        }
-        _ => {
-            switch_off();
-            false
-        }
-    }
+    USED_POOLS.store(found.unwrap_or(NO_POOLS.as_ptr() as usize), Relaxed);
+    // SAFETY: GIL held; the main interpreter lives as long as the process.
+    MAIN_INTERPRETER.store(unsafe { ffi::PyInterpreterState_Main() } as usize, Relaxed);
+    found.is_some()
 }
 
 /// The address of `usedpools` that the pools of `blocks` (one block per class, just served)
