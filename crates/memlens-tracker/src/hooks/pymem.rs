@@ -337,7 +337,15 @@ pub fn python_hooks() -> PythonHooks {
 
 /// Wraps `domain`'s allocator: with the plain hooks when it is plain pymalloc in sampling mode
 /// (see [`super::plain`]), with the general ones otherwise. Caller holds the GIL.
-fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, exact: bool, own_obmalloc: bool) {
+/// `fast`: whether pymalloc's lists were found, decided by the first domain found plain and
+/// kept for the second (both use the same pymalloc).
+fn wrap(
+    domain: std::ffi::c_int,
+    wrapped: &'static Wrapped,
+    exact: bool,
+    own_obmalloc: bool,
+    fast: &mut Option<bool>,
+) {
     let mut current = EMPTY;
     // SAFETY: GIL held by the caller (install); reads the domain's current allocator.
     unsafe { ffi::PyMem_GetAllocator(domain, &mut current) };
@@ -354,7 +362,8 @@ fn wrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, exact: bool, own_obm
         && plain::claim_pymalloc(&orig);
     let mut ours = if plain {
         // SAFETY: GIL held by the caller; `orig` is plain pymalloc.
-        let fast = unsafe { used_pools::discover(&orig, arena::pool_mask()) };
+        let fast =
+            *fast.get_or_insert_with(|| unsafe { used_pools::discover(&orig, arena::pool_mask()) });
         KIND.store(PythonHooks::Plain as u8, Relaxed);
         PyMemAllocatorEx {
             ctx,
@@ -423,8 +432,9 @@ fn unwrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
 /// Wraps the MEM and OBJ domains. `own_obmalloc`: interpreters may have an obmalloc state of
 /// their own (3.12+). Caller holds the GIL.
 pub(crate) fn install(exact: bool, own_obmalloc: bool) {
-    wrap(ffi::PYMEM_DOMAIN_MEM, &MEM, exact, own_obmalloc);
-    wrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ, exact, own_obmalloc);
+    let mut fast = None;
+    wrap(ffi::PYMEM_DOMAIN_MEM, &MEM, exact, own_obmalloc, &mut fast);
+    wrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ, exact, own_obmalloc, &mut fast);
 }
 
 /// Restores the MEM and OBJ domains where we are still on top. Caller holds the GIL.
