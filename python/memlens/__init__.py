@@ -235,9 +235,10 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
 
 def _stop() -> dict:
     global _fork_config
+    summary = _native.stop()  # first: the cleanup below is memlens's, not the program's
     _fork_config = None
     os.environ.pop(_child.ENV, None)
-    return _native.stop()
+    return summary
 
 
 class Tracker:
