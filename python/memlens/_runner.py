@@ -10,6 +10,10 @@ import types
 
 import memlens
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
 try:  # the C module: `signal` itself imports `enum` for its constants, before every program
     import _signal as signal
 except ImportError:  # pragma: no cover - other interpreters
@@ -30,12 +34,18 @@ def _is_zip(data: bytes) -> bool:
 
 
 def _exit_status(code: object) -> int:
-    """What the interpreter would exit with for ``SystemExit(code)``."""
+    """What the interpreter would exit with for ``SystemExit(code)`` (Python/pythonrun.c,
+    `_Py_HandleSystemExit`): None is 0, an int is itself, anything else is printed on
+    sys.stderr and exits 1."""
     if code is None:
         return 0
     if isinstance(code, int):
         return code
-    print(code, file=sys.stderr)
+    stream = sys.stderr if sys.stderr is not None else sys.__stderr__
+    try:
+        print(code, file=stream)
+    except Exception:
+        pass
     return 1
 
 
@@ -87,6 +97,69 @@ def _uninstall_snapshot_signal(installed: bool) -> None:
         signal.signal(signal.SIGUSR2, signal.SIG_DFL)
 
 
+#: Set when the program ended by an unhandled KeyboardInterrupt: after memlens's summary,
+#: `memlens.__main__` ends the process by this signal, as python does, so a shell loop around
+#: the command stops too.
+pending_signal: Optional[int] = None
+
+
+def _main_namespace(kind: str, path: Optional[str]) -> dict:
+    """`__main__`'s namespace before the program runs, as python builds it (same names, same
+    order): a script gets a SourceFileLoader and its absolute `__file__`, `-c` the built-in
+    importer."""
+    namespace = {
+        "__name__": "__main__",
+        "__doc__": None,
+        "__package__": None,
+        "__loader__": None,
+        "__spec__": None,
+        "__annotations__": {},
+        "__builtins__": builtins,
+    }
+    if kind == "script":
+        external = sys.modules["_frozen_importlib_external"]
+        namespace["__loader__"] = external.SourceFileLoader("__main__", path)
+        namespace["__file__"] = path
+        namespace["__cached__"] = None
+    else:
+        namespace["__loader__"] = sys.modules["_frozen_importlib"].BuiltinImporter
+    return namespace
+
+
+def _flush_standard_streams() -> bool:
+    """Flushes sys.stdout and sys.stderr as the interpreter does at exit: a stream the program
+    closed or removed is skipped. False when a flush failed (python then exits 120)."""
+    ok = True
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name, None)
+        if stream is None or getattr(stream, "closed", False):
+            continue
+        try:
+            stream.flush()
+        except Exception:
+            ok = False
+    return ok
+
+
+def _print_exception(etype: type, value: BaseException, tb: object) -> None:
+    """Prints the program's exception as python would, without memlens's frames, on the
+    program's sys.stderr (python's own choice), or fd 2 if that is gone."""
+    import traceback
+
+    runpy = sys.modules.get("runpy")
+    ours = (__file__, getattr(runpy, "__file__", None), "<frozen runpy>")
+    while tb is not None and tb.tb_frame.f_code.co_filename in ours:  # type: ignore[attr-defined]
+        tb = tb.tb_next  # type: ignore[attr-defined]
+    stream = sys.stderr
+    if stream is None or getattr(stream, "closed", False):
+        stream = sys.__stderr__
+    try:
+        traceback.print_exception(etype, value, tb, file=stream)
+        stream.flush()
+    except Exception:
+        pass
+
+
 def run(
     kind: str,
     target: str,
@@ -97,59 +170,80 @@ def run(
     native: bool,
     follow_fork: bool,
     heap_snapshot: bool = False,
-) -> int:
-    """Runs the program and returns its exit status; raises only for memlens's own failures."""
+) -> tuple:
+    """Runs the program; returns (exit status, whether it ran under tracking). Raises only for
+    memlens's own failures."""
+    global pending_signal
+    path = None
     if kind == "script":
         path = os.path.abspath(target)
         if not os.path.exists(path):
             raise FileNotFoundError(f"cannot run {target!r}: no such file")
         sys.argv = [target, *args]
-        sys.path[0] = os.path.dirname(path)
+        sys.path[0] = os.path.dirname(os.path.realpath(path))
     elif kind == "module":
-        sys.argv = [target, *args]
+        sys.argv = ["-m", *args]
         sys.path[0] = os.getcwd()
     else:
         sys.argv = ["-c", *args]
         sys.path[0] = ""
 
     # Compile before tracking starts, so the report shows the program, not its loading.
-    main_module = None
+    namespace = None
     code = None
     source = None
-    if kind == "script" and os.path.isfile(path):
-        with io.open_code(path) as f:
-            source = f.read()
-        if _is_zip(source):
-            source = None
-    if source is not None:
-        code = compile(source, path, "exec", dont_inherit=True)
-        main_module = types.ModuleType("__main__")
-        main_module.__file__ = path
-        main_module.__cached__ = None
-        main_module.__builtins__ = builtins
-    elif kind == "module":
+    try:
+        if kind == "script" and os.path.isfile(path):
+            with io.open_code(path) as f:
+                source = f.read()
+            if _is_zip(source):
+                source = None
+        if source is not None:
+            code = compile(source, path, "exec", dont_inherit=True)
+            namespace = _main_namespace(kind, path)
+        elif kind == "module":
+            import runpy
+
+            details = getattr(runpy, "_get_module_details", None)
+            if details is not None:
+                # As `python -m` does: find the module (importing its parent packages) and
+                # run its code in a fresh __main__.
+                try:
+                    _, spec, code = details(target, runpy._Error)  # type: ignore[attr-defined]
+                except runpy._Error as exc:  # type: ignore[attr-defined]
+                    # python's own words and status for a module it cannot run.
+                    print(f"{sys.executable}: {exc}", file=sys.stderr)
+                    return 1, False
+                namespace = {
+                    "__name__": "__main__",
+                    "__doc__": None,
+                    "__package__": spec.parent,
+                    "__loader__": spec.loader,
+                    "__spec__": spec,
+                    "__annotations__": {},
+                    "__builtins__": builtins,
+                    "__file__": spec.origin,
+                    "__cached__": spec.cached,
+                }
+                sys.argv[0] = spec.origin or target
+        elif kind == "code":
+            code = compile(target, "<string>", "exec", dont_inherit=True)
+            namespace = _main_namespace(kind, None)
+    except SyntaxError:
+        # The program's error, not memlens's: shown as python shows it (the caret, no
+        # traceback of memlens's), with python's status.
+        etype, value, _ = sys.exc_info()
+        _print_exception(etype, value, None)  # type: ignore[arg-type]
+        return 1, False
+
+    if namespace is None:  # imported before tracking starts, to stay out of the report
         import runpy
 
-        details = getattr(runpy, "_get_module_details", None)
-        if details is not None:
-            # As `python -m` does: find the module (importing its parent packages) and run its
-            # code in a fresh __main__.
-            _, spec, code = details(target)
-            main_module = types.ModuleType("__main__")
-            main_module.__file__ = spec.origin
-            main_module.__spec__ = spec
-            main_module.__loader__ = spec.loader
-            main_module.__package__ = spec.parent
-            main_module.__cached__ = spec.cached
-            main_module.__builtins__ = builtins
-            sys.argv[0] = spec.origin or target
-    elif kind == "code":
-        code = compile(target, "<string>", "exec", dont_inherit=True)
+    main_module = None
+    if namespace is not None:
         main_module = types.ModuleType("__main__")
-        main_module.__builtins__ = builtins
-
-    if main_module is None:  # imported before tracking starts, to stay out of the report
-        import runpy
+        main_module.__dict__.clear()
+        main_module.__dict__.update(namespace)
 
     # The program's globals stay alive until tracking stops, as they would until interpreter
     # shutdown, so "leaks" means what the program still held when it ended.
@@ -165,27 +259,30 @@ def run(
         raise
     status = 0
     try:
-        # Recorded stacks start below this frame, at the program's own code (the walks then
-        # also skip memlens's outer frames). Cleared before anything else runs here.
-        memlens._native.set_stack_root(True)
-        try:
-            if main_module is not None:
-                sys.modules["__main__"] = main_module
-                held = main_module
-                exec(code, main_module.__dict__)
-            elif kind == "script":
-                held = runpy.run_path(path, run_name="__main__")
-            else:
-                held = runpy.run_module(target, run_name="__main__", alter_sys=True)
-        finally:
-            memlens._native.set_stack_root(False)
+        if main_module is not None:
+            sys.modules["__main__"] = main_module
+            held = main_module
+            # The code runs with no frame of ours under it: the program's `<module>` is the
+            # outermost frame (tracebacks, inspect.stack() and recorded stacks start there).
+            memlens._native.run_code(code, main_module.__dict__)
+        else:
+            # A zip application or a -m target runpy must find: runpy's frames and ours sit
+            # under the program; recorded stacks start below this frame.
+            memlens._native.set_stack_root(True)
+            try:
+                if kind == "script":
+                    held = runpy.run_path(path, run_name="__main__")
+                else:
+                    held = runpy.run_module(target, run_name="__main__", alter_sys=True)
+            finally:
+                memlens._native.set_stack_root(False)
     except SystemExit as exc:
         status = _exit_status(exc.code)
     except KeyboardInterrupt:
-        import traceback
-
-        traceback.print_exc()
+        # As python: the traceback, then death by SIGINT (after memlens's summary).
+        failure = sys.exc_info()
         status = 130
+        pending_signal = getattr(signal, "SIGINT", None)
     except BaseException:
         # Printed once tracking has stopped, so the printing is not in the report.
         failure = sys.exc_info()
@@ -199,29 +296,20 @@ def run(
                 shutdown()
             except BaseException:
                 pass
-        sys.stdout.flush()
-        sys.stderr.flush()
+        if not _flush_standard_streams() and status == 0:
+            status = 120
         _uninstall_snapshot_signal(usr2)
         if heap_snapshot and memlens._native.is_active():
             # The program's globals are still held (`held`), as at interpreter exit.
             try:
                 memlens._take_snapshot(None)
             except Exception as exc:
-                print(f"memlens: no heap snapshot at exit: {exc}", file=sys.stderr)
+                print(f"memlens: no heap snapshot at exit: {exc}", file=sys.__stderr__)
         if memlens._native.is_active():
             memlens._stop()
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
         del held
     if failure is not None:
-        # Show the program's traceback as Python would, without memlens's own frames.
-        etype, value, tb = failure
-        import traceback
-
-        runpy = sys.modules.get("runpy")
-        ours = (__file__, getattr(runpy, "__file__", None), "<frozen runpy>")
-        while tb is not None and tb.tb_frame.f_code.co_filename in ours:
-            tb = tb.tb_next
-        traceback.print_exception(etype, value, tb)
-        sys.stderr.flush()
-    return status
+        _print_exception(*failure)
+    return status, True

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod progress;
 
-pub use cmd::run::{ProgramRunner, RunOptions, RunTarget};
+pub use cmd::run::{ProgramRunner, Ran, RunOptions, RunTarget};
 
 /// memlens: find where a Python program's memory goes, who keeps it alive, and how to fix it.
 #[derive(Debug, Parser)]
@@ -30,12 +30,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a Python program under the memory tracker and report on it.
+    #[command(long_about = cmd::run::LONG_ABOUT, after_long_help = cmd::run::EXAMPLES)]
     Run(cmd::run::Args),
     /// Render a report from a capture file.
     Report(cmd::report::Args),
     /// Analyse a heap snapshot: dominators, retainer paths, growth.
     Heap(cmd::heap::Args),
-    /// Show garbage-collector activity recorded in a capture.
+    /// Show garbage-collector activity recorded in a capture (not built yet: hidden).
+    #[command(hide = true)]
     Gc(cmd::gc::Args),
     /// Sample the memory of a process tree over time.
     Monitor(cmd::monitor::Args),
@@ -62,8 +64,24 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // `memlens run ... TARGET ARGS...`: the program's arguments are set aside before clap sees
+    // them (they are the program's, whatever they look like).
+    let program_args = if args.get(1).is_some_and(|a| a == "run") {
+        let mut run_args = args.split_off(2);
+        let program = cmd::run::split_program_args(&mut run_args);
+        args.extend(run_args);
+        Some(program)
+    } else {
+        None
+    };
     let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            if let (Command::Run(run), Some(program)) = (&mut cli.command, program_args) {
+                run.set_program_args(program);
+            }
+            cli
+        }
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
             let _ = err.print();

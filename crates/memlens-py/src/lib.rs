@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use memlens_cli::{ProgramRunner, RunOptions, RunTarget};
+use memlens_cli::{ProgramRunner, Ran, RunOptions, RunTarget};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -98,6 +98,43 @@ fn checkpoint(label: &str) {
 #[pyfunction]
 fn set_stack_root(on: bool) {
     memlens_tracker::set_stack_root(on);
+}
+
+/// Evaluates the program's code object in `globals`, as `exec(code, globals)` would, but with
+/// this thread's frame chain cut below it: the program's `<module>` frame is the outermost
+/// one, as under `python`, so no frame of memlens's runner shows in its tracebacks,
+/// `inspect.stack()` or recorded stacks.
+#[pyfunction]
+fn run_code<'py>(
+    py: Python<'py>,
+    code: &Bound<'py, PyAny>,
+    globals: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let version = py.version_info();
+    // SAFETY: `code` is checked to be a code object first; PyEval_EvalCode then pops every
+    // frame it pushes before it returns, which is what `with_detached_frames` requires; the
+    // GIL is held (`py`), and the borrowed `code` and `globals` outlive the call.
+    let result = unsafe {
+        if pyo3::ffi::PyObject_TypeCheck(code.as_ptr(), std::ptr::addr_of_mut!(PY_CODE_TYPE)) == 0 {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "run_code needs a code object",
+            ));
+        }
+        memlens_tracker::with_detached_frames((version.major, version.minor), || {
+            pyo3::ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr())
+        })
+    };
+    if result.is_null() {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: a non-null result of PyEval_EvalCode is a new reference.
+    Ok(unsafe { Bound::from_owned_ptr(py, result) })
+}
+
+unsafe extern "C" {
+    /// `PyCode_Type`: outside the stable ABI's declarations but exported by every version.
+    #[link_name = "PyCode_Type"]
+    static mut PY_CODE_TYPE: pyo3::ffi::PyTypeObject;
 }
 
 /// Names the calling thread in the capture.
@@ -206,8 +243,8 @@ fn heap_snapshot<'py>(
 struct PyRunner;
 
 impl ProgramRunner for PyRunner {
-    fn run(&self, options: &RunOptions) -> anyhow::Result<u8> {
-        Python::attach(|py| -> PyResult<u8> {
+    fn run(&self, options: &RunOptions) -> anyhow::Result<Ran> {
+        Python::attach(|py| -> PyResult<Ran> {
             let runner = py.import("memlens._runner")?;
             let kwargs = PyDict::new(py);
             // Paths go as str (OsStr keeps undecodable bytes as surrogates), never as
@@ -235,8 +272,13 @@ impl ProgramRunner for PyRunner {
             kwargs.set_item("native", true)?;
             kwargs.set_item("follow_fork", options.follow_fork)?;
             kwargs.set_item("heap_snapshot", options.heap_snapshot_at_exit)?;
-            let status: i64 = runner.call_method("run", (), Some(&kwargs))?.extract()?;
-            Ok((status & 0xff) as u8)
+            let (status, tracked): (i64, bool) =
+                runner.call_method("run", (), Some(&kwargs))?.extract()?;
+            Ok(Ran {
+                // What the process would exit with: the low byte, as for `exit(status)`.
+                status: (status & 0xff) as u8,
+                tracked,
+            })
         })
         .map_err(|e| anyhow::anyhow!("{}", Python::attach(|py| e.value(py).to_string())))
     }
@@ -294,6 +336,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(set_thread_name, m)?)?;
     m.add_function(wrap_pyfunction!(set_stack_root, m)?)?;
+    m.add_function(wrap_pyfunction!(run_code, m)?)?;
     m.add_function(wrap_pyfunction!(flush, m)?)?;
     m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;

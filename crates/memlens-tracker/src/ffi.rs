@@ -42,6 +42,7 @@ unsafe extern "C" {
     pub fn PyObject_SetArenaAllocator(allocator: *mut PyObjectArenaAllocator);
     pub fn PyMem_RawMalloc(size: usize) -> *mut c_void;
     pub fn PyGILState_GetThisThreadState() -> *mut c_void;
+    pub fn PyThreadState_Get() -> *mut c_void;
     pub fn PyCode_Addr2Line(code: *mut c_void, addr: c_int) -> c_int;
     pub static mut PyCode_Type: u8;
     pub fn PyInterpreterState_Head() -> *mut c_void;

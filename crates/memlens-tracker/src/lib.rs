@@ -353,6 +353,36 @@ pub fn set_stack_root(on: bool) {
     }
 }
 
+/// Runs `run` with the calling thread's frame chain cut below it: Python code that `run`
+/// evaluates starts a chain of its own, so the program sees no frame of the caller (memlens's
+/// runner) in `sys._getframe()`, `inspect.stack()` or tracebacks, exactly as when `python`
+/// runs a script from C. The chain is put back when `run` returns. A thread starts its first
+/// Python frame from an empty chain too, so the interpreter handles this state already.
+///
+/// # Safety
+/// The caller holds the GIL, and `run` must not return while a frame it started is still on
+/// the chain (evaluating code with `PyEval_EvalCode` and returning pops every frame it pushed).
+pub unsafe fn with_detached_frames<R>(python: (u8, u8), run: impl FnOnce() -> R) -> R {
+    let Some(layout) = python::Layout::detect(python.0, python.1) else {
+        return run();
+    };
+    // SAFETY: the caller holds the GIL, so this thread has a live thread state.
+    let tstate = unsafe { ffi::PyThreadState_Get() } as usize;
+    // SAFETY: as above; the slot is in the thread state or in the `_PyCFrame` of the C call
+    // that is running now, and stays valid until that call returns, after `run`.
+    let slot = unsafe { layout.frame_slot(tstate) };
+    if slot.is_null() {
+        return run();
+    }
+    // SAFETY: `slot` is valid (above); only this thread, which holds the GIL, writes it.
+    let saved = unsafe { slot.replace(0) };
+    // The frames pushed by `run` are popped before it returns, leaving the slot at 0 again.
+    let result = run();
+    // SAFETY: as above.
+    unsafe { slot.write(saved) };
+    result
+}
+
 /// Names the calling thread in the capture.
 pub fn set_thread_name(name: &str) {
     if let Some(rec) = recorder::current()

@@ -560,6 +560,34 @@ impl Layout {
         }
     }
 
+    /// The address of the word that holds `tstate`'s innermost frame (`tstate->frame`,
+    /// `tstate->cframe->current_frame` or `tstate->current_frame`); null when there is none.
+    ///
+    /// # Safety
+    /// `tstate` is this thread's live thread state (or 0).
+    pub unsafe fn frame_slot(&self, tstate: usize) -> *mut usize {
+        if tstate == 0 {
+            return std::ptr::null_mut();
+        }
+        let holder = match self.frames {
+            FrameModel::FrameObject { tstate_frame, .. } => return (tstate + tstate_frame) as _,
+            FrameModel::Interpreter {
+                tstate_cframe: Some(off),
+                ..
+            } => {
+                // SAFETY: tstate is live; `cframe` points into its thread's C stack.
+                unsafe { read::<usize>(tstate, off) }
+            }
+            FrameModel::Interpreter { .. } => tstate,
+        };
+        match self.frames {
+            FrameModel::Interpreter { current_frame, .. } if holder != 0 => {
+                (holder + current_frame) as _
+            }
+            _ => std::ptr::null_mut(),
+        }
+    }
+
     /// Reads one chain element and the address of the next.
     ///
     /// # Safety
