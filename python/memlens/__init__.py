@@ -233,12 +233,24 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
         os.environ[_child.ENV] = child_config
 
 
-def _stop() -> dict:
+def _stop(warn: bool = True) -> dict:
+    """Stops tracking; with ``warn``, says on stderr when the capture could not be written
+    completely (a full disk, say)."""
     global _fork_config
     summary = _native.stop()  # first: the cleanup below is memlens's, not the program's
     _fork_config = None
     os.environ.pop(_child.ENV, None)
+    if warn and summary.get("write_error"):
+        print(f"memlens: {_write_failure(summary)}", file=sys.__stderr__)
     return summary
+
+
+def _write_failure(summary: dict) -> str:
+    """One sentence on a capture that could not be written completely."""
+    return (
+        f"writing the capture {summary['path']} failed after {summary['capture_bytes']} bytes "
+        f"({summary['write_error']}); it holds what was written before"
+    )
 
 
 class Tracker:

@@ -171,8 +171,8 @@ def run(
     follow_fork: bool,
     heap_snapshot: bool = False,
 ) -> tuple:
-    """Runs the program; returns (exit status, whether it ran under tracking). Raises only for
-    memlens's own failures."""
+    """Runs the program; returns (exit status, whether it ran under tracking, why writing the
+    capture failed or None). Raises only for memlens's own failures."""
     global pending_signal
     path = None
     if kind == "script":
@@ -213,7 +213,7 @@ def run(
                 except runpy._Error as exc:  # type: ignore[attr-defined]
                     # python's own words and status for a module it cannot run.
                     print(f"{sys.executable}: {exc}", file=sys.stderr)
-                    return 1, False
+                    return 1, False, None
                 namespace = {
                     "__name__": "__main__",
                     "__doc__": None,
@@ -234,7 +234,7 @@ def run(
         # traceback of memlens's), with python's status.
         etype, value, _ = sys.exc_info()
         _print_exception(etype, value, None)  # type: ignore[arg-type]
-        return 1, False
+        return 1, False, None
 
     if namespace is None:  # imported before tracking starts, to stay out of the report
         import runpy
@@ -258,6 +258,7 @@ def run(
         _uninstall_snapshot_signal(usr2)
         raise
     status = 0
+    write_error = None
     try:
         if main_module is not None:
             sys.modules["__main__"] = main_module
@@ -306,10 +307,12 @@ def run(
             except Exception as exc:
                 print(f"memlens: no heap snapshot at exit: {exc}", file=sys.__stderr__)
         if memlens._native.is_active():
-            memlens._stop()
+            summary = memlens._stop(warn=False)
+            if summary.get("write_error"):
+                write_error = memlens._write_failure(summary)
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
         del held
     if failure is not None:
         _print_exception(*failure)
-    return status, True
+    return status, True, write_error

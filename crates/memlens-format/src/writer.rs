@@ -87,6 +87,11 @@ impl<W: Write> Writer<W> {
         self.bytes_written
     }
 
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// Flushes and returns the underlying writer.
     pub fn finish(mut self) -> Result<W, FormatError> {
         self.out.flush()?;

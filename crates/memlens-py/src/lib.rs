@@ -66,6 +66,7 @@ fn stop(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("capture_bytes", summary.writer.bytes)?;
     d.set_item("events", summary.writer.events)?;
     d.set_item("write_failed", summary.writer.failed)?;
+    d.set_item("write_error", summary.writer.error)?;
     d.set_item("dropped_events", summary.dropped_events)?;
     Ok(d)
 }
@@ -272,12 +273,13 @@ impl ProgramRunner for PyRunner {
             kwargs.set_item("native", true)?;
             kwargs.set_item("follow_fork", options.follow_fork)?;
             kwargs.set_item("heap_snapshot", options.heap_snapshot_at_exit)?;
-            let (status, tracked): (i64, bool) =
+            let (status, tracked, write_error): (i64, bool, Option<String>) =
                 runner.call_method("run", (), Some(&kwargs))?.extract()?;
             Ok(Ran {
                 // What the process would exit with: the low byte, as for `exit(status)`.
                 status: (status & 0xff) as u8,
                 tracked,
+                write_error,
             })
         })
         .map_err(|e| anyhow::anyhow!("{}", Python::attach(|py| e.value(py).to_string())))

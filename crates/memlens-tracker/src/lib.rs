@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 #![allow(unsafe_code)]
 
+mod capture_file;
 mod counters;
 mod ffi;
 pub mod heap;
@@ -32,7 +33,6 @@ mod recorder;
 mod sampler;
 mod writer;
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -50,6 +50,9 @@ pub enum TrackerError {
     /// This CPython version has no layout.
     #[error("CPython {0}.{1} is not supported (memlens supports 3.9 to 3.13)")]
     UnsupportedPython(u8, u8),
+    /// Tracking cannot start in this state of the interpreter (the reason says why).
+    #[error("cannot track: {0}")]
+    Unavailable(&'static str),
     /// Tracking is already on.
     #[error("memory tracking is already active")]
     AlreadyActive,
@@ -158,10 +161,12 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     let layout = python::Layout::detect(config.python.0, config.python.1).ok_or(
         TrackerError::UnsupportedPython(config.python.0, config.python.1),
     )?;
-    let file = File::create(&config.path).map_err(|source| TrackerError::Create {
-        path: config.path.clone(),
-        source,
-    })?;
+    hooks::pymem::check_restart(config.exact).map_err(TrackerError::Unavailable)?;
+    let file =
+        capture_file::CaptureFile::create(&config.path).map_err(|source| TrackerError::Create {
+            path: config.path.clone(),
+            source,
+        })?;
     let header = Header {
         python_version: config.python_version.clone(),
         pid: std::process::id(),

@@ -2,7 +2,6 @@
 //! appends compressed chunks to the capture at least once a second.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -10,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use memlens_format::{EventsChunk, Record, Writer};
 
+use crate::capture_file::CaptureFile;
 use crate::counters;
 use crate::recorder::{
     Event, EventKind, RING, Recorder, doorbell, lock, ring_doorbell, wait_for_doorbell,
@@ -98,21 +98,23 @@ pub(crate) struct WriterHandle {
 }
 
 /// What the writer did, for the summary.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WriterStats {
     /// Bytes in the capture file.
     pub bytes: u64,
     /// Allocation and free events written.
     pub events: u64,
-    /// First write error, if any (writing stopped then; the program went on).
+    /// Writing failed (and stopped then; the program went on).
     pub failed: bool,
+    /// Why writing failed ("No space left on device (os error 28)", ...).
+    pub error: Option<String>,
 }
 
 impl WriterHandle {
     /// Starts the writer thread.
     pub(crate) fn spawn(
         recorder: &'static Recorder,
-        writer: Writer<BufWriter<File>>,
+        writer: Writer<BufWriter<CaptureFile>>,
         start: Instant,
         pace: Pace,
     ) -> Self {
@@ -191,7 +193,7 @@ fn wait_for_flush(
 }
 
 struct State {
-    writer: Writer<BufWriter<File>>,
+    writer: Writer<BufWriter<CaptureFile>>,
     /// Drained events not yet written, with their thread id.
     held_back: Vec<(u32, Event)>,
     /// The chunk being built.
@@ -222,7 +224,7 @@ fn rss_bytes() -> u64 {
 
 fn run(
     rec: &'static Recorder,
-    writer: Writer<BufWriter<File>>,
+    writer: Writer<BufWriter<CaptureFile>>,
     start: Instant,
     idle: Duration,
     control: &(Mutex<Control>, Condvar),
@@ -304,7 +306,16 @@ fn run(
         }
         if stop {
             rec.draining.store(false, Ordering::Release);
-            st.stats.bytes = st.writer.bytes_written();
+            let file = st.writer.get_ref().get_ref();
+            // What is on disk: after a failed write, less than what was encoded.
+            st.stats.bytes = file.written();
+            if st.stats.failed {
+                st.stats.error = Some(
+                    file.error()
+                        .unwrap_or("the capture file could not be written")
+                        .to_owned(),
+                );
+            }
             return st.stats;
         }
     }
@@ -491,7 +502,8 @@ mod tests {
             mode: Mode::Exact,
             ..Header::default()
         };
-        let writer = Writer::new(BufWriter::new(File::create(&path).unwrap()), &header).unwrap();
+        let writer =
+            Writer::new(BufWriter::new(CaptureFile::create(&path).unwrap()), &header).unwrap();
         (
             rec,
             WriterHandle::spawn(rec, writer, Instant::now(), pace),
@@ -589,7 +601,8 @@ mod tests {
             mode: Mode::Exact,
             ..Header::default()
         };
-        let writer = Writer::new(BufWriter::new(File::create(&path).unwrap()), &header).unwrap();
+        let writer =
+            Writer::new(BufWriter::new(CaptureFile::create(&path).unwrap()), &header).unwrap();
         let handle = WriterHandle::spawn(rec, writer, Instant::now(), Pace::default());
         const PAIRS: u64 = 4;
         const BLOCKS: u64 = 50_000;

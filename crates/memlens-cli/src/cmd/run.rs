@@ -202,12 +202,15 @@ pub struct RunOptions {
 }
 
 /// How a program run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ran {
     /// The program's exit status.
     pub status: u8,
     /// Whether it ran under tracking (and left a capture).
     pub tracked: bool,
+    /// Why writing the capture failed (a full disk, say): the capture holds what was written
+    /// before.
+    pub write_error: Option<String>,
 }
 
 /// Runs a Python program under the tracker; implemented by the Python extension.
@@ -291,24 +294,39 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         live: args.live,
     };
     let pid = std::process::id();
-    let Ran { status, tracked } = if options.live {
+    let Ran {
+        status,
+        tracked,
+        write_error,
+    } = if options.live {
         let python = runner.interpreter()?;
         let status = runner.without_interrupts(&mut || super::live::exec(&options, &python))?;
         Ran {
             status,
             tracked: true,
+            write_error: None,
         }
     } else {
         runner.run(&options)?
     };
+    if args.quiet
+        && let Some(why) = &write_error
+    {
+        // Quiet means no summary, not silence about a capture that is incomplete.
+        eprintln!("memlens: {why}");
+    }
     // A forked child returns here too: only the original process summarizes.
     if !tracked || std::process::id() != pid || (args.quiet && html.is_none()) {
         return Ok(status);
     }
     // From here on the program has run: memlens's own trouble is a warning, and the exit
     // status stays the program's.
-    let report = match super::report::load(&output) {
+    let mut report = match super::report::load(&output) {
         Ok(r) => r,
+        Err(_) if write_error.is_some() => {
+            eprintln!("memlens: {}", write_error.unwrap_or_default());
+            return Ok(status);
+        }
         Err(e) => {
             eprintln!(
                 "memlens: cannot summarize {}: {e:#}",
@@ -317,6 +335,10 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
             return Ok(status);
         }
     };
+    if let Some(why) = write_error {
+        // The capture ends early because writing failed, not because the process was killed.
+        report.meta.warning = Some(why);
+    }
     let mut html_written = None;
     if let (Some(path), Some(shown)) = (&html, &shown_html) {
         let heap = super::heap::html_panel_or_warn(&output);

@@ -32,6 +32,12 @@ use crate::{recorder, sampler};
 /// The allocator a hook wraps; one per domain, passed to the hooks as their `ctx`.
 pub(crate) struct Wrapped {
     orig: UnsafeCell<PyMemAllocatorEx>,
+    /// The kind of hooks ([`PythonHooks`] as u8) still in this domain's chain below another
+    /// allocator that wrapped them (tracemalloc started while tracking), or `None` (0): a
+    /// stop could not take them out, so they only forward to `orig` until that allocator
+    /// goes, and they must never be wrapped again (the chain would hold them twice and every
+    /// allocation would recurse through it).
+    stale: AtomicU8,
 }
 
 // SAFETY: written only in install/uninstall, with the GIL held and before/after the hooks are
@@ -48,10 +54,66 @@ pub(crate) const EMPTY: PyMemAllocatorEx = PyMemAllocatorEx {
 
 static MEM: Wrapped = Wrapped {
     orig: UnsafeCell::new(EMPTY),
+    stale: AtomicU8::new(PythonHooks::None as u8),
 };
 static OBJ: Wrapped = Wrapped {
     orig: UnsafeCell::new(EMPTY),
+    stale: AtomicU8::new(PythonHooks::None as u8),
 };
+
+/// Calls the wrapped allocator's `malloc`. `wrap` only wraps allocators that have all four
+/// functions, so the `None` arm (a null result, as for an exhausted allocator) is never
+/// taken; it costs one predicted branch and keeps a broken chain from being undefined
+/// behaviour.
+///
+/// # Safety
+/// `orig` is the allocator a hook wraps, called as its domain's contract requires.
+#[inline(always)]
+unsafe fn forward_malloc(orig: &PyMemAllocatorEx, size: usize) -> *mut c_void {
+    match orig.malloc {
+        // SAFETY: forwarding the caller's request to the wrapped allocator, with its context.
+        Some(f) => unsafe { f(orig.ctx, size) },
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// As [`forward_malloc`], for `calloc`.
+///
+/// # Safety
+/// As for [`forward_malloc`].
+#[inline(always)]
+unsafe fn forward_calloc(orig: &PyMemAllocatorEx, nelem: usize, elsize: usize) -> *mut c_void {
+    match orig.calloc {
+        // SAFETY: as in forward_malloc.
+        Some(f) => unsafe { f(orig.ctx, nelem, elsize) },
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// As [`forward_malloc`], for `realloc`.
+///
+/// # Safety
+/// As for [`forward_malloc`].
+#[inline(always)]
+unsafe fn forward(orig: &PyMemAllocatorEx, ptr: *mut c_void, size: usize) -> *mut c_void {
+    match orig.realloc {
+        // SAFETY: as in forward_malloc.
+        Some(f) => unsafe { f(orig.ctx, ptr, size) },
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// As [`forward_malloc`], for `free`.
+///
+/// # Safety
+/// As for [`forward_malloc`].
+#[inline(always)]
+unsafe fn forward_free(orig: &PyMemAllocatorEx, ptr: *mut c_void) {
+    if let Some(f) = orig.free {
+        // SAFETY: as in forward_malloc.
+        unsafe { f(orig.ctx, ptr) }
+    }
+}
 
 /// Size of the pymalloc block at `p`, from its pool header's size class.
 #[inline(always)]
@@ -155,7 +217,7 @@ unsafe extern "C" fn hook_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: ctx is &MEM or &OBJ, filled in before the hook was installed.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding to the wrapped allocator with its own context.
-    let p = unsafe { (orig.malloc.unwrap_unchecked())(orig.ctx, size) };
+    let p = unsafe { forward_malloc(orig, size) };
     if let Some(block) = counted_new_block(p as usize, size) {
         count_alloc(p as usize, block);
     }
@@ -168,7 +230,7 @@ unsafe extern "C" fn hook_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) 
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
-    let p = unsafe { (orig.calloc.unwrap_unchecked())(orig.ctx, nelem, elsize) };
+    let p = unsafe { forward_calloc(orig, nelem, elsize) };
     if let Some(block) = counted_new_block(p as usize, nelem.saturating_mul(elsize)) {
         count_alloc(p as usize, block);
     }
@@ -184,7 +246,7 @@ unsafe extern "C" fn hook_realloc(ctx: *mut c_void, ptr: *mut c_void, size: usiz
     // Read (and unmark) the old block's size before pymalloc may reuse it.
     let old_block = counted_old_block(old);
     // SAFETY: forwarding.
-    let p = unsafe { (orig.realloc.unwrap_unchecked())(orig.ctx, ptr, size) };
+    let p = unsafe { forward(orig, ptr, size) };
     if p.is_null() {
         restore_mark(old, old_block);
         return p;
@@ -244,7 +306,7 @@ unsafe extern "C" fn free_recorded(ctx: *mut c_void, ptr: *mut c_void) {
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
-    unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) }
+    unsafe { forward_free(orig, ptr) }
 }
 
 /// The common path ends in a tail call to the wrapped `free`, so it saves no registers.
@@ -269,7 +331,7 @@ unsafe extern "C" fn hook_free(ctx: *mut c_void, ptr: *mut c_void) {
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
-    unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) }
+    unsafe { forward_free(orig, ptr) }
 }
 
 /// The free of a block counted in a pool older than tracking (the old-pool mark is cleared):
@@ -290,7 +352,7 @@ pub(crate) unsafe extern "C" fn free_old(ctx: *mut c_void, ptr: *mut c_void) {
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
-    unsafe { (orig.free.unwrap_unchecked())(orig.ctx, ptr) };
+    unsafe { forward_free(orig, ptr) };
     // SAFETY: GIL held.
     unsafe { ballast::refill(block as usize) };
 }
@@ -350,6 +412,22 @@ fn wrap(
     // SAFETY: GIL held by the caller (install); reads the domain's current allocator.
     unsafe { ffi::PyMem_GetAllocator(domain, &mut current) };
     let ctx = wrapped as *const Wrapped as *mut c_void;
+    let stale = wrapped.stale.load(Relaxed);
+    if current.ctx != ctx && stale != PythonHooks::None as u8 {
+        // Our hooks are still in the chain, below the allocator that wrapped them: they count
+        // again as they are (`check_restart` made sure they suit this session).
+        KIND.store(stale, Relaxed);
+        return;
+    }
+    wrapped.stale.store(PythonHooks::None as u8, Relaxed);
+    let complete = current.malloc.is_some()
+        && current.calloc.is_some()
+        && current.realloc.is_some()
+        && current.free.is_some();
+    if current.ctx != ctx && !complete {
+        // Nothing sane to forward to: leave the domain alone (its allocations go untracked).
+        return;
+    }
     if current.ctx != ctx {
         // SAFETY: hooks are not installed on this domain yet, so nothing reads `orig` now.
         unsafe { *wrapped.orig.get() = current };
@@ -408,17 +486,24 @@ pub(crate) unsafe fn forward_realloc(
     // SAFETY: as in hook_malloc.
     let orig = unsafe { &*(*(ctx as *const Wrapped)).orig.get() };
     // SAFETY: forwarding.
-    unsafe { (orig.realloc.unwrap_unchecked())(orig.ctx, ptr, size) }
+    unsafe { forward(orig, ptr, size) }
 }
 
-fn unwrap(domain: std::ffi::c_int, wrapped: &'static Wrapped) {
+fn unwrap(domain: std::ffi::c_int, wrapped: &'static Wrapped, kind: u8) {
     let mut current = EMPTY;
     // SAFETY: GIL held by the caller.
     unsafe { ffi::PyMem_GetAllocator(domain, &mut current) };
     // Our context pointer is unique to us (function addresses need not be).
     if current.ctx != wrapped as *const Wrapped as *mut c_void {
         // Someone (tracemalloc, another profiler) wrapped us: leave the chain intact; with
-        // tracking inactive our hooks only forward.
+        // tracking inactive our hooks only forward. Unless the top is plain pymalloc again
+        // (that allocator stopped and put back what it had wrapped, which was not us), our
+        // hooks are below it: remember that they are, so that they are never wrapped twice.
+        // SAFETY: GIL held by the caller.
+        let gone = unsafe { is_plain_pymalloc(&current) };
+        if !gone && kind != PythonHooks::None as u8 {
+            wrapped.stale.store(kind, Relaxed);
+        }
         return;
     }
     // SAFETY: GIL held; restores the allocator we wrapped. `orig` stays valid for any caller
@@ -439,9 +524,27 @@ pub(crate) fn install(exact: bool, own_obmalloc: bool) {
 
 /// Restores the MEM and OBJ domains where we are still on top. Caller holds the GIL.
 pub(crate) fn uninstall() {
-    KIND.store(PythonHooks::None as u8, Relaxed);
-    unwrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ);
-    unwrap(ffi::PYMEM_DOMAIN_MEM, &MEM);
+    let kind = KIND.swap(PythonHooks::None as u8, Relaxed);
+    unwrap(ffi::PYMEM_DOMAIN_OBJ, &OBJ, kind);
+    unwrap(ffi::PYMEM_DOMAIN_MEM, &MEM, kind);
+}
+
+/// Whether tracking can start with `exact`: `Err` with the reason when hooks of an earlier
+/// session are still wrapped by another allocator and cannot serve this one (the plain hooks
+/// sample; exact mode needs the general ones). Caller holds the GIL.
+pub(crate) fn check_restart(exact: bool) -> Result<(), &'static str> {
+    for wrapped in [&MEM, &OBJ] {
+        let stale = wrapped.stale.load(Relaxed);
+        let general = stale == PythonHooks::General as u8;
+        if stale != PythonHooks::None as u8 && exact && !general {
+            return Err(
+                "another allocator (tracemalloc?) still wraps the sampling hooks of memlens's \
+                 previous session, which cannot record every allocation: stop it \
+                 (tracemalloc.stop()) before tracking with exact=True",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `domain`'s allocator if it is plain pymalloc (see [`is_plain_pymalloc`]).
