@@ -198,6 +198,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
         sampler::gil_advance(&counters::GIL.sample_at, 0, rec.sample_rate);
     }
     hooks::arena::install(layout.pool_size);
+    hooks::arena::begin_session();
     // PYTHONMALLOC=malloc (or malloc_debug) bypasses pymalloc: small blocks are then malloc's.
     let pymalloc =
         std::env::var("PYTHONMALLOC").map_or(true, |v| v.is_empty() || v.starts_with("pymalloc"));

@@ -9,6 +9,13 @@
 //! tracking stops, and a slot must never be handed back to the kernel's general pool while our
 //! range still covers it. Arenas that existed before tracking started go back to CPython's own
 //! allocator when freed.
+//!
+//! A session counts only the slots handed out since it began: blocks that an earlier session
+//! (`memlens.track()` twice, one per test under pytest) left in older slots are as old as
+//! CPython's own arenas, and their frees must not be subtracted. So each session starts its
+//! counted range above the highest slot in use and takes new arenas from there; older slots go
+//! through the old-pool table like CPython's arenas, and their freed slots wait for a later
+//! session.
 
 use std::ffi::c_void;
 use std::sync::Mutex;
@@ -29,6 +36,10 @@ static LEN: AtomicUsize = AtomicUsize::new(0);
 /// `LEN` while the hooks count, 0 otherwise: the hooks' range check doubles as their "are we
 /// counting" check.
 static COUNTED_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The session's part of the range, from the first slot above every slot in use when it
+/// began (a multiple of `SLOT` from `BASE`) to the end of the reservation.
+static SESSION_BASE: AtomicUsize = AtomicUsize::new(0);
+static SESSION_LEN: AtomicUsize = AtomicUsize::new(0);
 /// `!(pool size - 1)`: masks a block's address to its pool header's.
 static POOL_MASK: AtomicUsize = AtomicUsize::new(!4095);
 
@@ -57,12 +68,12 @@ pub(crate) fn contains(p: usize) -> bool {
 /// counting ([`contains`], with the offset kept for the caller).
 #[inline(always)]
 pub(crate) fn counted_offset(p: usize) -> Option<usize> {
-    let offset = p.wrapping_sub(BASE.load(Relaxed));
+    let offset = p.wrapping_sub(SESSION_BASE.load(Relaxed));
     (offset < COUNTED_LEN.load(Relaxed)).then_some(offset)
 }
 
-/// The range starts at a multiple of this (a slot), so an offset into it has the same low
-/// address bits as the address itself.
+/// The range (and the session's part of it) starts at a multiple of this (a slot), so an
+/// offset into it has the same low address bits as the address itself.
 pub(crate) const BASE_ALIGN: usize = SLOT;
 
 /// True when `p` lies in an arena we handed out.
@@ -70,9 +81,33 @@ pub(crate) fn ours(p: usize) -> bool {
     p.wrapping_sub(BASE.load(Relaxed)) < LEN.load(Relaxed)
 }
 
+/// True when `p` lies in an arena handed out since the session began (counted by the range
+/// check once counting is on).
+pub(crate) fn fresh(p: usize) -> bool {
+    p.wrapping_sub(SESSION_BASE.load(Relaxed)) < SESSION_LEN.load(Relaxed)
+}
+
+/// Starts a session's part of the range above every slot in use. Caller holds the GIL, and
+/// the hooks do not count yet.
+pub(crate) fn begin_session() {
+    let slots = crate::recorder::lock(&SLOTS);
+    let (base, len) = (BASE.load(Relaxed), LEN.load(Relaxed));
+    if len == 0 {
+        return;
+    }
+    // The free list is short (pymalloc keeps most arenas it made): a scan per slot, without
+    // allocating, is cheap once per session.
+    let first = (0..slots.next_unused)
+        .rev()
+        .find(|index| !slots.free.contains(index))
+        .map_or(0, |highest_in_use| highest_in_use + 1);
+    SESSION_BASE.store(base + first * SLOT, Relaxed);
+    SESSION_LEN.store(len - first * SLOT, Relaxed);
+}
+
 /// Turns the hooks' range check on or off.
 pub(crate) fn set_counting(on: bool) {
-    COUNTED_LEN.store(if on { LEN.load(Relaxed) } else { 0 }, Relaxed);
+    COUNTED_LEN.store(if on { SESSION_LEN.load(Relaxed) } else { 0 }, Relaxed);
 }
 
 /// Masks a block's address to its pool's (pymalloc's pool size for the running interpreter).
@@ -84,7 +119,10 @@ pub(crate) fn pool_mask() -> usize {
 unsafe extern "C" fn arena_alloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
     let mut slots = crate::recorder::lock(&SLOTS);
     if size <= SLOT && LEN.load(Relaxed) != 0 {
-        let index = slots.free.pop().or_else(|| {
+        // Only slots of the session's part: an arena below it would not be counted.
+        let first = (SESSION_BASE.load(Relaxed) - BASE.load(Relaxed)) / SLOT;
+        let reusable = slots.free.iter().rposition(|&index| index >= first);
+        let index = reusable.map(|at| slots.free.swap_remove(at)).or_else(|| {
             (slots.next_unused < LEN.load(Relaxed) / SLOT).then(|| {
                 slots.next_unused += 1;
                 slots.next_unused - 1
@@ -184,6 +222,8 @@ pub(crate) fn install(pool_size: usize) -> bool {
     let base = (raw + SLOT - 1) & !(SLOT - 1);
     BASE.store(base, Relaxed);
     LEN.store(len, Relaxed);
+    SESSION_BASE.store(base, Relaxed);
+    SESSION_LEN.store(len, Relaxed);
     let mut ours = PyObjectArenaAllocator {
         ctx: std::ptr::null_mut(),
         alloc: Some(arena_alloc),

@@ -65,8 +65,8 @@ impl State {
             }
             self.blocks.push(p);
             self.bytes += size;
-            if arena::ours(p) {
-                // The class now allocates from our arenas. This block stays ballast: freeing
+            if arena::fresh(p) {
+                // The class now allocates from the session's arenas. This block stays ballast: freeing
                 // it would put its pool at the head of the list, which is where it is anyway.
                 return;
             }
