@@ -387,3 +387,10 @@ def _take_snapshot(path: Optional[str]) -> dict:
         meta,
         _Plain,
     )
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext memlens``: the ``%%memlens`` cell magic and ``%memlens_snapshot``."""
+    from . import _ipython
+
+    _ipython.load(ipython)
