@@ -18,7 +18,7 @@ import atexit
 import os
 import sys
 
-from . import _child, _native
+from . import _child, _gc, _native
 
 # Annotations only (they are strings here): `typing` costs milliseconds to import, and every
 # `memlens run` pays for what `import memlens` loads before the program starts.
@@ -229,6 +229,7 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
     )
     _fork_config = config
     _native.set_thread_name(name)
+    _gc.start()
     if child_config is not None:
         os.environ[_child.ENV] = child_config
 
@@ -237,6 +238,7 @@ def _stop(warn: bool = True) -> dict:
     """Stops tracking; with ``warn``, says on stderr when the capture could not be written
     completely (a full disk, say)."""
     global _fork_config
+    _gc.stop()
     summary = _native.stop()  # first: the cleanup below is memlens's, not the program's
     _fork_config = None
     os.environ.pop(_child.ENV, None)

@@ -27,6 +27,7 @@ pub use model::{
     CallNode, CallTree, CheckpointMark, Flame, LeakWindow, Location, Meta, Moment, Report, Site,
     StackValue, ThreadInfo, Timeline, TimelinePoint, Totals, View,
 };
+pub use replay::gc::{CyclicGarbage, GcGeneration, GcPauses, GcReport, GcSite, analyze_gc};
 pub use replay::{Options, Progress, TemporaryRule, analyze, analyze_with_progress};
 pub use source::CaptureBytes;
 pub use units::human_bytes;

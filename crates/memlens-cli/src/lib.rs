@@ -36,8 +36,7 @@ enum Command {
     Report(cmd::report::Args),
     /// Analyse a heap snapshot: dominators, retainer paths, growth.
     Heap(cmd::heap::Args),
-    /// Show garbage-collector activity recorded in a capture (not built yet: hidden).
-    #[command(hide = true)]
+    /// What the garbage collector did: pauses, collections, the lines that made cycles.
     Gc(cmd::gc::Args),
     /// Sample the memory of a process tree over time.
     Monitor(cmd::monitor::Args),

@@ -21,6 +21,11 @@ const TAG_PEAK: u8 = 0x07;
 const TAG_COUNTERS: u8 = 0x08;
 const TAG_CHECKPOINT: u8 = 0x09;
 const TAG_END: u8 = 0x0a;
+const TAG_GC_START: u8 = 0x0b;
+const TAG_GC_STOP: u8 = 0x0c;
+const TAG_GC_ENABLED: u8 = 0x0d;
+const TAG_GC_FINAL: u8 = 0x0e;
+const TAG_GC_UNCOLLECTABLE: u8 = 0x0f;
 const TAG_FREE: u8 = 0x40;
 const TAG_ALLOC: u8 = 0x80;
 
@@ -111,6 +116,47 @@ impl RecordEncoder {
             Record::Checkpoint(label) => {
                 out.push(TAG_CHECKPOINT);
                 put_varint(out, u64::from(*label));
+            }
+            Record::GcStart {
+                generation,
+                time_ns,
+                freed,
+            } => {
+                out.push(TAG_GC_START);
+                out.push(*generation);
+                put_varint(out, *time_ns);
+                put_varint(out, *freed);
+            }
+            Record::GcStop {
+                generation,
+                time_ns,
+                freed,
+                collected,
+            } => {
+                out.push(TAG_GC_STOP);
+                out.push(*generation);
+                for v in [*time_ns, *freed, *collected] {
+                    put_varint(out, v);
+                }
+            }
+            Record::GcUncollectable(count) => {
+                out.push(TAG_GC_UNCOLLECTABLE);
+                put_varint(out, *count);
+            }
+            Record::GcEnabled { on, time_ns } => {
+                out.push(TAG_GC_ENABLED);
+                out.push(u8::from(*on));
+                put_varint(out, *time_ns);
+            }
+            Record::GcFinal {
+                garbage,
+                frozen,
+                enabled,
+            } => {
+                out.push(TAG_GC_FINAL);
+                out.push(u8::from(*enabled));
+                put_varint(out, *garbage);
+                put_varint(out, *frozen);
             }
             Record::End => out.push(TAG_END),
         }
@@ -386,6 +432,22 @@ impl<'a> RecordDecoder<'a> {
         }
     }
 
+    /// A GC generation: 0, 1 or 2.
+    fn generation(&mut self) -> Result<u8, FormatError> {
+        match self.byte()? {
+            g @ 0..=2 => Ok(g),
+            g => Err(self.err(format!("GC generation {g} out of range"))),
+        }
+    }
+
+    fn flag(&mut self) -> Result<bool, FormatError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(self.err(format!("flag byte {b:#x} is neither 0 nor 1"))),
+        }
+    }
+
     fn u32(&mut self) -> Result<u32, FormatError> {
         let v = self.varint()?;
         u32::try_from(v).map_err(|_| self.err(format!("id {v} out of range")))
@@ -478,6 +540,33 @@ impl<'a> RecordDecoder<'a> {
                 rss: self.varint()?,
             },
             TAG_CHECKPOINT => Record::Checkpoint(self.u32()?),
+            TAG_GC_START => Record::GcStart {
+                generation: self.generation()?,
+                time_ns: self.varint()?,
+                freed: self.varint()?,
+            },
+            TAG_GC_STOP => Record::GcStop {
+                generation: self.generation()?,
+                time_ns: self.varint()?,
+                freed: self.varint()?,
+                collected: self.varint()?,
+            },
+            TAG_GC_UNCOLLECTABLE => Record::GcUncollectable(self.varint()?),
+            TAG_GC_ENABLED => {
+                let on = self.flag()?;
+                Record::GcEnabled {
+                    on,
+                    time_ns: self.varint()?,
+                }
+            }
+            TAG_GC_FINAL => {
+                let enabled = self.flag()?;
+                Record::GcFinal {
+                    garbage: self.varint()?,
+                    frozen: self.varint()?,
+                    enabled,
+                }
+            }
             TAG_END => Record::End,
             other => return Err(self.err(format!("unknown record tag {other:#x}"))),
         })
@@ -605,6 +694,48 @@ mod tests {
             .unwrap();
         assert_eq!(back, records);
         out
+    }
+
+    #[test]
+    fn gc_records_round_trip() {
+        round_trip(&[
+            Record::GcEnabled {
+                on: true,
+                time_ns: 5,
+            },
+            Record::GcStart {
+                generation: 2,
+                time_ns: 1_000_000,
+                freed: 123_456,
+            },
+            Record::GcStop {
+                generation: 2,
+                time_ns: 1_250_000,
+                freed: 9_123_456,
+                collected: 40_000,
+            },
+            Record::GcUncollectable(3),
+            Record::GcFinal {
+                garbage: 3,
+                frozen: 0,
+                enabled: false,
+            },
+        ]);
+    }
+
+    #[test]
+    fn a_gc_generation_past_2_is_refused() {
+        let mut out = Vec::new();
+        RecordEncoder::new().encode(
+            &Record::GcStart {
+                generation: 7,
+                time_ns: 1,
+                freed: 1,
+            },
+            &mut out,
+        );
+        let err = RecordDecoder::new(&out, 0).next().unwrap().unwrap_err();
+        assert!(err.to_string().contains("GC generation 7"), "{err}");
     }
 
     #[test]

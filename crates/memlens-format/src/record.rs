@@ -126,6 +126,46 @@ pub enum Record {
     },
     /// A user checkpoint (`memlens.checkpoint(label)`), label string id.
     Checkpoint(u32),
+    /// The cyclic garbage collector started a collection (`gc.callbacks`, phase "start").
+    GcStart {
+        /// Oldest generation collected (0-2).
+        generation: u8,
+        /// Nanoseconds since the capture started.
+        time_ns: u64,
+        /// Bytes freed so far in the session (exact, every allocation counted): the
+        /// difference to the matching `GcStop` is what the collection freed.
+        freed: u64,
+    },
+    /// The collection that the last `GcStart` of this thread began has ended.
+    GcStop {
+        /// Oldest generation collected.
+        generation: u8,
+        /// Nanoseconds since the capture started.
+        time_ns: u64,
+        /// Bytes freed so far in the session (see `GcStart`).
+        freed: u64,
+        /// Objects the collection found unreachable and freed (`info["collected"]`).
+        collected: u64,
+    },
+    /// Unreachable objects the collection that just stopped could not free
+    /// (`info["uncollectable"]`, written only when not zero).
+    GcUncollectable(u64),
+    /// The program turned automatic collection off (`gc.disable()`) or on (`gc.enable()`).
+    GcEnabled {
+        /// True for `gc.enable()`.
+        on: bool,
+        /// Nanoseconds since the capture started.
+        time_ns: u64,
+    },
+    /// The collector's state when tracking stopped.
+    GcFinal {
+        /// Objects in `gc.garbage`.
+        garbage: u64,
+        /// Objects moved to the permanent generation by `gc.freeze()`.
+        frozen: u64,
+        /// True when automatic collection was on.
+        enabled: bool,
+    },
     /// The program ended normally; nothing follows.
     End,
 }

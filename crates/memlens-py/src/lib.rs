@@ -89,6 +89,24 @@ fn is_active() -> bool {
     memlens_tracker::is_active()
 }
 
+/// A garbage collection starts or stops (from memlens's `gc.callbacks` entry).
+#[pyfunction]
+fn gc_event(start: bool, generation: u8, collected: u64, uncollectable: u64) {
+    memlens_tracker::gc_event(start, generation, collected, uncollectable);
+}
+
+/// The program called `gc.enable()` (`on`) or `gc.disable()`.
+#[pyfunction]
+fn gc_enabled(on: bool) {
+    memlens_tracker::gc_enabled(on);
+}
+
+/// The collector's state as tracking stops.
+#[pyfunction]
+fn gc_final(garbage: u64, frozen: u64, enabled: bool) {
+    memlens_tracker::gc_final(garbage, frozen, enabled);
+}
+
 /// Marks a point in the capture.
 #[pyfunction]
 fn checkpoint(label: &str) {
@@ -336,6 +354,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_active, m)?)?;
     m.add_function(wrap_pyfunction!(python_hooks, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(gc_event, m)?)?;
+    m.add_function(wrap_pyfunction!(gc_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(gc_final, m)?)?;
     m.add_function(wrap_pyfunction!(set_thread_name, m)?)?;
     m.add_function(wrap_pyfunction!(set_stack_root, m)?)?;
     m.add_function(wrap_pyfunction!(run_code, m)?)?;

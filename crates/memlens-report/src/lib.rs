@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod collapsed;
+pub mod gc;
 pub mod html;
 pub mod json;
 pub mod pprof;

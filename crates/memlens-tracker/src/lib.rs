@@ -151,6 +151,9 @@ struct Session {
 }
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+/// When the session's capture started: the clock of its `time_ns` fields. A lock of its own,
+/// not `SESSION`'s: the collector may run (and call [`gc_event`]) while `SESSION` is held.
+static CAPTURE_START: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Starts tracking. Caller holds the GIL.
 pub fn start(config: Config) -> Result<(), TrackerError> {
@@ -210,6 +213,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     // SAFETY: the caller holds the GIL; the hooks do not count yet.
     unsafe { hooks::ballast::fill(hooks::pymem::plain_pymalloc(ffi::PYMEM_DOMAIN_OBJ)) };
     let start = Instant::now();
+    *recorder::lock(&CAPTURE_START) = Some(start);
     let stall = std::env::var(STALL_WRITER_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -325,6 +329,64 @@ pub fn is_active() -> bool {
 /// The hooks wrapping the Python allocator domains now.
 pub fn python_hooks() -> PythonHooks {
     hooks::pymem::python_hooks()
+}
+
+/// A garbage collection of `generation` starts (`start`) or stops, as `gc.callbacks` reports
+/// it (`collected` and `uncollectable` on stop). Caller holds the GIL (the collector runs with
+/// it), so the event sits in order with the frees the collection makes on this thread.
+pub fn gc_event(start: bool, generation: u8, collected: u64, uncollectable: u64) {
+    let Some(rec) = recorder::current().filter(|_| is_active()) else {
+        return;
+    };
+    let totals = counters::totals();
+    let freed = totals.allocated.saturating_sub(totals.live);
+    let time_ns = capture_time_ns();
+    let generation = generation.min(2);
+    if start {
+        rec.gc(recorder::EventKind::GcStart {
+            time_ns,
+            freed,
+            generation,
+        });
+        return;
+    }
+    rec.gc(recorder::EventKind::GcStop {
+        time_ns,
+        freed,
+        collected: u32::try_from(collected).unwrap_or(u32::MAX),
+        generation,
+    });
+    if uncollectable > 0 {
+        rec.gc(recorder::EventKind::GcUncollectable {
+            count: uncollectable,
+        });
+    }
+}
+
+/// The program turned automatic collection on or off (`gc.enable()`, `gc.disable()`).
+pub fn gc_enabled(on: bool) {
+    if let Some(rec) = recorder::current().filter(|_| is_active()) {
+        let time_ns = capture_time_ns();
+        rec.gc(recorder::EventKind::GcEnabled { time_ns, on });
+    }
+}
+
+/// The collector's state as tracking stops: `gc.garbage`'s length, `gc.get_freeze_count()`
+/// and `gc.isenabled()`.
+pub fn gc_final(garbage: u64, frozen: u64, enabled: bool) {
+    if let Some(rec) = recorder::current().filter(|_| is_active()) {
+        rec.gc(recorder::EventKind::GcFinal {
+            garbage,
+            frozen: u32::try_from(frozen).unwrap_or(u32::MAX),
+            enabled,
+        });
+    }
+}
+
+fn capture_time_ns() -> u64 {
+    recorder::lock(&CAPTURE_START).map_or(0, |start| {
+        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    })
 }
 
 /// Exact totals now (zeros when tracking never started). Any thread.

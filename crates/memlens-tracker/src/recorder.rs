@@ -115,7 +115,36 @@ pub(crate) enum EventKind {
     Checkpoint {
         label: u32,
     },
+    /// A garbage collection began: `freed` is the session's bytes freed so far.
+    GcStart {
+        time_ns: u64,
+        freed: u64,
+        generation: u8,
+    },
+    /// The collection ended (its `uncollectable` count, when not zero, follows as its own
+    /// event: one more field would make every event 8 bytes larger).
+    GcStop {
+        time_ns: u64,
+        freed: u64,
+        collected: u32,
+        generation: u8,
+    },
+    GcUncollectable {
+        count: u64,
+    },
+    GcEnabled {
+        time_ns: u64,
+        on: bool,
+    },
+    GcFinal {
+        garbage: u64,
+        frozen: u32,
+        enabled: bool,
+    },
 }
+
+// Every event is queued in a thread's ring: it must stay as small as an allocation's.
+const _: () = assert!(std::mem::size_of::<Event>() <= 32);
 
 /// A thread's event queue: a ring with one producer (the thread) and one consumer (the
 /// writer), registered with the recorder so the writer can drain it.
@@ -821,6 +850,12 @@ impl Recorder {
     pub(crate) fn checkpoint(&'static self, label: &str) {
         let label = lock(&self.interner).string(label);
         with_local(|local| self.push(EventKind::Checkpoint { label }, local));
+    }
+
+    /// Queues a garbage-collector event from this thread (in order with its frees, so that
+    /// a replay sees what each collection freed).
+    pub(crate) fn gc(&'static self, kind: EventKind) {
+        with_local(|local| self.push(kind, local));
     }
 
     /// Names the calling thread.

@@ -368,6 +368,37 @@ fn emit(st: &mut State, thread: u32, e: Event) {
         }
         EventKind::Peak => st.chunk.push(&Record::Peak),
         EventKind::Checkpoint { label } => st.chunk.push(&Record::Checkpoint(label)),
+        EventKind::GcStart {
+            time_ns,
+            freed,
+            generation,
+        } => st.chunk.push(&Record::GcStart {
+            generation,
+            time_ns,
+            freed,
+        }),
+        EventKind::GcStop {
+            time_ns,
+            freed,
+            collected,
+            generation,
+        } => st.chunk.push(&Record::GcStop {
+            generation,
+            time_ns,
+            freed,
+            collected: u64::from(collected),
+        }),
+        EventKind::GcUncollectable { count } => st.chunk.push(&Record::GcUncollectable(count)),
+        EventKind::GcEnabled { time_ns, on } => st.chunk.push(&Record::GcEnabled { on, time_ns }),
+        EventKind::GcFinal {
+            garbage,
+            frozen,
+            enabled,
+        } => st.chunk.push(&Record::GcFinal {
+            garbage,
+            frozen: u64::from(frozen),
+            enabled,
+        }),
     }
 }
 

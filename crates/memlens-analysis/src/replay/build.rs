@@ -176,7 +176,7 @@ impl<'t> TreeBuilder<'t> {
     }
 }
 
-fn is_library(file: &str, prefixes: &[String]) -> bool {
+pub(super) fn is_library(file: &str, prefixes: &[String]) -> bool {
     file.starts_with("<frozen")
         || prefixes
             .iter()

@@ -8,6 +8,7 @@
 
 mod build;
 mod decode;
+pub(crate) mod gc;
 mod live;
 mod tables;
 
@@ -467,6 +468,12 @@ impl Replay<'_> {
             }
             Record::SwitchThread(id) => self.current_thread = Some(self.thread(id)),
             Record::Checkpoint(label) => self.checkpoint(label),
+            // The collector's records: `crate::gc` reads them.
+            Record::GcStart { .. }
+            | Record::GcStop { .. }
+            | Record::GcUncollectable(_)
+            | Record::GcEnabled { .. }
+            | Record::GcFinal { .. } => {}
             Record::End => self.ended = true,
         }
         Ok(())
