@@ -16,12 +16,21 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod progress;
+mod reference;
 
 pub use cmd::run::{ProgramRunner, Ran, RunOptions, RunTarget};
+pub use reference::cli_reference;
 
 /// memlens: find where a Python program's memory goes, who keeps it alive, and how to fix it.
 #[derive(Debug, Parser)]
-#[command(name = "memlens", version, about, long_about = None, max_term_width = 100)]
+// `about` spelled out: clap's default is the crate's description, written for Rust readers.
+#[command(
+    name = "memlens",
+    version,
+    about = "memlens: where a Python program's memory goes, who keeps it alive, and how to fix it",
+    long_about = None,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -3,4 +3,5 @@
 mod heap;
 mod lint;
 mod monitor;
+mod reference;
 mod report;
