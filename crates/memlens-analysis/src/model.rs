@@ -54,6 +54,9 @@ pub struct Site {
     pub allocations: u64,
     /// Estimated bytes allocated and freed again soon after (the temporary view).
     pub temporary_bytes: u64,
+    /// The most this line held at any one time during the run (its own high-water mark,
+    /// which need not fall at the program's peak; estimated in sampling mode).
+    pub high_water_bytes: u64,
     /// The heaviest full stack through this site, innermost frame first.
     pub stack: Vec<Location>,
 }
@@ -89,6 +92,9 @@ pub struct Meta {
     pub events: u64,
     /// Set when the capture ends early (a killed process): what the reader saw.
     pub warning: Option<String>,
+    /// True when the per-line and per-stack figures are estimates from samples (scaled to the
+    /// exact totals where those exist); false in exact captures.
+    pub sites_estimated: bool,
     /// Events the tracker dropped because a thread's buffer stayed full (its writer fell
     /// behind or was stuck): they are missing from the sites, so sites may be incomplete;
     /// totals and the timeline stay exact. 0 normally.

@@ -207,6 +207,82 @@ fn sampled_blocks_are_weighted_back_to_unbiased_estimates() {
 }
 
 #[test]
+fn a_line_s_high_water_mark_is_what_it_held_at_once() {
+    const MIB: u64 = 1 << 20;
+    let mut events = defs();
+    // Line 10 allocates 100 MiB ten times, freeing each before the next; the program's peak
+    // falls later, at line 20, when line 10 holds nothing.
+    for _ in 0..10 {
+        events.push(alloc(0x1000, 100 * MIB, 1));
+        events.push(Record::Free { addr: 0x1000 });
+    }
+    events.extend([alloc(0x2000, 150 * MIB, 2), Record::Peak, Record::End]);
+    let report = analyze(&capture(Mode::Exact, 1, &[events]), &Options::default()).unwrap();
+    let s = site(&report, 10);
+    assert_eq!((s.peak_bytes, s.high_water_bytes), (0, 100 * MIB));
+    let mr002 = report
+        .findings
+        .iter()
+        .find(|f| f.rule == "MR002")
+        .expect("MR002");
+    assert!(
+        mr002
+            .message
+            .contains("never held more than 100.0 MiB at once"),
+        "{}",
+        mr002.message
+    );
+}
+
+#[test]
+fn sampled_figures_add_up_to_the_exact_totals() {
+    let rate = 1000u64;
+    let mut events = defs();
+    // Three sampled blocks whose weights sum past what the program really held.
+    events.extend([
+        alloc(0x1000, 500, 1),
+        alloc(0x2000, 2000, 2),
+        alloc(0x3000, 800, 1),
+        Record::Peak,
+        Record::Free { addr: 0x3000 },
+        Record::Counters {
+            time_ns: 1_000_000,
+            live: 1500,
+            peak: 2400,
+            allocated: 3000,
+            allocations: 6,
+            rss: 0,
+        },
+        Record::End,
+    ]);
+    let report = analyze(
+        &capture(Mode::Sampling, rate, &[events]),
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(report.meta.sites_estimated);
+    let sum = |f: fn(&memlens_analysis::Site) -> u64| report.sites.iter().map(f).sum::<u64>();
+    let near = |a: u64, b: u64| a.abs_diff(b) <= report.sites.len() as u64;
+    assert!(near(sum(|s| s.peak_bytes), 2400), "{:?}", report.sites);
+    assert!(near(sum(|s| s.leaked_bytes), 1500));
+    assert!(near(sum(|s| s.allocated_bytes), 3000));
+    assert!(near(sum(|s| s.allocations), 6));
+    for s in &report.sites {
+        assert!(s.peak_bytes <= s.high_water_bytes && s.leaked_bytes <= s.high_water_bytes);
+        assert!(s.high_water_bytes <= 2400);
+    }
+    // The flame graph of the peak view adds up to the header's peak too.
+    let flame: u64 = report
+        .flame(View::Peak)
+        .unwrap()
+        .values
+        .iter()
+        .map(|v| v.bytes)
+        .sum();
+    assert!(near(flame, 2400), "{flame}");
+}
+
+#[test]
 fn a_cut_capture_reports_whole_chunks_with_a_warning() {
     let mut first = defs();
     first.push(alloc(0x1000, 100, 1));

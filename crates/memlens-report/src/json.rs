@@ -1,6 +1,7 @@
 //! The JSON contract of design.md §3: `{"format": "memlens-report", "version": 1, ...}`.
 //! Fields are only ever added: beyond design.md's list, `view` (the view sites are ranked by),
-//! `meta.events`/`meta.warning`/`meta.dropped_events`, each site's `temporary_bytes`, `threads`, `checkpoints` and
+//! `meta.events`/`meta.warning`/`meta.dropped_events`/`meta.sites_estimated` (sampled site figures,
+//! scaled to the exact totals), each site's `temporary_bytes` and `high_water_bytes`, `threads`, `checkpoints` and
 //! `leak_window` (`null` unless the leaks view is bounded by checkpoints).
 
 use memlens_analysis::{Location, Report, View};
@@ -34,6 +35,7 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "events": m.events,
             "warning": m.warning,
             "dropped_events": m.dropped_events,
+            "sites_estimated": m.sites_estimated,
         },
         "totals": totals(t),
         "sites": sites.iter().map(|s| json!({
@@ -45,6 +47,7 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "allocated_bytes": s.allocated_bytes,
             "allocations": s.allocations,
             "temporary_bytes": s.temporary_bytes,
+            "high_water_bytes": s.high_water_bytes,
             "stack": s.stack.iter().map(location).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "findings": report.findings.iter().map(|f| json!({

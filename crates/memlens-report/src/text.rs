@@ -112,7 +112,7 @@ pub fn render(
         let marks: Vec<String> = report
             .checkpoints
             .iter()
-            .map(|c| format!("{} at {:.2} s", escape_terminal(&c.label), c.time_s))
+            .map(|c| format!("{} at {:.0} ms", escape_terminal(&c.label), c.time_s * 1e3))
             .collect();
         writeln!(out, "  checkpoints: {}", marks.join(", "))?;
     }
@@ -203,6 +203,8 @@ pub fn render_sites(
     }
     .max(estimated)
     .max(1);
+    // Estimates from samples are marked as such.
+    let mark = if report.meta.sites_estimated { "~" } else { "" };
     let mut any = false;
     for site in report.top_sites(view).take(options.top) {
         any = true;
@@ -211,7 +213,11 @@ pub fn render_sites(
         writeln!(
             out,
             "  {} {:>5.1}%  {}  {}",
-            paint(&format!("{:>10}", human_bytes(bytes)), "33", options.color),
+            paint(
+                &format!("{:>11}", format!("{mark}{}", human_bytes(bytes))),
+                "33",
+                options.color
+            ),
             bytes as f64 * 100.0 / total as f64,
             paint(
                 &format!("{}:{}", escape_terminal(&l.file), l.line),
@@ -224,7 +230,7 @@ pub fn render_sites(
             && let Some(src) = source_line(&l.file, l.line)
         {
             let src = format!("│ {}", escape_terminal(&src));
-            writeln!(out, "  {:>17}  {}", "", paint(&src, "2", options.color))?;
+            writeln!(out, "  {:>18}  {}", "", paint(&src, "2", options.color))?;
         }
     }
     if !any {
@@ -288,6 +294,7 @@ mod tests {
             allocated_bytes: 150,
             allocations: 1,
             temporary_bytes: 0,
+            high_water_bytes: 150,
             stack: Vec::new(),
         });
         let mut out = Vec::new();

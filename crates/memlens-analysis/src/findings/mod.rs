@@ -67,6 +67,12 @@ pub static RULES: &[Rule] = &[
     mr003_dominant_peak_line::RULE,
 ];
 
+/// `bytes` as a finding shows a line's figure: marked `~` when it is estimated from samples.
+pub(crate) fn line_bytes(report: &Report, bytes: u64) -> String {
+    let mark = if report.meta.sites_estimated { "~" } else { "" };
+    format!("{mark}{}", crate::human_bytes(bytes))
+}
+
 /// Runs every rule; findings come out most bytes first.
 pub fn check(report: &Report) -> Vec<Finding> {
     let mut findings: Vec<Finding> = RULES.iter().flat_map(|r| (r.check)(report)).collect();

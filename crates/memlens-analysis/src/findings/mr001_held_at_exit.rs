@@ -1,5 +1,5 @@
 //! MR001: a line whose memory is still alive when the program ends.
-use super::{Finding, MIB, Rule, Severity};
+use super::{Finding, MIB, Rule, Severity, line_bytes};
 use crate::human_bytes;
 use crate::model::{Report, View};
 
@@ -30,7 +30,7 @@ fn check(report: &Report) -> Vec<Finding> {
             bytes: s.leaked_bytes,
             message: format!(
                 "{} allocated here is still alive at exit ({:.0}% of the peak)",
-                human_bytes(s.leaked_bytes),
+                line_bytes(report, s.leaked_bytes),
                 s.leaked_bytes as f64 * 100.0 / peak as f64
             ),
             fix: "if this is a cache or registry, bound it (functools.lru_cache(maxsize=...)) or clear it \
@@ -38,8 +38,8 @@ fn check(report: &Report) -> Vec<Finding> {
                 .to_owned(),
             evidence: format!(
                 "leaked {} of {} allocated at this line; peak {}",
-                human_bytes(s.leaked_bytes),
-                human_bytes(s.allocated_bytes),
+                line_bytes(report, s.leaked_bytes),
+                line_bytes(report, s.allocated_bytes),
                 human_bytes(report.totals.peak_bytes)
             ),
         })

@@ -1,6 +1,5 @@
 //! MR002: a line that allocates far more over the run than it ever holds at once.
-use super::{Finding, MIB, Rule, Severity};
-use crate::human_bytes;
+use super::{Finding, MIB, Rule, Severity, line_bytes};
 use crate::model::{Report, View};
 
 pub(super) const RULE: Rule = Rule {
@@ -21,33 +20,34 @@ fn check(report: &Report) -> Vec<Finding> {
         .top_sites(View::Allocations)
         .take(5)
         .filter(|s| {
-            let held = s.peak_bytes.max(s.leaked_bytes).max(1);
+            let held = s.high_water_bytes.max(1);
             s.allocated_bytes >= 64 * MIB && u128::from(s.allocated_bytes) >= 8 * u128::from(held)
         })
-        .map(|s| {
-            let held = s.peak_bytes.max(s.leaked_bytes);
-            Finding {
-                rule: RULE.code,
-                title: RULE.title,
-                severity: Severity::Warning,
-                location: Some(s.location.clone()),
-                bytes: s.allocated_bytes,
-                message: format!(
-                    "{} allocated here over the run in {} allocations, but at most {} held at once",
-                    human_bytes(s.allocated_bytes),
-                    s.allocations,
-                    human_bytes(held)
-                ),
-                fix: "avoid rebuilding the copy each time: reuse a buffer, iterate lazily (generators), \
-                      or use in-place operations (numpy: out=, +=)"
-                .to_owned(),
-                evidence: format!(
-                    "allocated {} at this line; held at the peak {}, at exit {}",
-                    human_bytes(s.allocated_bytes),
-                    human_bytes(s.peak_bytes),
-                    human_bytes(s.leaked_bytes)
-                ),
-            }
+        .map(|s| Finding {
+            rule: RULE.code,
+            title: RULE.title,
+            severity: Severity::Warning,
+            location: Some(s.location.clone()),
+            bytes: s.allocated_bytes,
+            message: format!(
+                "{} allocated here over the run in {} allocations, but the line never held more \
+                 than {} at once",
+                line_bytes(report, s.allocated_bytes),
+                s.allocations,
+                line_bytes(report, s.high_water_bytes)
+            ),
+            fix:
+                "avoid rebuilding the copy each time: reuse a buffer, iterate lazily (generators), \
+                  or use in-place operations (numpy: out=, +=)"
+                    .to_owned(),
+            evidence: format!(
+                "allocated {} at this line; its high-water mark {} (held at the program's peak {}, \
+                 at exit {})",
+                line_bytes(report, s.allocated_bytes),
+                line_bytes(report, s.high_water_bytes),
+                line_bytes(report, s.peak_bytes),
+                line_bytes(report, s.leaked_bytes)
+            ),
         })
         .collect()
 }

@@ -1,5 +1,5 @@
 //! MR003: one line holds most of the peak.
-use super::{Finding, MIB, Rule, Severity};
+use super::{Finding, MIB, Rule, Severity, line_bytes};
 use crate::human_bytes;
 use crate::model::{Report, View};
 
@@ -31,7 +31,7 @@ fn check(report: &Report) -> Vec<Finding> {
             bytes: s.peak_bytes,
             message: format!(
                 "this line holds {} of the {} peak ({:.0}%)",
-                human_bytes(s.peak_bytes),
+                line_bytes(report, s.peak_bytes),
                 human_bytes(report.totals.peak_bytes),
                 s.peak_bytes as f64 * 100.0 / peak as f64
             ),
@@ -39,9 +39,9 @@ fn check(report: &Report) -> Vec<Finding> {
                   iterate files line by line, process in batches); del large intermediates early"
                 .to_owned(),
             evidence: format!(
-                "peak {} at {:.2} s",
+                "peak {} at {:.0} ms",
                 human_bytes(report.totals.peak_bytes),
-                report.totals.peak_time_s
+                report.totals.peak_time_s * 1e3
             ),
         })
         .collect()

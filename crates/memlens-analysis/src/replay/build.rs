@@ -10,7 +10,19 @@ use super::tables::{MAX_DEPTH, Tables};
 use super::{Replay, Slot, thin};
 
 pub(super) fn report(replay: Replay<'_>, meta: Meta, prefixes: &[String]) -> Report {
-    let sites = aggregate_sites(&replay.tables, &replay.slots, replay.epoch, prefixes);
+    let mut sites = aggregate_sites(&replay.tables, &replay.slots, replay.epoch, prefixes);
+    for site in &mut sites {
+        if let Some(&i) = replay.site_index.get(&site.location) {
+            site.high_water_bytes =
+                replay.sites[i as usize].high_water_bytes.max(0.0).round() as u64;
+        }
+        // Never below what the line held at the peak or at exit (sampling noise aside, the
+        // high-water mark is at least those).
+        site.high_water_bytes = site
+            .high_water_bytes
+            .max(site.peak_bytes)
+            .max(site.leaked_bytes);
+    }
     let mut tree = TreeBuilder::new(&replay.tables);
     let node_of_slot: Vec<u32> = replay.slots.iter().map(|s| tree.node(s.stack)).collect();
     let flames = View::ALL
@@ -71,7 +83,7 @@ pub(super) fn report(replay: Replay<'_>, meta: Meta, prefixes: &[String]) -> Rep
             },
         })
         .collect();
-    Report {
+    let mut report = Report {
         meta,
         totals: replay.totals,
         sites,
@@ -83,6 +95,63 @@ pub(super) fn report(replay: Replay<'_>, meta: Meta, prefixes: &[String]) -> Rep
         moments,
         leak_window: replay.leak_window(),
         checkpoints: replay.checkpoints.clone(),
+    };
+    if !replay.exact {
+        calibrate(&mut report);
+    }
+    report
+}
+
+/// Sampled figures are unbiased estimates whose sums miss the exact totals by sampling noise
+/// (a line "24.1 MiB, 100%" in a program that held 20.2 MiB). Where the tracker counted the
+/// view's total exactly (peak, exit, allocated), the estimates are scaled so that they add up
+/// to it (a ratio estimator: each line keeps its estimated share), so no line or flame graph
+/// claims more than the program had, and the lines of a view add up to its header figure.
+/// The temporary view and a checkpoint window have no exact total and stay as sampled.
+fn calibrate(report: &mut Report) {
+    let t = report.totals;
+    if t.allocated_bytes == 0 {
+        // No counters were written (a capture cut before the first): nothing exact to meet.
+        return;
+    }
+    let sum = |f: &dyn Fn(&Site) -> u64| report.sites.iter().map(f).fold(0u64, u64::saturating_add);
+    let factor =
+        |exact: u64, estimated: u64| (estimated > 0).then(|| exact as f64 / estimated as f64);
+    let peak = factor(t.peak_bytes, sum(&|s| s.peak_bytes));
+    let leaks = if report.leak_window.is_some() {
+        None
+    } else {
+        factor(t.leaked_bytes, sum(&|s| s.leaked_bytes))
+    };
+    let allocated = factor(t.allocated_bytes, sum(&|s| s.allocated_bytes));
+    let count = factor(t.allocations, sum(&|s| s.allocations));
+    let scale = |v: u64, k: Option<f64>| k.map_or(v, |k| (v as f64 * k).round() as u64);
+    for s in &mut report.sites {
+        s.peak_bytes = scale(s.peak_bytes, peak);
+        s.leaked_bytes = scale(s.leaked_bytes, leaks);
+        s.allocated_bytes = scale(s.allocated_bytes, allocated);
+        s.allocations = scale(s.allocations, count);
+        // A line's own high-water mark lies between what it held at the peak or at exit and
+        // what it allocated, and never above the program's peak.
+        s.high_water_bytes = scale(s.high_water_bytes, peak)
+            .max(s.peak_bytes)
+            .max(s.leaked_bytes)
+            .min(s.allocated_bytes.max(s.peak_bytes).max(s.leaked_bytes))
+            .min(t.peak_bytes.max(s.peak_bytes));
+    }
+    for flame in &mut report.flames {
+        let k = match flame.view {
+            View::Peak => peak,
+            View::Leaks => leaks,
+            View::Allocations => allocated,
+            View::Temporary => None,
+        };
+        for v in &mut flame.values {
+            v.bytes = scale(v.bytes, k);
+            if flame.view == View::Allocations {
+                v.count = scale(v.count, count);
+            }
+        }
     }
 }
 
@@ -192,6 +261,38 @@ struct StackSum {
     temporary: f64,
 }
 
+/// The line a stack counts for: its innermost frame outside the library prefixes (its
+/// innermost frame when every frame is a library's).
+pub(super) fn site_location(
+    tables: &Tables,
+    stack: u32,
+    prefixes: &[String],
+    frame_locations: &mut HashMap<u32, Location>,
+) -> Location {
+    let frames = tables.frames_of(stack);
+    let mut site_frame = None;
+    for &f in &frames {
+        let loc = frame_locations
+            .entry(f)
+            .or_insert_with(|| tables.location(f));
+        if !is_library(&loc.file, prefixes) {
+            site_frame = Some(f);
+            break;
+        }
+    }
+    match site_frame.or_else(|| frames.first().copied()) {
+        Some(f) => frame_locations
+            .entry(f)
+            .or_insert_with(|| tables.location(f))
+            .clone(),
+        None => Location {
+            file: "<native>".into(),
+            line: 0,
+            function: "<no Python frame>".into(),
+        },
+    }
+}
+
 fn aggregate_sites(
     tables: &Tables,
     slots: &[Slot],
@@ -221,28 +322,7 @@ fn aggregate_sites(
         if s.allocated <= 0.0 && s.peak <= 0.0 && s.leaked <= 0.0 {
             continue;
         }
-        let frames = tables.frames_of(stack_id);
-        let mut site_frame = None;
-        for &f in &frames {
-            let loc = frame_locations
-                .entry(f)
-                .or_insert_with(|| tables.location(f));
-            if !is_library(&loc.file, prefixes) {
-                site_frame = Some(f);
-                break;
-            }
-        }
-        let location = match site_frame.or_else(|| frames.first().copied()) {
-            Some(f) => frame_locations
-                .entry(f)
-                .or_insert_with(|| tables.location(f))
-                .clone(),
-            None => Location {
-                file: "<native>".into(),
-                line: 0,
-                function: "<no Python frame>".into(),
-            },
-        };
+        let location = site_location(tables, stack_id, prefixes, &mut frame_locations);
         let acc = by_location.entry(location.clone()).or_insert_with(|| Acc {
             site: Site {
                 location,
@@ -251,6 +331,7 @@ fn aggregate_sites(
                 allocated_bytes: 0,
                 allocations: 0,
                 temporary_bytes: 0,
+                high_water_bytes: 0,
                 stack: Vec::new(),
             },
             best: -1.0,

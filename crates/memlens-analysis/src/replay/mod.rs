@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use memlens_format::{Mode, Reader, Record};
 
 use crate::AnalysisError;
-use crate::model::{CheckpointMark, LeakWindow, Meta, Report, Timeline, TimelinePoint, Totals};
+use crate::model::{
+    CheckpointMark, LeakWindow, Location, Meta, Report, Timeline, TimelinePoint, Totals,
+};
 use live::{Block, FoldMap, IN_WINDOW, LiveBlocks};
 use tables::{Tables, put};
 
@@ -110,6 +112,8 @@ pub struct Progress {
 struct Slot {
     stack: u32,
     thread: u32,
+    /// The site (line) this slot's figures count for, an index into `Replay::sites`.
+    site: u32,
     live_bytes: f64,
     live_count: f64,
     allocated_bytes: f64,
@@ -159,8 +163,21 @@ struct ThreadSeen {
     name: Option<u32>,
 }
 
+/// A line's live figure through the run, for its high-water mark.
+#[derive(Clone, Copy, Default)]
+struct SiteLive {
+    live_bytes: f64,
+    high_water_bytes: f64,
+}
+
 struct Replay<'o> {
     options: &'o Options,
+    /// The capture's library prefixes: a site is the innermost frame outside them.
+    prefixes: Vec<String>,
+    /// Sites by line, found when each slot is first seen.
+    site_index: HashMap<Location, u32>,
+    sites: Vec<SiteLive>,
+    frame_locations: HashMap<u32, Location>,
     exact: bool,
     rate: f64,
     tables: Tables,
@@ -207,6 +224,10 @@ pub fn analyze_with_progress(
     let header = reader.header().clone();
     let mut replay = Replay {
         options,
+        prefixes: header.library_prefixes.clone(),
+        site_index: HashMap::new(),
+        sites: Vec::new(),
+        frame_locations: HashMap::new(),
         exact: header.mode == Mode::Exact,
         rate: header.sample_rate.max(1) as f64,
         tables: Tables::default(),
@@ -286,6 +307,7 @@ pub fn analyze_with_progress(
         events: replay.events,
         warning,
         dropped_events: reader.dropped_events(),
+        sites_estimated: header.mode != Mode::Exact,
     };
     let mut report = build::report(replay, meta, &header.library_prefixes);
     report.findings = crate::findings::check(&report);
@@ -338,9 +360,21 @@ impl Replay<'_> {
         let next = (self.slots.len() as u32).min(IN_WINDOW - 1);
         let s = *self.slot_index.entry(key).or_insert(next);
         if s as usize == self.slots.len() {
+            let location = build::site_location(
+                &self.tables,
+                stack,
+                &self.prefixes,
+                &mut self.frame_locations,
+            );
+            let next_site = self.sites.len() as u32;
+            let site = *self.site_index.entry(location).or_insert(next_site);
+            if site == next_site {
+                self.sites.push(SiteLive::default());
+            }
             self.slots.push(Slot {
                 stack,
                 thread,
+                site,
                 ..Slot::default()
             });
         }
@@ -359,6 +393,9 @@ impl Replay<'_> {
         }
         s.live_bytes += bytes;
         s.live_count += count;
+        let site = &mut self.sites[s.site as usize];
+        site.live_bytes += bytes;
+        site.high_water_bytes = site.high_water_bytes.max(site.live_bytes);
     }
 
     fn free(&mut self, block: Block, temporary: bool) {

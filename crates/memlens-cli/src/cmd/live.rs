@@ -322,6 +322,7 @@ mod tests {
             allocated_bytes: 60 << 20,
             allocations: 1,
             temporary_bytes: 0,
+            high_water_bytes: 60 << 20,
             stack: Vec::new(),
         });
         let panel = draw(

@@ -77,6 +77,7 @@ fn site(location: Location, peak: u64, leaked: u64, allocated: u64, count: u64) 
         allocated_bytes: allocated,
         allocations: count,
         temporary_bytes: allocated.saturating_sub(peak),
+        high_water_bytes: peak.max(leaked),
     }
 }
 
@@ -162,6 +163,7 @@ fn normal() -> Report {
             events: 60_000,
             warning: None,
             dropped_events: 0,
+            sites_estimated: false,
         },
         totals: Totals {
             peak_bytes: 5_830_000,
