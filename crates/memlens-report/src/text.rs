@@ -239,6 +239,108 @@ pub fn render_sites(
     render_threads(report, view, out)
 }
 
+/// Which frames `--stack FILE:LINE` picks: a file given in full, or by its trailing path
+/// components (`app.py`, `pkg/app.py`), and a line.
+pub fn frame_matches(frame: &memlens_analysis::Location, file: &str, line: u32) -> bool {
+    frame.line == line
+        && (frame.file == file
+            || frame
+                .file
+                .strip_suffix(file)
+                .is_some_and(|head| head.ends_with('/')))
+}
+
+/// The call stacks that reach `file:line` in `view`, heaviest first, with their bytes: what
+/// `memlens report --stack FILE:LINE` prints. Returns false when no stack reaches the line.
+pub fn render_stacks_through(
+    report: &Report,
+    view: View,
+    file: &str,
+    line: u32,
+    top: usize,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<bool> {
+    let tree = &report.calls;
+    let Some(flame) = report.flame(view) else {
+        return Ok(false);
+    };
+    // Path of a node, outermost frame first.
+    let path = |mut node: u32| {
+        let mut frames = Vec::new();
+        while node != 0 && frames.len() < 10_000 {
+            let n = tree.nodes[node as usize];
+            frames.push(n.frame);
+            node = n.parent;
+        }
+        frames.reverse();
+        frames
+    };
+    let mut stacks: std::collections::HashMap<Vec<u32>, (u64, u64)> =
+        std::collections::HashMap::new();
+    for v in &flame.values {
+        let frames = path(v.node);
+        if frames
+            .iter()
+            .any(|&f| frame_matches(&tree.frames[f as usize], file, line))
+        {
+            let e = stacks.entry(frames).or_default();
+            e.0 = e.0.saturating_add(v.bytes);
+            e.1 = e.1.saturating_add(v.count);
+        }
+    }
+    if stacks.is_empty() {
+        return Ok(false);
+    }
+    let mut stacks: Vec<_> = stacks.into_iter().collect();
+    stacks.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+    let total: u64 = stacks.iter().map(|s| s.1.0).fold(0, u64::saturating_add);
+    let mark = if report.meta.sites_estimated { "~" } else { "" };
+    writeln!(
+        out,
+        "{} call {} {}:{} ({}: {mark}{} in all)",
+        stacks.len(),
+        if stacks.len() == 1 {
+            "stack reaches"
+        } else {
+            "stacks reach"
+        },
+        escape_terminal(file),
+        line,
+        view.name(),
+        human_bytes(total)
+    )?;
+    for (frames, (bytes, count)) in stacks.iter().take(top) {
+        let unit = match view {
+            View::Allocations | View::Temporary => "allocations",
+            View::Peak | View::Leaks => "blocks",
+        };
+        writeln!(out, "\n  {mark}{} in {count} {unit}:", human_bytes(*bytes))?;
+        for &f in frames {
+            let l = &tree.frames[f as usize];
+            let here = if frame_matches(l, file, line) {
+                "  <-"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "    {}:{}  {}{here}",
+                escape_terminal(&l.file),
+                l.line,
+                escape_terminal(&l.function)
+            )?;
+        }
+    }
+    if stacks.len() > top {
+        writeln!(
+            out,
+            "\n  ... {} more (--top N shows more)",
+            stacks.len() - top
+        )?;
+    }
+    Ok(true)
+}
+
 /// With more than one thread, the view's bytes per thread on one line.
 fn render_threads(
     report: &Report,

@@ -36,6 +36,13 @@ pub struct Args {
     /// (default: at exit).
     #[arg(long, value_name = "LABEL")]
     to: Option<String>,
+    /// Lines listed in the text report (and call stacks with --stack).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// Show the call stacks that reach one line, with their bytes in the view (FILE may be
+    /// the file's full path or its last components: `app.py:12`, `pkg/app.py:12`).
+    #[arg(long, value_name = "FILE:LINE")]
+    stack: Option<String>,
 }
 
 impl Args {
@@ -147,7 +154,27 @@ pub(crate) fn html_next_to(capture: &Path) -> PathBuf {
 
 /// Runs `memlens report`.
 pub fn exec(args: Args) -> anyhow::Result<u8> {
+    let stack = args.stack.as_deref().map(parse_file_line).transpose()?;
     let report = load_with(&args.capture, &args.options()?)?;
+    if let Some((file, line)) = stack {
+        let mut buf = Vec::new();
+        let found = memlens_report::text::render_stacks_through(
+            &report,
+            args.view.into(),
+            &file,
+            line,
+            args.top,
+            &mut buf,
+        )?;
+        if !found {
+            eprintln!(
+                "memlens: no call stack reaches {file}:{line} in the {} view",
+                View::from(args.view).name()
+            );
+            return Ok(1);
+        }
+        return write_buf(&buf, args.output.as_deref()).map(|()| 0);
+    }
     // A page is a file to open, not text for a terminal: by default it goes next to the capture.
     let output = match (args.output, args.format) {
         (Some(path), _) if path.as_os_str() == "-" => None,
@@ -155,7 +182,7 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
         (output, _) => output,
     };
     if matches!(args.format, FormatArg::Text) {
-        return write_text(&report, args.view.into(), output.as_deref()).map(|()| 0);
+        return write_text(&report, args.view.into(), args.top, output.as_deref()).map(|()| 0);
     }
     if matches!(args.format, FormatArg::Pprof) && output.is_none() {
         use std::io::IsTerminal;
@@ -181,13 +208,42 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
 }
 
 /// The terminal summary, coloured when it goes to a terminal and `NO_COLOR` is not set.
-fn write_text(report: &Report, view: View, output: Option<&Path>) -> anyhow::Result<()> {
+/// `FILE:LINE` as `--stack` takes it (the last colon splits, so a path may hold colons).
+fn parse_file_line(spec: &str) -> anyhow::Result<(String, u32)> {
+    spec.rsplit_once(':')
+        .and_then(|(file, line)| Some((file, line.parse::<u32>().ok()?)))
+        .filter(|(file, line)| !file.is_empty() && *line > 0)
+        .map(|(file, line)| (file.to_owned(), line))
+        .ok_or_else(|| anyhow::anyhow!("--stack takes FILE:LINE (app.py:12), not {spec:?}"))
+}
+
+fn write_buf(buf: &[u8], output: Option<&Path>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, buf).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut lock = std::io::stdout().lock();
+            lock.write_all(buf)?;
+            lock.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn write_text(
+    report: &Report,
+    view: View,
+    top: usize,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let color = output.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let options = memlens_report::text::TextOptions {
         color,
+        top,
         ..Default::default()
     };
     let mut buf = Vec::new();

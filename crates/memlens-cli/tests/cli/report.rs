@@ -471,6 +471,46 @@ mod formats {
     }
 
     #[test]
+    fn top_limits_the_lines_and_stack_shows_the_stacks_through_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_capture(dir.path(), "app.mlens", "/src/app.py", "main");
+        let out = text(memlens(
+            dir.path(),
+            &["report", "app.mlens", "--view", "allocations", "--top", "1"],
+        ));
+        assert!(out.contains("/src/app.py:20  work"), "{out}");
+        assert!(
+            !out.contains("/src/app.py:10  main"),
+            "one line only: {out}"
+        );
+        // main:11 -> work:20 allocated 300 bytes; the line is named by its file's last part.
+        let out = text(memlens(
+            dir.path(),
+            &[
+                "report",
+                "app.mlens",
+                "--view",
+                "allocations",
+                "--stack",
+                "app.py:20",
+            ],
+        ));
+        assert!(
+            out.contains("1 call stack reaches app.py:20 (allocations: 300 B in all)"),
+            "{out}"
+        );
+        let main = out.find("/src/app.py:11  main").expect(&out);
+        let work = out.find("/src/app.py:20  work  <-").expect(&out);
+        assert!(main < work, "outermost first: {out}");
+        let missing = memlens(dir.path(), &["report", "app.mlens", "--stack", "app.py:99"]);
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no call stack reaches"));
+        let bad = memlens(dir.path(), &["report", "app.mlens", "--stack", "app.py"]);
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("--stack takes FILE:LINE"));
+    }
+
+    #[test]
     fn every_format_gives_a_valid_empty_report_for_an_empty_capture() {
         let dir = tempfile::tempdir().unwrap();
         empty_capture(dir.path());
