@@ -8,7 +8,7 @@
 //! memory, which no other process can pull away. A file truncated *while* a large quiet one is
 //! being read is the remaining risk, as with every tool that maps files (ripgrep included).
 
-use std::fs::File;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -38,16 +38,29 @@ impl std::ops::Deref for CaptureBytes {
 }
 
 impl CaptureBytes {
-    /// Opens `path`, mapping it when that is safe (see the module documentation).
+    /// Opens `path`, mapping it when that is safe (see the module documentation). Anything but
+    /// a regular file (a device such as `/dev/zero`, a pipe, a directory) is refused before a
+    /// byte is read: it could be endless, or block forever.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = File::open(path)?;
+        // O_NONBLOCK: opening a FIFO for reading waits for a writer; the flag does not change
+        // how a regular file reads.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
         let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a regular file ({})", file_type(&meta)),
+            ));
+        }
         let quiet = meta
             .modified()
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .is_some_and(|age| age >= QUIET_FOR);
-        if meta.is_file() && meta.len() >= MAP_AT_LEAST && quiet {
+        if meta.len() >= MAP_AT_LEAST && quiet {
             #[allow(unsafe_code)]
             // SAFETY: the map is read-only and private to this process; the file is a regular
             // file not modified for QUIET_FOR, so no tracker is appending to it and nothing is
@@ -68,13 +81,31 @@ impl CaptureBytes {
     }
 }
 
+/// What kind of file `meta` describes, in words.
+fn file_type(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn write(dir: &Path, name: &str, len: u64, age: Duration) -> std::path::PathBuf {
         let path = dir.join(name);
-        let file = File::create(&path).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
         file.set_len(len).unwrap();
         file.set_modified(SystemTime::now() - age).unwrap();
         path
@@ -97,5 +128,17 @@ mod tests {
         assert!(!bytes.is_mapped());
         assert_eq!(bytes.len(), 1000);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn devices_and_directories_are_refused_unread() {
+        for path in ["/dev/zero", "/dev/null", "/"] {
+            let err = CaptureBytes::open(Path::new(path)).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{path}");
+            assert!(
+                err.to_string().starts_with("not a regular file"),
+                "{path}: {err}"
+            );
+        }
     }
 }

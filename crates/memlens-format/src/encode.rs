@@ -392,6 +392,14 @@ pub struct RecordDecoder<'a> {
     prev_stack: u32,
 }
 
+/// Where a [`RecordDecoder`] is in its payload, to stop and resume it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DecoderState {
+    pos: usize,
+    prev_addr: u64,
+    prev_stack: u32,
+}
+
 impl<'a> RecordDecoder<'a> {
     /// Decodes `data`, a chunk payload that starts at `base_offset` in the file (errors name
     /// the offset of the chunk plus the position inside its decompressed payload).
@@ -402,6 +410,24 @@ impl<'a> RecordDecoder<'a> {
             base_offset,
             prev_addr: 0,
             prev_stack: 0,
+        }
+    }
+
+    pub(crate) fn resume(data: &'a [u8], base_offset: u64, state: DecoderState) -> Self {
+        RecordDecoder {
+            data,
+            pos: state.pos,
+            base_offset,
+            prev_addr: state.prev_addr,
+            prev_stack: state.prev_stack,
+        }
+    }
+
+    pub(crate) fn state(&self) -> DecoderState {
+        DecoderState {
+            pos: self.pos,
+            prev_addr: self.prev_addr,
+            prev_stack: self.prev_stack,
         }
     }
 

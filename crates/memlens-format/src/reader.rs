@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use crate::encode::{RecordDecoder, get_varint};
+use crate::encode::{DecoderState, RecordDecoder, get_varint};
 use crate::header::{FORMAT_VERSION, MAGIC};
 use crate::{FormatError, Header, Record};
 
@@ -145,8 +145,7 @@ impl<'a> Reader<'a> {
     pub fn records(&self) -> Records<'a> {
         Records {
             spans: self.chunk_spans(),
-            current: Vec::new(),
-            index: 0,
+            current: None,
         }
     }
 }
@@ -172,6 +171,19 @@ impl<'a> ChunkSpan<'a> {
         let data = match self.codec {
             0 => Cow::Borrowed(self.stored),
             1 => {
+                // The frame states its size: one that contradicts the chunk header is refused
+                // before anything is inflated (decompression never writes past `raw_len`).
+                if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(self.stored)
+                    && n != u64::from(self.raw_len)
+                {
+                    return Err(FormatError::corrupt(
+                        offset,
+                        format!(
+                            "chunk declares {} bytes but its frame holds {n}",
+                            self.raw_len
+                        ),
+                    ));
+                }
                 let out =
                     zstd::bulk::decompress(self.stored, self.raw_len as usize).map_err(|e| {
                         FormatError::corrupt(offset, format!("cannot decompress chunk: {e}"))
@@ -203,6 +215,11 @@ impl<'a> ChunkSpan<'a> {
     /// File offset just past the chunk.
     pub fn end(&self) -> u64 {
         self.offset + 16 + self.stored.len() as u64
+    }
+
+    /// Decompressed size its header declares (not yet checked).
+    pub fn raw_len(&self) -> u32 {
+        self.raw_len
     }
 
     /// What the chunk holds (read from its header, before any check).
@@ -272,12 +289,12 @@ impl<'a> Iterator for ChunkSpans<'a> {
     }
 }
 
-/// Iterator over every record of every `Events` chunk.
+/// Iterator over every record of every `Events` chunk, decoded as it goes: one decompressed
+/// chunk is held at a time, never its records.
 #[derive(Debug)]
 pub struct Records<'a> {
     spans: ChunkSpans<'a>,
-    current: Vec<Record>,
-    index: usize,
+    current: Option<(Chunk<'a>, DecoderState)>,
 }
 
 impl Iterator for Records<'_> {
@@ -285,32 +302,30 @@ impl Iterator for Records<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if self.index < self.current.len() {
-                self.index += 1;
-                return Some(Ok(std::mem::replace(
-                    &mut self.current[self.index - 1],
-                    Record::End,
-                )));
+            if let Some((chunk, state)) = &mut self.current {
+                let mut decoder = RecordDecoder::resume(&chunk.data, chunk.offset, *state);
+                match decoder.next() {
+                    Some(Ok(r)) => {
+                        *state = decoder.state();
+                        return Some(Ok(r));
+                    }
+                    Some(Err(e)) => {
+                        self.current = None;
+                        self.spans.done = true;
+                        return Some(Err(e));
+                    }
+                    None => self.current = None,
+                }
             }
             let span = match self.spans.next()? {
                 Ok(span) => span,
                 Err(e) => return Some(Err(e)),
             };
-            let chunk = match span.load() {
-                Ok(c) => c,
-                Err(e) => {
-                    self.spans.done = true;
-                    return Some(Err(e));
-                }
-            };
-            if chunk.kind != ChunkKind::Events {
+            if span.kind() != ChunkKind::Events {
                 continue;
             }
-            match chunk.records().collect::<Result<Vec<_>, _>>() {
-                Ok(records) => {
-                    self.current = records;
-                    self.index = 0;
-                }
+            match span.load() {
+                Ok(c) => self.current = Some((c, DecoderState::default())),
                 Err(e) => {
                     self.spans.done = true;
                     return Some(Err(e));

@@ -281,6 +281,7 @@ pub fn analyze_with_progress(
             match event {
                 decode::Event::Alloc { addr, size, stack } => replay.alloc(addr, size, stack),
                 decode::Event::Free(addr) => replay.free_at(addr),
+                decode::Event::Peak => replay.record(Record::Peak)?,
                 decode::Event::Other(record) => replay.record(*record)?,
             }
         }

@@ -54,7 +54,9 @@ const CAPTURE_MAGIC: &[u8] = b"MLENS\0\r\n";
 /// capture, joined with the capture's allocation sites when it was recorded with `--exact`.
 /// Every failure is one line naming the file.
 fn load(path: &Path, pick: Option<usize>) -> anyhow::Result<Snapshot> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // A regular file only (a device or a pipe could be endless), mapped when large and quiet.
+    let bytes = memlens_analysis::CaptureBytes::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.starts_with(CAPTURE_MAGIC) {
         return from_capture(&bytes, pick)
             .with_context(|| format!("cannot read {}", path.display()));
@@ -77,24 +79,16 @@ fn from_capture(bytes: &[u8], pick: Option<usize>) -> anyhow::Result<Snapshot> {
              SIGUSR2 during `memlens run`, or memlens.snapshot() while tracking)"
         );
     }
-    // Every chunk up to a damaged one (a killed process leaves a cut last chunk).
-    let mut chunks = Vec::new();
-    for span in reader.chunk_spans() {
-        match span.and_then(|s| s.load()) {
-            Ok(chunk) => chunks.push(chunk),
-            Err(_) if !chunks.is_empty() => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let heaps: Vec<usize> = chunks
+    // Chunk headers up to a damaged one (a killed process leaves a cut last chunk); chunks are
+    // decompressed one at a time below, never all at once (each may inflate to 256 MiB).
+    let spans: Vec<memlens_format::ChunkSpan<'_>> =
+        reader.chunk_spans().map_while(Result::ok).collect();
+    let heaps: Vec<usize> = spans
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.kind == memlens_format::ChunkKind::HeapSnapshot)
+        .filter(|(_, s)| s.kind() == memlens_format::ChunkKind::HeapSnapshot)
         .map(|(i, _)| i)
         .collect();
-    if heaps.is_empty() {
-        anyhow::bail!("the capture's heap snapshot is in a damaged part of the file");
-    }
     let index = match pick {
         None => heaps.len() - 1,
         Some(n) if (1..=heaps.len()).contains(&n) => n - 1,
@@ -106,9 +100,13 @@ fn from_capture(bytes: &[u8], pick: Option<usize>) -> anyhow::Result<Snapshot> {
         ),
     };
     let at = heaps[index];
-    let mut snap = Snapshot::read_from(&chunks[at].data)?;
+    let chunk = spans[at]
+        .load()
+        .context("the capture's heap snapshot is in a damaged part of the file")?;
+    let mut snap = Snapshot::read_from(&chunk.data)?;
+    drop(chunk);
     if reader.header().mode == memlens_format::Mode::Exact {
-        join_sites(&mut snap, &chunks[..at], &reader.header().library_prefixes)?;
+        join_sites(&mut snap, &spans[..at], &reader.header().library_prefixes)?;
     }
     Ok(snap)
 }
@@ -233,7 +231,7 @@ pub(crate) fn html_panel_or_warn(path: &Path) -> Option<memlens_report::html::He
 /// before the object.
 fn join_sites(
     snap: &mut Snapshot,
-    chunks: &[memlens_format::Chunk<'_>],
+    chunks: &[memlens_format::ChunkSpan<'_>],
     library: &[String],
 ) -> anyhow::Result<()> {
     use memlens_format::{AddrMap, ChunkKind, Record};
@@ -242,7 +240,8 @@ fn join_sites(
     let mut frames: HashMap<u32, (u32, u32)> = HashMap::new();
     let mut stacks: HashMap<u32, (u32, u32)> = HashMap::new();
     let mut live: AddrMap<(u64, u32)> = AddrMap::default();
-    for chunk in chunks.iter().filter(|c| c.kind == ChunkKind::Events) {
+    for span in chunks.iter().filter(|c| c.kind() == ChunkKind::Events) {
+        let chunk = span.load()?;
         for record in chunk.records() {
             match record? {
                 Record::String { id, text } => {
