@@ -191,6 +191,7 @@ pub fn analyze_gc(capture: &[u8]) -> Result<GcReport, AnalysisError> {
                         pending.push((stack, size as f64 * weight, weight));
                     }
                 }
+                Event::Peak => {}
                 Event::Other(record) => match *record {
                     Record::String { id, text } => {
                         put(&mut tables.strings, id, text, chunk.offset)?
