@@ -6,6 +6,7 @@ thread, shows the live set at a clicked moment and shows hostile names as text."
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,16 @@ def test_run_writes_a_report_that_works_in_the_browser(runner):
         assert seen["views"][view]["view"] == view
         assert near(seen["views"][view]["total"], expected), (view, seen["views"][view]["total"], expected)
     assert seen["views"]["allocations"]["total"] > seen["views"]["peak"]["total"]
+    # The Allocations column is filled in every view (it was empty but in one).
+    for view in ("peak", "leaks", "allocations"):
+        rows = seen["views"][view]["lines"]
+        assert rows and all(re.fullmatch(r"[\d,]+", row[2]) for row in rows), (view, rows[:3])
+    # memlens's own lines (its start and stop) are hidden with its frames, as in the text
+    # report; shown when asked.
+    assert not any("/memlens/" in row[3] for row in first["lines"]), first["lines"]
+    assert not any("/memlens/" in row[3] for row in seen["inverted"]["lines"])
+    text = runner.memlens("report", "p.mlens", "--top", "100").stdout
+    assert "/memlens/" not in text, text
 
     # Search highlights build_list and reports its share of the peak.
     found = seen["search"]

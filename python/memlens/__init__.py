@@ -215,6 +215,7 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
             {"path": os.path.abspath(config["path"]), "exact": bool(exact),
              "sample_rate": int(sample_rate), "native": bool(native)}
         )
+    _gc.prepare()
     # Nothing is allocated between here and the program's own code: memlens stays out of its
     # own report.
     _native.start(
@@ -229,7 +230,7 @@ def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: 
     )
     _fork_config = config
     _native.set_thread_name(name)
-    _gc.start()
+    _gc.started()
     if child_config is not None:
         os.environ[_child.ENV] = child_config
 
@@ -240,6 +241,7 @@ def _stop(warn: bool = True) -> dict:
     global _fork_config
     _gc.stop()
     summary = _native.stop()  # first: the cleanup below is memlens's, not the program's
+    _gc.stopped()
     _fork_config = None
     os.environ.pop(_child.ENV, None)
     if warn and summary.get("write_error"):

@@ -48,18 +48,27 @@ def _watch_switches() -> None:
     gc.enable, gc.disable = gc_enable, gc_disable
 
 
-def start() -> None:
-    """Called once tracking runs."""
+def prepare() -> None:
+    """Called just before tracking starts: what it allocates is memlens's, not the program's
+    (the callback records nothing until tracking runs)."""
     _watch_switches()
     if _callback not in gc.callbacks:
         gc.callbacks.append(_callback)
+
+
+def started() -> None:
+    """Called once tracking runs: the collector's state at the start."""
     _native.gc_enabled(gc.isenabled())
 
 
 def stop() -> None:
-    """Called just before tracking stops."""
+    """Called just before tracking stops: the collector's state at the end."""
+    _native.gc_final(len(gc.garbage), gc.get_freeze_count(), gc.isenabled())
+
+
+def stopped() -> None:
+    """Called once tracking stopped."""
     try:
         gc.callbacks.remove(_callback)
     except ValueError:
         pass
-    _native.gc_final(len(gc.garbage), gc.get_freeze_count(), gc.isenabled())

@@ -32,6 +32,17 @@ pub use replay::{Options, Progress, TemporaryRule, analyze, analyze_with_progres
 pub use source::CaptureBytes;
 pub use units::human_bytes;
 
+/// True for a file of memlens's own Python package (`.../memlens/_runner.py`): what it
+/// allocates while tracking starts and stops is memlens's, never a line of the program's. The
+/// one rule the text, JSON and HTML reports share.
+pub fn is_memlens_file(file: &str) -> bool {
+    let mut parts = file.rsplit('/');
+    let (Some(name), Some(dir)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    dir == "memlens" && name.ends_with(".py")
+}
+
 /// Why a capture could not be analysed.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {

@@ -216,6 +216,13 @@ pub fn encode(report: &Report, view: View) -> Vec<u8> {
         strings.id(&format!("memlens {} view", view.name())),
         strings.id(&format!("command: {}", report.meta.command.join(" "))),
     ];
+    // A string-table index of the preferred type's name (profile.proto), not an index into
+    // `sample_type`: `go tool pprof` opens on it.
+    let preferred = strings.id(if view == View::Allocations {
+        "alloc_space"
+    } else {
+        "inuse_space"
+    });
     let profile = Profile {
         period_type: Some(vt(&mut strings, "space", "bytes")),
         period: report.meta.sample_rate.max(1) as i64,
@@ -225,7 +232,7 @@ pub fn encode(report: &Report, view: View) -> Vec<u8> {
         function: functions,
         duration_nanos: (report.meta.duration_s * 1e9) as i64,
         comment,
-        default_sample_type: if view == View::Allocations { 1 } else { 3 },
+        default_sample_type: preferred,
         string_table: strings.table,
     };
     profile.encode_to_vec()

@@ -206,7 +206,11 @@ pub fn render_sites(
     // Estimates from samples are marked as such.
     let mark = if report.meta.sites_estimated { "~" } else { "" };
     let mut any = false;
-    for site in report.top_sites(view).take(options.top) {
+    // memlens's own lines (its start and stop) are not the program's.
+    let sites = report
+        .top_sites(view)
+        .filter(|s| !memlens_analysis::is_memlens_file(&s.location.file));
+    for site in sites.take(options.top) {
         any = true;
         let bytes = site.bytes(view);
         let l = &site.location;

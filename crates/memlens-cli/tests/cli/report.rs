@@ -219,11 +219,16 @@ mod formats {
     }
 
     fn go_pprof_top(dir: &Path, file: &str, sample_index: &str) -> String {
+        let index = ["-sample_index", sample_index];
+        // An empty index: pprof's own choice (the profile's default sample type).
+        let index: &[&str] = if sample_index.is_empty() { &[] } else { &index };
         let out = Command::new("go")
             .current_dir(dir)
             .env("HOME", dir)
             .env("GOCACHE", dir.join("gocache"))
-            .args(["tool", "pprof", "-top", "-sample_index", sample_index, file])
+            .args(["tool", "pprof", "-top"])
+            .args(index)
+            .arg(file)
             .output()
             .expect("go is needed for the pprof test: run scripts/install-test-deps");
         assert!(
@@ -280,6 +285,25 @@ mod formats {
         let leaks = go_pprof_top(dir.path(), "leaks.pb.gz", "inuse_space");
         assert_eq!(flat(&leaks, "main").as_deref(), Some("100B"), "{leaks}");
         assert_eq!(flat(&leaks, "work"), None, "{leaks}");
+        // pprof opens on the view that was asked for: memory in use for peak and leaks, bytes
+        // allocated for the allocations view (it used to open on a count).
+        assert!(go_pprof_top(dir.path(), "leaks.pb.gz", "").contains("Type: inuse_space"));
+        assert!(go_pprof_top(dir.path(), "peak.pb.gz", "").contains("Type: inuse_space"));
+        ok(memlens(
+            dir.path(),
+            &[
+                "report",
+                "app.mlens",
+                "--format",
+                "pprof",
+                "--view",
+                "allocations",
+                "-o",
+                "a.pb.gz",
+            ],
+        ));
+        let allocs = go_pprof_top(dir.path(), "a.pb.gz", "");
+        assert!(allocs.contains("Type: alloc_space"), "{allocs}");
         // Empty and hostile captures load too.
         empty_capture(dir.path());
         ok(memlens(

@@ -434,7 +434,10 @@
     threadSel.disabled = D.threads.length < 2;
     threadSel.addEventListener('change', () => { state.thread = Number(threadSel.value); state.zoomPath = []; drawFlame(); });
   }
-  const bindToggle = (id, key) => $(id).addEventListener('change', (ev) => { state[key] = ev.target.checked; state.zoomPath = []; drawFlame(); });
+  const bindToggle = (id, key) => $(id).addEventListener('change', (ev) => {
+    state[key] = ev.target.checked; state.zoomPath = []; drawFlame();
+    if (key === 'hideMemlens') drawLines();
+  });
   bindToggle('inverted', 'inverted');
   bindToggle('hide-import', 'hideImport');
   bindToggle('hide-memlens', 'hideMemlens');
@@ -462,15 +465,20 @@
     const key = state.view;
     const body = $('lines').tBodies[0];
     body.textContent = '';
-    const sites = D.sites.filter((s) => s[key] > 0).sort((a, b) => b[key] - a[key]);
+    // memlens's own lines (its start and stop) are hidden with its frames.
+    const sites = D.sites.filter((s) => s[key] > 0 && !(state.hideMemlens && s.memlens))
+      .sort((a, b) => b[key] - a[key]);
     const v = views.find((x) => x.name === key);
     const estimated = sites.reduce((a, s) => a + s[key], 0);
     const total = Math.max(estimated, (v && v.exact_total) || 0);
+    // Sampled figures are estimates, and say so.
+    const mark = D.meta.mode === 'exact' ? '' : '~';
     for (const s of sites.slice(0, D.pruning.max_lines)) {
       const tr = el('tr');
-      tr.appendChild(el('td', 'num', human(s[key])));
+      tr.appendChild(el('td', 'num', mark + human(s[key])));
       tr.appendChild(el('td', 'num', pct(s[key], total)));
-      tr.appendChild(el('td', 'num', key === 'allocations' ? Math.round(s.count).toLocaleString('en') : ''));
+      // The line's allocations over the run, in every view.
+      tr.appendChild(el('td', 'num', mark + Math.round(s.count).toLocaleString('en')));
       tr.appendChild(el('td', 'loc mono', clean(str(s.file)) + ':' + s.line));
       tr.appendChild(el('td', 'mono', clean(str(s.function))));
       const src = el('td', 'src');

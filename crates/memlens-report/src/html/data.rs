@@ -131,13 +131,7 @@ fn flames(report: &Report) -> Flames<'_> {
     }
 }
 
-fn is_memlens_file(file: &str) -> bool {
-    let mut parts = file.rsplit('/');
-    let (Some(name), Some(dir)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    dir == "memlens" && name.ends_with(".py")
-}
+use memlens_analysis::is_memlens_file;
 
 fn is_runpy(file: &str) -> bool {
     file == "<frozen runpy>" || file.ends_with("/runpy.py")
@@ -773,6 +767,7 @@ fn build(
                 "allocations": s.allocated_bytes,
                 "temporary": s.temporary_bytes,
                 "count": s.allocations,
+                "memlens": is_memlens_file(&l.file),
                 "source": if options.read_sources { source_line(&l.file, l.line, &mut sources) } else { String::new() },
             })
         })
