@@ -4,6 +4,7 @@ descriptors, full disks, fork, exit and signals (issue 16)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,3 +98,132 @@ print(t.summary["write_failed"], t.summary["write_error"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("True No space left on device"), proc.stdout
     assert "memlens: writing the capture" in proc.stderr
+
+
+def _complete(report: dict) -> bool:
+    return not report["meta"].get("warning")
+
+
+def test_os_exit_leaves_a_complete_capture(runner):
+    """os._exit skips atexit: the capture used to end at the last one-second flush (here:
+    the header alone)."""
+    app = runner.write("quick.py", """
+        import os
+        data = bytearray(40_000_000)   # BEFORE_EXIT
+        os._exit(3)
+    """)
+    proc = runner.memlens("run", "--exact", "-q", "-o", "q.mlens", "quick.py")
+    assert proc.returncode == 3, proc.stderr
+    report = runner.report("q.mlens", "leaks")
+    assert _complete(report), report["meta"]
+    got = site_bytes(report, app, line_of(app, "BEFORE_EXIT"), "leaked_bytes")
+    assert abs(got - 40_000_000) < 0.05 * 40_000_000
+
+
+POOL = """
+import multiprocessing as mp
+
+kept = []
+
+def work(i):
+    kept.append(bytearray(20_000_000))   # WORKER_ALLOC
+    return i
+
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    with ctx.Pool(4) as pool:
+        print(sum(pool.map(work, range(8), chunksize=1)))
+    # and a pool that is closed and joined: its workers end with os._exit
+    pool = ctx.Pool(2)
+    print(sum(pool.map(work, range(4), chunksize=1)))
+    pool.close()
+    pool.join()
+"""
+
+
+@pytest.mark.parametrize("mode", ["--exact", "--sample-rate=1000"])
+def test_pool_workers_leave_complete_captures(runner, mode):
+    """Fork pool workers end with os._exit (close and join) or SIGTERM (the with block's
+    terminate): every worker's capture is complete and they hold every task's allocation."""
+    app = runner.write("pool.py", POOL)
+    proc = runner.memlens("run", mode, "--follow-fork", "-q", "-o", "p.mlens", "pool.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["28", "6"]
+    children = sorted(runner.dir.glob("p.*.mlens"))
+    assert len(children) == 6, children
+    total = 0
+    for child in children:
+        report = runner.report(child, "allocations")
+        assert _complete(report), (child, report["meta"])
+        total += site_bytes(report, app, line_of(app, "WORKER_ALLOC"), "allocated_bytes")
+    assert abs(total - 12 * 20_000_000) < 0.05 * 12 * 20_000_000, total
+
+
+CRASH = {
+    "SIGUSR1": ("os.kill(os.getpid(), signal.SIGUSR1)", signal.SIGUSR1),
+    "abort": ("os.abort()", signal.SIGABRT),
+    "SIGSEGV": ("ctypes.string_at(0)", signal.SIGSEGV),
+    "SIGALRM": ("signal.alarm(1); time.sleep(5)", signal.SIGALRM),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CRASH))
+def test_a_fatal_signal_finishes_the_capture(runner, how):
+    """A process killed by a signal whose action is the default loses nothing recorded
+    before it, and still dies of that signal."""
+    code, sig = CRASH[how]
+    app = runner.write("crash.py", f"""
+        import ctypes, os, signal, time
+        data = bytearray(40_000_000)   # BEFORE_CRASH
+        {code}
+    """)
+    proc = runner.memlens("run", "--exact", "-q", "-o", "c.mlens", "crash.py")
+    assert proc.returncode == -sig, (proc.returncode, proc.stderr)
+    report = runner.report("c.mlens", "leaks")
+    assert _complete(report), report["meta"]
+    got = site_bytes(report, app, line_of(app, "BEFORE_CRASH"), "leaked_bytes")
+    assert abs(got - 40_000_000) < 0.05 * 40_000_000
+
+
+def test_a_crash_under_faulthandler_is_flushed_and_still_reported(runner):
+    """faulthandler's handler (installed before memlens) still prints the traceback; the
+    capture is flushed first."""
+    app = runner.write("segv.py", """
+        import ctypes
+        data = bytearray(40_000_000)   # BEFORE_CRASH
+        ctypes.string_at(0)
+    """)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    proc = runner.memlens("run", "--exact", "-q", "-o", "s.mlens", "segv.py", env=env)
+    assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stderr)
+    assert "Fatal Python error: Segmentation fault" in proc.stderr, proc.stderr
+    assert "segv.py" in proc.stderr
+    report = runner.report("s.mlens", "leaks")
+    got = site_bytes(report, app, line_of(app, "BEFORE_CRASH"), "leaked_bytes")
+    assert abs(got - 40_000_000) < 0.05 * 40_000_000
+
+
+def test_a_forked_child_dies_of_sigterm_at_once(runner):
+    """Without --follow-fork a child has no writer: its SIGTERM used to wait a second for
+    one. Four children are terminated; waiting for all of them takes milliseconds."""
+    runner.write("kids.py", """
+        import os, signal, time
+        kids = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(30)
+                os._exit(0)
+            kids.append(pid)
+        time.sleep(0.3)
+        t = time.monotonic()
+        for pid in kids:
+            os.kill(pid, signal.SIGTERM)
+        statuses = [os.waitpid(pid, 0)[1] for pid in kids]
+        print(round(time.monotonic() - t, 3), [os.WTERMSIG(s) for s in statuses])
+    """)
+    proc = runner.memlens("run", "-q", "-o", "k.mlens", "kids.py")
+    assert proc.returncode == 0, proc.stderr
+    took, sigs = proc.stdout.split(" ", 1)
+    assert sigs.strip() == "[15, 15, 15, 15]"
+    assert float(took) < 0.5, took

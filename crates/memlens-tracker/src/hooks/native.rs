@@ -257,6 +257,7 @@ fn hook_for(name: &[u8]) -> Option<usize> {
         b"mmap" | b"mmap64" => hk_mmap as *const () as usize,
         b"munmap" => hk_munmap as *const () as usize,
         b"dlopen" => hk_dlopen as *const () as usize,
+        b"_exit" | b"_Exit" => super::exit::hk_exit as *const () as usize,
         _ => return None,
     })
 }
