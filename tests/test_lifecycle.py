@@ -227,3 +227,78 @@ def test_a_forked_child_dies_of_sigterm_at_once(runner):
     took, sigs = proc.stdout.split(" ", 1)
     assert sigs.strip() == "[15, 15, 15, 15]"
     assert float(took) < 0.5, took
+
+
+FORK_UNDER_LOAD = """
+import mmap, os, sys, threading, time, zlib
+
+stop = False
+
+def native():                     # no GIL: mmap (the map table) and malloc (the marks)
+    blob = os.urandom(1 << 16)
+    while not stop:
+        m = mmap.mmap(-1, 1 << 16)
+        m.close()
+        zlib.decompress(zlib.compress(blob))
+
+def python():                     # the GIL: sampled sets, the interner, checkpoints
+    n = 0
+    while not stop:
+        kept = [str(i) * 5 for i in range(2000)]
+        del kept
+        n += 1
+
+def threads():                    # registering and naming threads
+    while not stop:
+        t = threading.Thread(target=lambda: bytearray(1000), name=f"short-{time.time()}")
+        t.start()
+        t.join()
+
+workers = [threading.Thread(target=f) for f in (native, native, native, python, python, threads)]
+for w in workers:
+    w.start()
+hung = 0
+for i in range(30):
+    time.sleep(0.02)
+    pid = os.fork()
+    if pid == 0:
+        for _ in range(20):      # the child's own hooks take the same locks
+            m = mmap.mmap(-1, 1 << 16)
+            m.close()
+        kept = [bytearray(10_000) for _ in range(100)]
+        os._exit(7)
+    deadline = time.monotonic() + 15
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.WEXITSTATUS(status) == 7, status
+            break
+        if time.monotonic() > deadline:
+            hung += 1
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.005)
+stop = True
+for w in workers:
+    w.join()
+print("hung", hung)
+"""
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow-fork", "no-follow"])
+@pytest.mark.parametrize("mode", ["--exact", "--sample-rate=4096"])
+def test_fork_while_threads_hold_memlens_locks_never_deadlocks(runner, mode, follow):
+    """Threads allocate (with and without the GIL), map memory and start threads while the
+    main thread forks 30 times; a lock held by one of them at the fork used to stay held in
+    the child, whose own hooks (or start, with --follow-fork) then waited for ever."""
+    runner.write("forks.py", FORK_UNDER_LOAD)
+    args = ["run", mode, "-q", "-o", "f.mlens"] + (["--follow-fork"] if follow else [])
+    proc = runner.memlens(*args, "forks.py", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["hung", "0"], proc.stdout
+    if follow:
+        children = list(runner.dir.glob("f.*.mlens"))
+        assert len(children) == 30
+        for child in children[:5]:
+            assert not runner.report(child, "allocations")["meta"].get("warning")

@@ -27,6 +27,7 @@ mod capture_file;
 mod counters;
 mod fatal;
 mod ffi;
+mod fork;
 pub mod heap;
 mod hooks;
 pub mod python;
@@ -224,7 +225,7 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     if config.native {
         hooks::native::patch_all();
     }
-    install_fork_handler();
+    fork::install_handlers();
     fatal::install();
     *session = Some(Session {
         path: config.path,
@@ -409,18 +410,6 @@ pub fn after_fork_in_child() {
     {
         std::mem::forget(session);
     }
-}
-
-extern "C" fn atfork_child() {
-    hooks::set_counting(false);
-}
-
-fn install_fork_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: registers a handler that only stores to an atomic, which is async-signal-safe.
-        unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
-    });
 }
 
 pub(crate) fn disable_after_panic() {
