@@ -4,6 +4,7 @@ descriptors, full disks, fork, exit and signals (issue 16)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,3 +98,207 @@ print(t.summary["write_failed"], t.summary["write_error"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("True No space left on device"), proc.stdout
     assert "memlens: writing the capture" in proc.stderr
+
+
+def _complete(report: dict) -> bool:
+    return not report["meta"].get("warning")
+
+
+def test_os_exit_leaves_a_complete_capture(runner):
+    """os._exit skips atexit: the capture used to end at the last one-second flush (here:
+    the header alone)."""
+    app = runner.write("quick.py", """
+        import os
+        data = bytearray(40_000_000)   # BEFORE_EXIT
+        os._exit(3)
+    """)
+    proc = runner.memlens("run", "--exact", "-q", "-o", "q.mlens", "quick.py")
+    assert proc.returncode == 3, proc.stderr
+    report = runner.report("q.mlens", "leaks")
+    assert _complete(report), report["meta"]
+    got = site_bytes(report, app, line_of(app, "BEFORE_EXIT"), "leaked_bytes")
+    assert abs(got - 40_000_000) < 0.05 * 40_000_000
+
+
+POOL = """
+import multiprocessing as mp
+
+kept = []
+
+def work(i):
+    kept.append(bytearray(20_000_000))   # WORKER_ALLOC
+    return i
+
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    with ctx.Pool(4) as pool:
+        print(sum(pool.map(work, range(8), chunksize=1)))
+    # and a pool that is closed and joined: its workers end with os._exit
+    pool = ctx.Pool(2)
+    print(sum(pool.map(work, range(4), chunksize=1)))
+    pool.close()
+    pool.join()
+"""
+
+
+@pytest.mark.parametrize("mode", ["--exact", "--sample-rate=1000"])
+def test_pool_workers_leave_complete_captures(runner, mode):
+    """Fork pool workers end with os._exit (close and join) or SIGTERM (the with block's
+    terminate): every worker's capture is complete and they hold every task's allocation."""
+    app = runner.write("pool.py", POOL)
+    proc = runner.memlens("run", mode, "--follow-fork", "-q", "-o", "p.mlens", "pool.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["28", "6"]
+    children = sorted(runner.dir.glob("p.*.mlens"))
+    assert len(children) == 6, children
+    total = 0
+    for child in children:
+        report = runner.report(child, "allocations")
+        assert _complete(report), (child, report["meta"])
+        total += site_bytes(report, app, line_of(app, "WORKER_ALLOC"), "allocated_bytes")
+    assert abs(total - 12 * 20_000_000) < 0.05 * 12 * 20_000_000, total
+
+
+CRASH = {
+    "SIGUSR1": ("os.kill(os.getpid(), signal.SIGUSR1)", signal.SIGUSR1),
+    "abort": ("os.abort()", signal.SIGABRT),
+    "SIGSEGV": ("ctypes.string_at(0)", signal.SIGSEGV),
+    "SIGALRM": ("signal.alarm(1); time.sleep(5)", signal.SIGALRM),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CRASH))
+def test_a_fatal_signal_finishes_the_capture(runner, how):
+    """A process killed by a signal whose action is the default loses nothing recorded
+    before it, and still dies of that signal."""
+    code, sig = CRASH[how]
+    app = runner.write("crash.py", f"""
+        import ctypes, os, signal, time
+        data = bytearray(40_000_000)   # BEFORE_CRASH
+        {code}
+    """)
+    proc = runner.memlens("run", "--exact", "-q", "-o", "c.mlens", "crash.py")
+    assert proc.returncode == -sig, (proc.returncode, proc.stderr)
+    report = runner.report("c.mlens", "leaks")
+    assert _complete(report), report["meta"]
+    got = site_bytes(report, app, line_of(app, "BEFORE_CRASH"), "leaked_bytes")
+    assert abs(got - 40_000_000) < 0.05 * 40_000_000
+
+
+def test_a_crash_under_faulthandler_is_flushed_and_still_reported(runner):
+    """faulthandler's handler (installed before memlens) still prints the traceback; the
+    capture is flushed first."""
+    app = runner.write("segv.py", """
+        import ctypes
+        data = bytearray(40_000_000)   # BEFORE_CRASH
+        ctypes.string_at(0)
+    """)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    proc = runner.memlens("run", "--exact", "-q", "-o", "s.mlens", "segv.py", env=env)
+    assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stderr)
+    assert "Fatal Python error: Segmentation fault" in proc.stderr, proc.stderr
+    assert "segv.py" in proc.stderr
+    report = runner.report("s.mlens", "leaks")
+    got = site_bytes(report, app, line_of(app, "BEFORE_CRASH"), "leaked_bytes")
+    assert abs(got - 40_000_000) < 0.05 * 40_000_000
+
+
+def test_a_forked_child_dies_of_sigterm_at_once(runner):
+    """Without --follow-fork a child has no writer: its SIGTERM used to wait a second for
+    one. Four children are terminated; waiting for all of them takes milliseconds."""
+    runner.write("kids.py", """
+        import os, signal, time
+        kids = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(30)
+                os._exit(0)
+            kids.append(pid)
+        time.sleep(0.3)
+        t = time.monotonic()
+        for pid in kids:
+            os.kill(pid, signal.SIGTERM)
+        statuses = [os.waitpid(pid, 0)[1] for pid in kids]
+        print(round(time.monotonic() - t, 3), [os.WTERMSIG(s) for s in statuses])
+    """)
+    proc = runner.memlens("run", "-q", "-o", "k.mlens", "kids.py")
+    assert proc.returncode == 0, proc.stderr
+    took, sigs = proc.stdout.split(" ", 1)
+    assert sigs.strip() == "[15, 15, 15, 15]"
+    assert float(took) < 0.5, took
+
+
+FORK_UNDER_LOAD = """
+import mmap, os, sys, threading, time, zlib
+
+stop = False
+
+def native():                     # no GIL: mmap (the map table) and malloc (the marks)
+    blob = os.urandom(1 << 16)
+    while not stop:
+        m = mmap.mmap(-1, 1 << 16)
+        m.close()
+        zlib.decompress(zlib.compress(blob))
+
+def python():                     # the GIL: sampled sets, the interner, checkpoints
+    n = 0
+    while not stop:
+        kept = [str(i) * 5 for i in range(2000)]
+        del kept
+        n += 1
+
+def threads():                    # registering and naming threads
+    while not stop:
+        t = threading.Thread(target=lambda: bytearray(1000), name=f"short-{time.time()}")
+        t.start()
+        t.join()
+
+workers = [threading.Thread(target=f) for f in (native, native, native, python, python, threads)]
+for w in workers:
+    w.start()
+hung = 0
+for i in range(30):
+    time.sleep(0.02)
+    pid = os.fork()
+    if pid == 0:
+        for _ in range(20):      # the child's own hooks take the same locks
+            m = mmap.mmap(-1, 1 << 16)
+            m.close()
+        kept = [bytearray(10_000) for _ in range(100)]
+        os._exit(7)
+    deadline = time.monotonic() + 15
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.WEXITSTATUS(status) == 7, status
+            break
+        if time.monotonic() > deadline:
+            hung += 1
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.005)
+stop = True
+for w in workers:
+    w.join()
+print("hung", hung)
+"""
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow-fork", "no-follow"])
+@pytest.mark.parametrize("mode", ["--exact", "--sample-rate=4096"])
+def test_fork_while_threads_hold_memlens_locks_never_deadlocks(runner, mode, follow):
+    """Threads allocate (with and without the GIL), map memory and start threads while the
+    main thread forks 30 times; a lock held by one of them at the fork used to stay held in
+    the child, whose own hooks (or start, with --follow-fork) then waited for ever."""
+    runner.write("forks.py", FORK_UNDER_LOAD)
+    args = ["run", mode, "-q", "-o", "f.mlens"] + (["--follow-fork"] if follow else [])
+    proc = runner.memlens(*args, "forks.py", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["hung", "0"], proc.stdout
+    if follow:
+        children = list(runner.dir.glob("f.*.mlens"))
+        assert len(children) == 30
+        for child in children[:5]:
+            assert not runner.report(child, "allocations")["meta"].get("warning")

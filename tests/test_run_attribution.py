@@ -203,7 +203,8 @@ def test_sigterm_flushes_what_was_recorded(runner):
     proc = runner.memlens("run", "--exact", "-o", "t.mlens", "term.py")
     assert proc.returncode in (-15, 143), proc.returncode
     report = runner.report("t.mlens", "leaks")
-    assert report["meta"]["warning"]
+    # The handler finishes the capture (end marker included) before the process dies.
+    assert not report["meta"].get("warning"), report["meta"]
     got = site_bytes(report, script, line_of(script, "# BEFORE_TERM"), "leaked_bytes")
     assert abs(got - 40_000_000) < 0.05 * 40_000_000
 

@@ -25,7 +25,9 @@
 
 mod capture_file;
 mod counters;
+mod fatal;
 mod ffi;
+mod fork;
 pub mod heap;
 mod hooks;
 pub mod python;
@@ -228,8 +230,8 @@ pub fn start(config: Config) -> Result<(), TrackerError> {
     if config.native {
         hooks::native::patch_all();
     }
-    install_fork_handler();
-    install_signal_flush();
+    fork::install_handlers();
+    fatal::install();
     *session = Some(Session {
         path: config.path,
         writer,
@@ -249,7 +251,7 @@ pub fn stop() -> Result<Summary, TrackerError> {
     if let Some(rec) = recorder::current() {
         rec.set_stack_root(false);
     }
-    uninstall_signal_flush();
+    fatal::uninstall();
     hooks::pymem::uninstall();
     if session.native {
         hooks::native::unpatch_all();
@@ -471,72 +473,6 @@ pub fn after_fork_in_child() {
     {
         std::mem::forget(session);
     }
-}
-
-/// Signals that end the process by default and that memlens flushes on first.
-pub(crate) const FLUSH_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
-
-/// Asks the writer for a last chunk (waiting up to a second), then lets the signal take its
-/// default course. Async-signal-safe throughout (see [`writer::flush_from_signal`]). If a hook
-/// on this thread was queuing an event when the signal came, the writer writes every event
-/// before that one and the capture ends there; if the writer does not answer within the
-/// second, the capture ends at the previous flush, as with SIGKILL.
-extern "C" fn on_flush_signal(sig: libc::c_int) {
-    writer::flush_from_signal(std::time::Duration::from_secs(1));
-    // SAFETY: restoring the default action and re-raising is the documented way to die of
-    // the signal after handling it; both calls are async-signal-safe.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
-    }
-}
-
-/// Installs [`on_flush_signal`] for each signal still at its default action (a program's own
-/// handler is left alone).
-fn install_signal_flush() {
-    for sig in FLUSH_SIGNALS {
-        // SAFETY: querying and setting a signal action with zero-initialised, valid structs.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
-                || old.sa_sigaction != libc::SIG_DFL
-            {
-                continue;
-            }
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_flush_signal as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut());
-        }
-    }
-}
-
-/// Puts the default action back where [`install_signal_flush`] installed ours.
-fn uninstall_signal_flush() {
-    for sig in FLUSH_SIGNALS {
-        // SAFETY: as above.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
-                && old.sa_sigaction == on_flush_signal as *const () as usize
-            {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-    }
-}
-
-extern "C" fn atfork_child() {
-    hooks::set_counting(false);
-}
-
-fn install_fork_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: registers a handler that only stores to an atomic, which is async-signal-safe.
-        unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
-    });
 }
 
 pub(crate) fn disable_after_panic() {

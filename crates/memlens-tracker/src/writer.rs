@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::BufWriter;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,17 +24,57 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// ... or when this many records are waiting.
 const FLUSH_RECORDS: usize = 1 << 18;
 
-/// Set by a fatal-signal handler: write a chunk now. The handler also rings the doorbell, so
-/// the writer wakes at once; it reads this flag after every drain, so a lost wake-up (the
-/// writer was busy) still flushes within a tick.
-static SIGNAL_FLUSH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set by a signal handler whose program goes on afterwards (a handler of its own is chained
+/// to): write a chunk now. The handler also rings the doorbell, so the writer wakes at once; it
+/// reads this flag after every drain, so a lost wake-up (the writer was busy) still flushes
+/// within a tick.
+static SIGNAL_FLUSH: AtomicBool = AtomicBool::new(false);
 /// Bumped by the writer after each chunk written for a signal.
-static SIGNAL_FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static SIGNAL_FLUSHES: AtomicU64 = AtomicU64::new(0);
+/// Set where the process is about to end without `stop` (`_exit`, a fatal signal): write
+/// everything and the end marker, then stop writing.
+static FINISH: AtomicBool = AtomicBool::new(false);
+/// Set by the writer once it has written the end marker and closed.
+static FINISHED: AtomicBool = AtomicBool::new(false);
+/// The process whose writer thread runs (0: none). A forked child inherits the parent's
+/// memory but not its writer: there, nothing waits for a writer.
+static WRITER_PID: AtomicU32 = AtomicU32::new(0);
+/// The writer thread's kernel id, so that the writer never waits for itself.
+static WRITER_TID: AtomicI32 = AtomicI32::new(0);
+
+/// Whether a writer thread of this process runs, and the caller is not that thread.
+/// Async-signal-safe (two system calls, atomics).
+fn writer_elsewhere() -> bool {
+    // SAFETY: getpid and gettid are async-signal-safe system calls without arguments.
+    let (pid, tid) = unsafe { (libc::getpid() as u32, libc::gettid()) };
+    WRITER_PID.load(Ordering::SeqCst) == pid && WRITER_TID.load(Ordering::SeqCst) != tid
+}
+
+/// Waits (at most `limit`, in 5 ms naps) until `done` says so; async-signal-safe.
+fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 5_000_000,
+    };
+    let tries = limit.as_millis() / 5 + 1;
+    for _ in 0..tries {
+        if done() {
+            return true;
+        }
+        // SAFETY: nanosleep is async-signal-safe; `pause` is a valid timespec.
+        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    }
+    done()
+}
 
 /// Asks the writer for a chunk now, from a signal handler, and waits (at most `limit`) until
 /// it is written; returns whether it was. Async-signal-safe: atomics, one `futex` wake (the
-/// doorbell: [`ring_doorbell`]) and `nanosleep`; no lock, no allocation.
+/// doorbell: [`ring_doorbell`]) and `nanosleep`; no lock, no allocation. Returns at once
+/// where this process has no writer (a forked child) or the caller is the writer.
 pub(crate) fn flush_from_signal(limit: Duration) -> bool {
+    if !writer_elsewhere() {
+        return false;
+    }
     let before = SIGNAL_FLUSHES.load(Ordering::SeqCst);
     SIGNAL_FLUSH.store(true, Ordering::SeqCst);
     // Sound in a signal handler: `ring_doorbell` is an atomic add on a static and a raw
@@ -44,19 +84,22 @@ pub(crate) fn flush_from_signal(limit: Duration) -> bool {
     // this thread, even inside the doorbell's own code. The writer sleeps in FUTEX_WAIT on the
     // same word, so it starts the flush now instead of at its next tick (20 ms away).
     ring_doorbell();
-    let pause = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 5_000_000,
-    };
-    let tries = limit.as_millis() / 5 + 1;
-    for _ in 0..tries {
-        if SIGNAL_FLUSHES.load(Ordering::SeqCst) != before {
-            return true;
-        }
-        // SAFETY: nanosleep is async-signal-safe; `pause` is a valid timespec.
-        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    wait_until(limit, || {
+        SIGNAL_FLUSHES.load(Ordering::SeqCst) != before || FINISHED.load(Ordering::SeqCst)
+    })
+}
+
+/// The process ends now without [`WriterHandle::finish`] (`_exit`, a fatal signal): asks the
+/// writer to write everything recorded and the end marker, and waits (at most `limit`) until
+/// it has; returns whether it did. After this the writer writes nothing more. Async-signal-safe
+/// like [`flush_from_signal`], and returns at once where this process has no writer.
+pub(crate) fn finish_from_signal(limit: Duration) -> bool {
+    if !writer_elsewhere() {
+        return false;
     }
-    SIGNAL_FLUSHES.load(Ordering::SeqCst) != before
+    FINISH.store(true, Ordering::SeqCst);
+    ring_doorbell();
+    wait_until(limit, || FINISHED.load(Ordering::SeqCst))
 }
 
 /// How the writer paces itself.
@@ -121,18 +164,31 @@ impl WriterHandle {
         let Pace { stall, idle } = pace;
         let control = Arc::new((Mutex::new(Control::default()), Condvar::new()));
         let c = control.clone();
+        FINISH.store(false, Ordering::SeqCst);
+        FINISHED.store(false, Ordering::SeqCst);
+        SIGNAL_FLUSH.store(false, Ordering::SeqCst);
+        WRITER_PID.store(std::process::id(), Ordering::SeqCst);
+        // Until the thread stores its id: a signal meanwhile waits for a writer that will run.
+        WRITER_TID.store(0, Ordering::SeqCst);
         let thread = std::thread::Builder::new()
             .name("memlens-writer".into())
             .spawn(move || {
+                // SAFETY: gettid has no arguments and cannot fail.
+                WRITER_TID.store(unsafe { libc::gettid() }, Ordering::SeqCst);
                 block_fatal_signals();
                 if !stall.is_zero() {
                     let (m, cv) = &*c;
                     let guard = lock(m);
                     let _ = cv.wait_timeout_while(guard, stall, |c| !c.stop);
                 }
-                run(recorder, writer, start, idle, &c)
+                let stats = run(recorder, writer, start, idle, &c);
+                WRITER_PID.store(0, Ordering::SeqCst);
+                stats
             })
             .ok();
+        if thread.is_none() {
+            WRITER_PID.store(0, Ordering::SeqCst);
+        }
         WriterHandle { control, thread }
     }
 
@@ -255,6 +311,10 @@ fn run(
             }
             (c.stop, c.flush_requests)
         };
+        // The process ends without `stop` (`_exit`, a fatal signal): end the capture as
+        // `stop` would; no record comes after.
+        let finishing = FINISH.load(Ordering::SeqCst);
+        let stop = stop || finishing;
         collect(rec, &mut st, start, stop);
         let signalled = SIGNAL_FLUSH.swap(false, Ordering::SeqCst);
         let due = stop
@@ -305,6 +365,9 @@ fn run(
             control.1.notify_all();
         }
         if stop {
+            if finishing {
+                FINISHED.store(true, Ordering::SeqCst);
+            }
             rec.draining.store(false, Ordering::Release);
             let file = st.writer.get_ref().get_ref();
             // What is on disk: after a failed write, less than what was encoded.
@@ -328,7 +391,7 @@ fn block_fatal_signals() {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for sig in crate::FLUSH_SIGNALS {
+        for sig in crate::fatal::ASYNC_SIGNALS {
             libc::sigaddset(&mut set, sig);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -583,6 +646,39 @@ mod tests {
         assert!(took < Duration::from_secs(2), "flush took {took:?}");
         assert_eq!(allocs_in(&path), [0x5000]);
         handle.finish();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// `_exit` or a fatal signal: the writer writes every event and the end marker at once
+    /// (with a writer that would sleep a minute between drains), and nothing after.
+    #[test]
+    fn finishing_from_a_signal_writes_the_end_marker() {
+        let _serial = lock(&SERIAL);
+        let pace = Pace {
+            idle: Duration::from_secs(60),
+            ..Pace::default()
+        };
+        let (rec, handle, path) = capture("finish", pace);
+        std::thread::sleep(Duration::from_millis(100));
+        rec.push_for_test(alloc(0x6000));
+        let asked = Instant::now();
+        assert!(finish_from_signal(Duration::from_secs(5)), "not finished");
+        assert!(asked.elapsed() < Duration::from_secs(2));
+        // The writer has ended: a second request returns at once, and so does `finish`.
+        let again = Instant::now();
+        finish_from_signal(Duration::from_secs(5));
+        assert!(again.elapsed() < Duration::from_secs(1));
+        rec.push_for_test(alloc(0x7000));
+        handle.finish();
+        assert_eq!(allocs_in(&path), [0x6000]);
+        let bytes = std::fs::read(&path).unwrap();
+        let last = Reader::new(&bytes)
+            .unwrap()
+            .records()
+            .last()
+            .unwrap()
+            .unwrap();
+        assert!(matches!(last, Record::End), "{last:?}");
         let _ = std::fs::remove_file(&path);
     }
 

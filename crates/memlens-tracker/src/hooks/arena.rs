@@ -58,6 +58,14 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
     orig: None,
 });
 
+/// [`SLOTS`] held across a `fork` (see `crate::fork`); dropping it releases the lock.
+pub(crate) struct ForkHold(#[allow(dead_code)] std::sync::MutexGuard<'static, Slots>);
+
+/// Takes [`SLOTS`] for a `fork`.
+pub(crate) fn hold_for_fork() -> ForkHold {
+    ForkHold(crate::recorder::lock(&SLOTS))
+}
+
 /// True when `p` lies in an arena we handed out and the hooks are counting.
 #[inline(always)]
 pub(crate) fn contains(p: usize) -> bool {

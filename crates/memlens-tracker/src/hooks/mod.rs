@@ -7,6 +7,7 @@
 
 pub(crate) mod arena;
 pub(crate) mod ballast;
+pub(crate) mod exit;
 pub(crate) mod native;
 pub(crate) mod native_marks;
 pub(crate) mod old_pools;

@@ -257,6 +257,7 @@ fn hook_for(name: &[u8]) -> Option<usize> {
         b"mmap" | b"mmap64" => hk_mmap as *const () as usize,
         b"munmap" => hk_munmap as *const () as usize,
         b"dlopen" => hk_dlopen as *const () as usize,
+        b"_exit" | b"_Exit" => super::exit::hk_exit as *const () as usize,
         _ => return None,
     })
 }
@@ -284,6 +285,19 @@ static PATCHED: Mutex<Patched> = Mutex::new(Patched {
     seen: Vec::new(),
     subs: 0,
 });
+
+/// [`PATCHED`] and [`MAPS`] held across a `fork` (see `crate::fork`), taken in that order
+/// (the order `hk_dlopen` may nest them in: patching under `PATCHED` never maps through the
+/// hooks, but keep the outer one first).
+pub(crate) struct ForkHold(
+    #[allow(dead_code)] std::sync::MutexGuard<'static, Patched>,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, BTreeMap<usize, usize>>,
+);
+
+/// Takes this module's locks for a `fork`; dropping the hold releases them.
+pub(crate) fn hold_for_fork() -> ForkHold {
+    ForkHold(recorder::lock(&PATCHED), recorder::lock(&MAPS))
+}
 
 const R_X86_64_GLOB_DAT: u32 = 6;
 const R_X86_64_JUMP_SLOT: u32 = 7;

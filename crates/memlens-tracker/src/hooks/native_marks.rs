@@ -31,6 +31,14 @@ static TOP: AtomicPtr<AtomicUsize> = AtomicPtr::new(std::ptr::null_mut());
 /// Chunks mapped so far (top-level indices), kept to zero them for a new session.
 static CHUNKS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
+/// [`CHUNKS`] held across a `fork` (see `crate::fork`); dropping it releases the lock.
+pub(crate) struct ForkHold(#[allow(dead_code)] std::sync::MutexGuard<'static, Vec<usize>>);
+
+/// Takes [`CHUNKS`] for a `fork`.
+pub(crate) fn hold_for_fork() -> ForkHold {
+    ForkHold(crate::recorder::lock(&CHUNKS))
+}
+
 /// The word holding `p`'s bit and the bit, or `None` when `p`'s chunk has no bitmap (and
 /// `create` is false or none can be made).
 #[inline(always)]

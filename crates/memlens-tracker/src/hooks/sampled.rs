@@ -28,6 +28,15 @@ static FILTER: [AtomicU8; FILTER_SLOTS] = [const { AtomicU8::new(0) }; FILTER_SL
 static SET: Mutex<AddrMap<u64>> =
     Mutex::new(AddrMap::with_hasher(std::hash::BuildHasherDefault::new()));
 
+/// [`SET`] held across a `fork` (see `crate::fork`): no other thread is inside it then, so the
+/// child finds it unlocked and whole.
+pub(crate) struct ForkHold(#[allow(dead_code)] std::sync::MutexGuard<'static, AddrMap<u64>>);
+
+/// Takes [`SET`] for a `fork`; dropping the hold releases it (in the parent and the child).
+pub(crate) fn hold_for_fork() -> ForkHold {
+    ForkHold(crate::recorder::lock(&SET))
+}
+
 /// The filter slot of `addr`: its 16-byte granule modulo the filter size. Sampled blocks are
 /// few and far apart (one per `--sample-rate` bytes on average), so plain address bits spread
 /// them as well as a hash would, for two instructions less on every free.
