@@ -212,3 +212,27 @@ def test_bad_checksum_names_the_chunk_offset(runner):
     path.write_bytes(data)
     proc = memlens(runner, "report", str(path), timeout=30)
     one_line_error(proc, f"offset {len(capture_header())}", "checksum")
+
+
+def zstd_raw(data: bytes) -> bytes:
+    """A zstd frame holding `data` in one raw block."""
+    assert len(data) < 256
+    # Single segment, 1-byte content size; block header: last, raw, size.
+    header = 1 | (0 << 1) | (len(data) << 3)
+    return struct.pack("<I", 0xFD2FB528) + bytes([0x20, len(data)]) + header.to_bytes(3, "little") + data
+
+
+def heap_block(kind: int, stored: bytes, raw_len: int) -> bytes:
+    return bytes([kind]) + struct.pack("<III", raw_len, len(stored), zlib.crc32(stored)) + stored
+
+
+def test_heap_snapshot_counts_do_not_size_memory(runner):
+    """A `.mlheap` whose end block claims 2^40 of everything: no reservation sized by it."""
+    header = b"\x89MLHEAP\n" + struct.pack("<HH", 2, 0)
+    counts = b"".join(varint(1 << 40) for _ in range(7))
+    filler = os.urandom(1 << 20) * 40  # a 40 MiB strings block (its frame is garbage)
+    data = header + heap_block(1, filler, 1 << 20) + heap_block(0xFF, zstd_raw(counts), len(counts))
+    path = runner.dir / "counts.mlheap"
+    path.write_bytes(data)
+    proc = memlens(runner, "heap", str(path))
+    one_line_error(proc, "counts.mlheap", "offset 12")

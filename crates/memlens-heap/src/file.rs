@@ -437,8 +437,11 @@ pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
     ] {
         *slot = cur.varint()?;
     }
-    // Capacities are hints bounded by the input size (a corrupt count must not allocate much).
-    let cap = |n: u64| (n as usize).min(data.len());
+    // Capacities are hints bounded by the input size (a corrupt count must not allocate much):
+    // at most one element per 8 input bytes, so the ~10 arrays reserved here stay within a few
+    // times the file's size (one per input byte reserved ~45 bytes per byte, enough to abort a
+    // reader of a 40 MiB file under a 1.5 GiB limit). Real data grows them as it decodes.
+    let cap = |n: u64| (n as usize).min(data.len() / 8);
     let mut st = ReadState::default();
     st.snap.addr.reserve(cap(counts.nodes));
     st.snap.ty.reserve(cap(counts.nodes));
