@@ -41,8 +41,9 @@ pub struct Args {
     /// Write an SVG plot of the tree's memory over time.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
-    /// Warn when the tree's total RSS reaches SIZE (e.g. 500MB, 1.5GiB, 1048576) and exit with
-    /// status 3 at the end.
+    /// Warn when the tree's total RSS reaches SIZE (e.g. 500MB, 1.5GiB, 1048576), or the
+    /// kernel's peak RSS for the command does (so a peak between two samples counts), and exit
+    /// with status 3 at the end.
     #[arg(long, value_name = "SIZE", value_parser = parse_threshold)]
     threshold: Option<u64>,
     /// Read PSS and USS at most every SECONDS (0: at every sample). They need a walk of each
@@ -204,7 +205,20 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
     if !write_errors.is_empty() {
         return Ok(2);
     }
-    let exceeded = rec.threshold.is_some_and(|t| t.exceeded());
+    // The samples can miss a short peak between them; the kernel's own high-water mark for
+    // the command (wait4's ru_maxrss: the largest RSS of it or of a descendant it waited for)
+    // cannot, so either exceeds the threshold.
+    let kernel_peak = exit.map_or(0, |e| e.max_rss);
+    let kernel_over = rec.threshold.is_some_and(|t| kernel_peak >= t.bytes);
+    if kernel_over && !rec.threshold.is_some_and(|t| t.exceeded()) && !args.quiet {
+        eprintln!(
+            "memlens: threshold {} exceeded: the kernel's peak RSS for the command was {} \
+             (between two samples)",
+            format_size(rec.threshold.map_or(0, |t| t.bytes)),
+            format_size(kernel_peak)
+        );
+    }
+    let exceeded = kernel_over || rec.threshold.is_some_and(|t| t.exceeded());
     Ok(match exit {
         Some(exit) if exit.status() != 0 => exit.status(),
         _ if exceeded => THRESHOLD_EXCEEDED,
