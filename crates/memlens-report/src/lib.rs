@@ -19,6 +19,7 @@ pub mod gc;
 pub mod html;
 pub mod json;
 pub mod pprof;
+pub mod source_view;
 pub mod speedscope;
 pub mod text;
 pub use memlens_analysis::human_bytes;

@@ -43,6 +43,11 @@ pub struct Args {
     /// the file's full path or its last components: `app.py:12`, `pkg/app.py:12`).
     #[arg(long, value_name = "FILE:LINE")]
     stack: Option<String>,
+    /// A function's source with each line's memory (allocated, live at the peak, live at exit,
+    /// allocations), as memory_profiler's @profile shows it: FILE for all its functions,
+    /// FILE:FUNCTION for one, nothing for the five functions that allocated the most.
+    #[arg(long, value_name = "FILE[:FUNCTION]", num_args = 0..=1, default_missing_value = "")]
+    source: Option<String>,
 }
 
 impl Args {
@@ -156,6 +161,16 @@ pub(crate) fn html_next_to(capture: &Path) -> PathBuf {
 pub fn exec(args: Args) -> anyhow::Result<u8> {
     let stack = args.stack.as_deref().map(parse_file_line).transpose()?;
     let report = load_with(&args.capture, &args.options()?)?;
+    if let Some(spec) = &args.source {
+        let target =
+            (!spec.is_empty()).then(|| memlens_report::source_view::SourceTarget::parse(spec));
+        let mut buf = Vec::new();
+        if !memlens_report::source_view::render(&report, target.as_ref(), &mut buf)? {
+            eprintln!("memlens: no function of the capture matches {spec}");
+            return Ok(1);
+        }
+        return write_buf(&buf, args.output.as_deref()).map(|()| 0);
+    }
     if let Some((file, line)) = stack {
         let mut buf = Vec::new();
         let found = memlens_report::text::render_stacks_through(
