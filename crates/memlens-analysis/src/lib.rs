@@ -17,12 +17,14 @@
 #![deny(missing_docs)]
 
 pub mod findings;
+mod merge;
 mod model;
 mod replay;
 mod source;
 mod units;
 
 pub use findings::{Finding, Severity};
+pub use merge::{combined_peak, merge};
 pub use model::{
     CallNode, CallTree, CheckpointMark, Flame, LeakWindow, Location, Meta, Moment, Report, Site,
     StackValue, ThreadInfo, Timeline, TimelinePoint, Totals, View,

@@ -92,6 +92,11 @@ pub struct Meta {
     pub events: u64,
     /// Set when the capture ends early (a killed process): what the reader saw.
     pub warning: Option<String>,
+    /// When the capture started, nanoseconds since the Unix epoch (0 when unknown): the clock
+    /// that puts several processes' timelines together.
+    pub start_unix_ns: u64,
+    /// How many processes' captures this report covers (1, or more when merged).
+    pub processes: u32,
     /// True when the per-line and per-stack figures are estimates from samples (scaled to the
     /// exact totals where those exist); false in exact captures.
     pub sites_estimated: bool,

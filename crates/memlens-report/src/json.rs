@@ -36,6 +36,8 @@ pub fn to_value(report: &Report, view: View) -> Value {
             "warning": m.warning,
             "dropped_events": m.dropped_events,
             "sites_estimated": m.sites_estimated,
+            "start_unix_ns": m.start_unix_ns,
+            "processes": m.processes,
         },
         "totals": totals(t),
         "sites": sites.iter().map(|s| json!({

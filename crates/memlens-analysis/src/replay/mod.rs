@@ -309,6 +309,8 @@ pub fn analyze_with_progress(
         warning,
         dropped_events: reader.dropped_events(),
         sites_estimated: header.mode != Mode::Exact,
+        start_unix_ns: header.start_unix_ns,
+        processes: 1,
     };
     let mut report = build::report(replay, meta, &header.library_prefixes);
     report.findings = crate::findings::check(&report);

@@ -10,8 +10,17 @@ use memlens_report::Format;
 /// Arguments of `memlens report`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The capture file (`.mlens`).
-    capture: PathBuf,
+    /// The capture file (`.mlens`); several for several processes (see --merge).
+    #[arg(required = true, num_args = 1..)]
+    captures: Vec<PathBuf>,
+    /// Add the captures of each capture's child processes (`NAME.<pid>.mlens` beside
+    /// `NAME.mlens`, written by `memlens run --follow-fork`).
+    #[arg(long)]
+    children: bool,
+    /// Several captures as one report: each process becomes a root frame above its own
+    /// stacks, totals add up, and the peak is the process tree's combined peak.
+    #[arg(long)]
+    merge: bool,
     /// Which memory to rank lines by.
     #[arg(long, value_enum, default_value = "peak")]
     view: ViewArg,
@@ -158,9 +167,34 @@ pub(crate) fn html_next_to(capture: &Path) -> PathBuf {
 }
 
 /// Runs `memlens report`.
-pub fn exec(args: Args) -> anyhow::Result<u8> {
+pub fn exec(mut args: Args) -> anyhow::Result<u8> {
     let stack = args.stack.as_deref().map(parse_file_line).transpose()?;
-    let report = load_with(&args.capture, &args.options()?)?;
+    if args.children {
+        let mut all = Vec::new();
+        for c in &args.captures {
+            all.push(c.clone());
+            all.extend(child_captures(c));
+        }
+        all.dedup();
+        args.captures = all;
+    }
+    let capture = args.captures[0].clone();
+    let report = if args.captures.len() == 1 {
+        load_with(&capture, &args.options()?)?
+    } else if args.merge {
+        let mut reports = Vec::new();
+        for c in &args.captures {
+            reports.push(load_with(c, &args.options()?)?);
+        }
+        memlens_analysis::merge(&reports.iter().collect::<Vec<_>>())
+    } else if matches!(args.format, FormatArg::Text) && stack.is_none() && args.source.is_none() {
+        return text_per_process(&args);
+    } else {
+        anyhow::bail!(
+            "{} captures: --merge combines them into one report (or give one capture)",
+            args.captures.len()
+        );
+    };
     if let Some(spec) = &args.source {
         let target =
             (!spec.is_empty()).then(|| memlens_report::source_view::SourceTarget::parse(spec));
@@ -193,7 +227,10 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
     // A page is a file to open, not text for a terminal: by default it goes next to the capture.
     let output = match (args.output, args.format) {
         (Some(path), _) if path.as_os_str() == "-" => None,
-        (None, FormatArg::Html) => Some(html_next_to(&args.capture)),
+        (None, FormatArg::Html) if args.captures.len() > 1 => {
+            Some(capture.with_extension("processes.html"))
+        }
+        (None, FormatArg::Html) => Some(html_next_to(&capture)),
         (output, _) => output,
     };
     if matches!(args.format, FormatArg::Text) {
@@ -206,7 +243,7 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
         }
     }
     let heap = match args.format {
-        FormatArg::Html => super::heap::html_panel_or_warn(&args.capture),
+        FormatArg::Html if args.captures.len() == 1 => super::heap::html_panel_or_warn(&capture),
         _ => None,
     };
     write_output(
@@ -223,6 +260,80 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
 }
 
 /// The terminal summary, coloured when it goes to a terminal and `NO_COLOR` is not set.
+/// The captures of `parent`'s child processes, and theirs: `STEM.<pid>[.<pid>...].mlens`
+/// beside `STEM.mlens`, by pid.
+pub(crate) fn child_captures(parent: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(stem), Some(ext)) = (
+        parent.parent(),
+        parent.file_stem().and_then(|s| s.to_str()),
+        parent.extension().and_then(|e| e.to_str()),
+    ) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut children: Vec<(Vec<u64>, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let middle = name
+                .strip_prefix(stem)?
+                .strip_prefix('.')?
+                .strip_suffix(ext)?;
+            let pids = middle
+                .strip_suffix('.')?
+                .split('.')
+                .map(|p| p.parse::<u64>().ok());
+            let pids: Option<Vec<u64>> = pids.collect();
+            Some((pids?, dir.join(&name)))
+        })
+        .collect();
+    children.sort();
+    children.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Several captures without --merge: each process's summary, then the tree's totals.
+fn text_per_process(args: &Args) -> anyhow::Result<u8> {
+    let mut reports = Vec::new();
+    for c in &args.captures {
+        reports.push(load_with(c, &args.options()?)?);
+    }
+    let mut buf = Vec::new();
+    for (c, r) in args.captures.iter().zip(&reports) {
+        writeln!(buf, "== {} (pid {})\n", c.display(), r.meta.pid)?;
+        let options = memlens_report::text::TextOptions {
+            top: args.top,
+            ..Default::default()
+        };
+        memlens_report::text::render(r, args.view.into(), &options, &mut buf)?;
+        writeln!(buf)?;
+    }
+    let refs: Vec<&Report> = reports.iter().collect();
+    write_tree_totals(&refs, &mut buf)?;
+    write_buf(&buf, args.output.as_deref())?;
+    Ok(0)
+}
+
+/// The process tree's totals: how many processes, the combined peak and the bound.
+pub(crate) fn write_tree_totals(reports: &[&Report], out: &mut dyn Write) -> std::io::Result<()> {
+    let (peak, sum) = memlens_analysis::combined_peak(reports);
+    writeln!(
+        out,
+        "Process tree: {} processes, combined peak {} (their live memory on one clock, to \
+         within 20 ms; the sum of their peaks, {}, is an upper bound); {} still live at exit",
+        reports.len(),
+        memlens_analysis::human_bytes(peak),
+        memlens_analysis::human_bytes(sum),
+        memlens_analysis::human_bytes(reports.iter().map(|r| r.totals.leaked_bytes).sum()),
+    )
+}
+
 /// `FILE:LINE` as `--stack` takes it (the last colon splits, so a path may hold colons).
 fn parse_file_line(spec: &str) -> anyhow::Result<(String, u32)> {
     spec.rsplit_once(':')

@@ -361,6 +361,9 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         if args.heap_snapshot == HeapSnapshotWhen::Exit {
             eprintln!("Heap:    memlens heap {}", shown_output.display());
         }
+        if args.follow_fork {
+            summarize_children(&report, &output, &shown_output);
+        }
     }
     Ok(status)
 }
@@ -448,6 +451,49 @@ fn summarize(
         out,
         "More:    memlens report {} --view leaks|allocations --format json",
         capture.display()
+    );
+    let _ = std::io::stderr().write_all(&out);
+}
+
+/// With --follow-fork: every child capture (pid, command, peak) and the process tree's
+/// combined peak.
+fn summarize_children(
+    report: &memlens_analysis::Report,
+    output: &std::path::Path,
+    shown: &std::path::Path,
+) {
+    let children = super::report::child_captures(output);
+    if children.is_empty() {
+        return;
+    }
+    let mut out = Vec::new();
+    let _ = writeln!(out, "\nChild processes ({}):", children.len());
+    let mut reports = vec![report.clone()];
+    for child in &children {
+        let shown_child = shown.with_file_name(child.file_name().unwrap_or_default());
+        match super::report::load(child) {
+            Ok(r) => {
+                let _ = writeln!(
+                    out,
+                    "  pid {:<7}  peak {:>10}  {}  {}",
+                    r.meta.pid,
+                    memlens_analysis::human_bytes(r.totals.peak_bytes),
+                    memlens_report::text::escape_terminal(&r.meta.command.join(" ")),
+                    shown_child.display()
+                );
+                reports.push(r);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  {}: {e:#}", shown_child.display());
+            }
+        }
+    }
+    let refs: Vec<&memlens_analysis::Report> = reports.iter().collect();
+    let _ = super::report::write_tree_totals(&refs, &mut out);
+    let _ = writeln!(
+        out,
+        "All:     memlens report {} --children --merge",
+        shown.display()
     );
     let _ = std::io::stderr().write_all(&out);
 }

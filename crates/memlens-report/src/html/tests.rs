@@ -164,6 +164,8 @@ fn normal() -> Report {
             warning: None,
             dropped_events: 0,
             sites_estimated: false,
+            start_unix_ns: 0,
+            processes: 1,
         },
         totals: Totals {
             peak_bytes: 5_830_000,
