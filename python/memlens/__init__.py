@@ -329,7 +329,7 @@ def checkpoint(label: str) -> None:
 _snapshot_count = 0
 
 
-def snapshot(path: Optional[str] = None) -> str:
+def snapshot(path: Optional[str] = None, values: bool = False) -> str:
     """Take a heap snapshot: every object, every reference and the roots that hold them.
 
     While tracking (inside ``memlens.track()`` or ``memlens run``) and without ``path``, the
@@ -340,6 +340,11 @@ def snapshot(path: Optional[str] = None) -> str:
     objects and leaves refcounts and the garbage collector's state as they were. Called while
     the garbage collector runs (from ``__del__`` or a ``gc.callbacks`` function), it raises
     ``RuntimeError`` and writes nothing.
+
+    The snapshot holds the program's types, attribute and key names, sizes and references, its
+    command line (``sys.argv``) and, only with ``values=True``, the first 64 characters of every
+    ``str`` and ``bytes`` (which may be tokens or passwords). Without it, each value is kept as
+    a hash that only says which values are equal (duplicate strings are still found).
     """
     global _snapshot_count
     if path is None and not _native.is_active():
@@ -349,7 +354,7 @@ def snapshot(path: Optional[str] = None) -> str:
             if not os.path.exists(path):
                 break
     target = None if path is None else os.fspath(path)
-    _take_snapshot(target)
+    _take_snapshot(target, values=values)
     if target is None:
         return str((_fork_config or {}).get("path", ""))
     return target
@@ -360,7 +365,7 @@ class _Plain:
     interpreter traverses such instances."""
 
 
-def _take_snapshot(path: Optional[str]) -> dict:
+def _take_snapshot(path: Optional[str], values: bool = False) -> dict:
     import builtins
     import time
 
@@ -386,4 +391,5 @@ def _take_snapshot(path: Optional[str]) -> dict:
         threads,
         meta,
         _Plain,
+        bool(values),
     )
