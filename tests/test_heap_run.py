@@ -141,3 +141,30 @@ def test_program_handler_for_sigusr2_is_kept(runner: Runner) -> None:
     assert proc.stdout.strip() == "handled 1"
     proc = runner.memlens("heap", "own.mlens")
     assert "the capture holds no heap snapshot" in proc.stderr
+
+
+def test_why_answers_alone_and_exits_1_when_nothing_matches(runner: Runner) -> None:
+    runner.write(
+        "app.py",
+        """
+        class Record:
+            pass
+
+        RECORDS = [Record() for _ in range(250)]
+        """,
+    )
+    proc = runner.memlens("run", "--heap-snapshot", "exit", "-q", "-o", "app.mlens", "app.py")
+    assert proc.returncode == 0, proc.stderr
+    proc = runner.memlens("heap", "app.mlens", "--why", "Record")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("Why `Record` is alive: 250 objects, ")
+    assert "250 x `__main__.Record`" in lines[1]
+    assert lines[1].endswith("module `__main__`, global `RECORDS` -> list, index * -> __main__.Record")
+    assert "Top dominators" not in proc.stdout
+    proc = runner.memlens("heap", "app.mlens", "--why", "NoSuchType")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("Why `NoSuchType` is alive: 0 objects")
+    assert "no object matches" in proc.stdout
+    full = runner.memlens("heap", "app.mlens")
+    assert full.returncode == 0 and "Top dominators" in full.stdout

@@ -333,7 +333,7 @@ def checkpoint(label: str) -> None:
 _snapshot_count = 0
 
 
-def snapshot(path: Optional[str] = None) -> str:
+def snapshot(path: Optional[str] = None, values: bool = False) -> str:
     """Take a heap snapshot: every object, every reference and the roots that hold them.
 
     While tracking (inside ``memlens.track()`` or ``memlens run``) and without ``path``, the
@@ -344,6 +344,11 @@ def snapshot(path: Optional[str] = None) -> str:
     objects and leaves refcounts and the garbage collector's state as they were. Called while
     the garbage collector runs (from ``__del__`` or a ``gc.callbacks`` function), it raises
     ``RuntimeError`` and writes nothing.
+
+    The snapshot holds the program's types, attribute and key names, sizes and references, its
+    command line (``sys.argv``) and, only with ``values=True``, the first 64 characters of every
+    ``str`` and ``bytes`` (which may be tokens or passwords). Without it, each value is kept as
+    a hash that only says which values are equal (duplicate strings are still found).
     """
     global _snapshot_count
     if path is None and not _native.is_active():
@@ -353,7 +358,7 @@ def snapshot(path: Optional[str] = None) -> str:
             if not os.path.exists(path):
                 break
     target = None if path is None else os.fspath(path)
-    _take_snapshot(target)
+    _take_snapshot(target, values=values)
     if target is None:
         return str((_fork_config or {}).get("path", ""))
     return target
@@ -364,7 +369,7 @@ class _Plain:
     interpreter traverses such instances."""
 
 
-def _take_snapshot(path: Optional[str]) -> dict:
+def _take_snapshot(path: Optional[str], values: bool = False) -> dict:
     import builtins
     import time
 
@@ -390,6 +395,7 @@ def _take_snapshot(path: Optional[str]) -> dict:
         threads,
         meta,
         _Plain,
+        bool(values),
     )
 
 

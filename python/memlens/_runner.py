@@ -49,6 +49,10 @@ def _exit_status(code: object) -> int:
     return 1
 
 
+# `memlens run --heap-values`: snapshots store the first 64 characters of str and bytes values.
+heap_values = False
+
+
 def _on_snapshot_signal(signum: int, frame: object) -> None:
     """SIGUSR2: add a heap snapshot to the capture (runs between bytecodes, in the main thread).
 
@@ -57,7 +61,7 @@ def _on_snapshot_signal(signum: int, frame: object) -> None:
     """
     if memlens._native.is_active():
         try:
-            memlens._take_snapshot(None)
+            memlens._take_snapshot(None, values=heap_values)
         except RuntimeError as exc:
             if "during a garbage collection" not in str(exc):
                 print(f"memlens: heap snapshot failed: {exc}", file=sys.stderr)
@@ -170,10 +174,12 @@ def run(
     native: bool,
     follow_fork: bool,
     heap_snapshot: bool = False,
+    heap_values: bool = False,
 ) -> tuple:
     """Runs the program; returns (exit status, whether it ran under tracking, why writing the
     capture failed or None). Raises only for memlens's own failures."""
     global pending_signal
+    globals()["heap_values"] = heap_values
     path = None
     if kind == "script":
         path = os.path.abspath(target)
@@ -303,7 +309,7 @@ def run(
         if heap_snapshot and memlens._native.is_active():
             # The program's globals are still held (`held`), as at interpreter exit.
             try:
-                memlens._take_snapshot(None)
+                memlens._take_snapshot(None, values=heap_values)
             except Exception as exc:
                 print(f"memlens: no heap snapshot at exit: {exc}", file=sys.__stderr__)
         if memlens._native.is_active():

@@ -139,16 +139,42 @@ pub struct Suspect {
 pub struct DuplicateString {
     /// `str` or `bytes` (the type name).
     pub type_name: String,
-    /// The value preview, escaped and quoted.
-    pub value: String,
+    /// The value preview, escaped and quoted; `None` when the snapshot holds no values (the
+    /// default: values are stored only when asked for).
+    pub value: Option<String>,
+    /// Whether the preview shown is only the start of the value.
+    pub value_cut: bool,
     /// Number of copies.
     pub count: u64,
     /// Size of each copy, in bytes.
     pub size: u64,
     /// Bytes that interning would save: `(count - 1) * size`.
     pub wasted_bytes: u64,
-    /// Whether previews were cut short (so the copies are only probably equal).
+    /// Whether the copies were matched by previews that were cut short (snapshots before
+    /// format 3, which hold no value hash), so they are only probably equal.
     pub truncated: bool,
+}
+
+impl DuplicateString {
+    /// The value when stored (`'abc'`, `b'abc'`, ending `…'` when cut), else the type and size
+    /// (`str of 2.0 KiB`).
+    pub fn described(&self) -> String {
+        match &self.value {
+            Some(v) => format!(
+                "{}{v}",
+                if self.type_name.ends_with("bytes") {
+                    "b"
+                } else {
+                    ""
+                }
+            ),
+            None => format!(
+                "{} of {}",
+                escape::name(&self.type_name),
+                escape::human_bytes(self.size)
+            ),
+        }
+    }
 }
 
 /// Objects matched by a `why` pattern that share one (generalised) retainer path.
@@ -791,7 +817,10 @@ impl<'s> Analysis<'s> {
         out
     }
 
-    /// Groups of equal `str`/`bytes` values (by preview and size), most wasted bytes first.
+    /// Groups of equal `str`/`bytes` values, most wasted bytes first. Objects the walker
+    /// hashed (format 3+) are grouped by the hash of their whole value and their size: equal in
+    /// full, whatever their previews. Objects of older snapshots, which have only a preview, are
+    /// grouped by preview and size (marked `truncated` when a preview was cut).
     pub fn duplicate_strings(&self, k: usize) -> Vec<DuplicateString> {
         let s = self.snap;
         let string_types: Vec<bool> = s
@@ -804,42 +833,81 @@ impl<'s> Analysis<'s> {
                 )
             })
             .collect();
+        // Key: (type, hashed?, hash or preview id, size); value: copies, whether a preview was
+        // cut, and one member (for the value shown).
+        type Key = (u32, bool, u64, u64);
+        let mut groups: HashMap<Key, (u64, bool, u32), FxBuild> = HashMap::default();
+        let mut add = |key: Key, i: usize, cut: bool| {
+            let e = groups.entry(key).or_insert((0, false, i as u32));
+            e.0 += 1;
+            e.1 |= cut;
+        };
+        let mut hashed = s.value_hash.iter().peekable();
         // Equal previews share a string id: count ids first (a dense array), so that only the
-        // objects whose preview occurs twice or more reach the hash map.
+        // unhashed objects whose preview occurs twice or more reach the hash map.
         let mut seen = vec![0u8; s.strings.len()];
         for i in 0..s.node_count() {
             let p = s.preview[i];
-            if p != NONE && string_types[s.ty[i] as usize] {
+            if p != NONE
+                && s.flags[i] & NodeFlags::VALUE_HASH.0 == 0
+                && string_types[s.ty[i] as usize]
+            {
                 let c = &mut seen[p as usize];
                 *c = c.saturating_add(1);
             }
         }
-        let mut groups: HashMap<(u32, u32, u64), (u64, bool), FxBuild> = HashMap::default();
         for i in 0..s.node_count() {
-            let p = s.preview[i];
-            if p == NONE || seen[p as usize] < 2 || !string_types[s.ty[i] as usize] {
+            if !string_types[s.ty[i] as usize] {
                 continue;
             }
-            let e = groups.entry((s.ty[i], p, s.size[i])).or_default();
-            e.0 += 1;
-            e.1 |= s.flags[i] & NodeFlags::PREVIEW_TRUNCATED.0 != 0;
+            if s.flags[i] & NodeFlags::VALUE_HASH.0 != 0 {
+                while hashed.peek().is_some_and(|&&(id, _)| (id as usize) < i) {
+                    hashed.next();
+                }
+                if let Some(&&(id, h)) = hashed.peek()
+                    && id as usize == i
+                {
+                    add((s.ty[i], true, h, s.size[i]), i, false);
+                }
+                continue;
+            }
+            let p = s.preview[i];
+            if p == NONE || seen[p as usize] < 2 {
+                continue;
+            }
+            let cut = s.flags[i] & NodeFlags::PREVIEW_TRUNCATED.0 != 0;
+            add((s.ty[i], false, u64::from(p), s.size[i]), i, cut);
         }
         let mut rows: Vec<DuplicateString> = groups
             .into_iter()
-            .filter(|(_, (c, _))| *c >= 2)
-            .map(|((t, p, size), (count, truncated))| DuplicateString {
-                type_name: s.strings.get(s.types[t as usize]).to_string(),
-                value: escape::quoted(s.strings.get(p)),
-                count,
-                size,
-                wasted_bytes: (count - 1) * size,
-                truncated,
+            .filter(|(_, (c, _, _))| *c >= 2)
+            .map(|((t, _, _, size), (count, truncated, example))| {
+                let cut = s.flags[example as usize] & NodeFlags::PREVIEW_TRUNCATED.0 != 0;
+                // A preview the walker cut ends with `…` inside the quotes (as one that
+                // `quoted` cuts for length).
+                let value = s.preview(NodeId(example)).map(|p| {
+                    if cut {
+                        escape::quoted(&format!("{p}\u{2026}"))
+                    } else {
+                        escape::quoted(p)
+                    }
+                });
+                DuplicateString {
+                    type_name: s.strings.get(s.types[t as usize]).to_string(),
+                    value_cut: value.is_some() && cut,
+                    value,
+                    count,
+                    size,
+                    wasted_bytes: (count - 1) * size,
+                    truncated,
+                }
             })
             .collect();
         rows.sort_by(|a, b| {
             b.wasted_bytes
                 .cmp(&a.wasted_bytes)
                 .then_with(|| a.value.cmp(&b.value))
+                .then_with(|| a.size.cmp(&b.size))
         });
         rows.truncate(k);
         rows

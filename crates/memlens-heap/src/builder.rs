@@ -7,7 +7,8 @@ use crate::error::{HeapError, Result};
 use crate::file::{BLOCK_TARGET, BlockWriter, Counts, Kind, put_varint};
 use crate::hash::{FxBuild, Interner};
 use crate::model::{
-    EdgeKind, EdgeLabel, NodeId, Object, PAYLOAD_MAX, RootKind, SiteId, StrId, Tag, TypeId, zig,
+    EdgeKind, EdgeLabel, NodeFlags, NodeId, Object, PAYLOAD_MAX, RootKind, SiteId, StrId, Tag,
+    TypeId, zig,
 };
 use crate::pipeline::{Done, EdgeRec, Job, NodeRec, Pipeline};
 
@@ -268,13 +269,19 @@ impl<W: Write> SnapshotBuilder<W> {
             Some(p) => self.intern(p)?.0 + 1,
             None => 0,
         };
+        // The flag says whether a hash follows: it is set exactly when one is given.
+        let mut flags = obj.flags.0 & !NodeFlags::VALUE_HASH.0;
+        if obj.value_hash.is_some() {
+            flags |= NodeFlags::VALUE_HASH.0;
+        }
         self.push_node_rec(NodeRec {
             addr: obj.address,
             size: obj.size,
             ty: obj.type_id.0,
             site: site as u32,
             preview,
-            flags: obj.flags.0,
+            flags,
+            value_hash: obj.value_hash.unwrap_or(0),
         })?;
         Ok(NodeId(id as u32))
     }
@@ -432,23 +439,16 @@ impl<W: Write> SnapshotBuilder<W> {
         self.maybe_flush(Kind::Sites)
     }
 
-    pub(crate) fn push_node(
-        &mut self,
-        addr: u64,
-        ty: u32,
-        size: u64,
-        site: u32,
-        flags: u8,
-        preview: u32,
-    ) -> Result<()> {
-        self.push_node_rec(NodeRec {
-            addr,
-            size,
-            ty,
-            site: site.wrapping_add(1),
-            preview: preview.wrapping_add(1),
-            flags,
-        })
+    /// Adds a node record as a reader decoded it (site and preview ids, `NONE` for none).
+    pub(crate) fn push_node(&mut self, mut rec: NodeRec, value_hash: Option<u64>) -> Result<()> {
+        rec.site = rec.site.wrapping_add(1);
+        rec.preview = rec.preview.wrapping_add(1);
+        rec.flags &= !NodeFlags::VALUE_HASH.0;
+        if let Some(h) = value_hash {
+            rec.flags |= NodeFlags::VALUE_HASH.0;
+            rec.value_hash = h;
+        }
+        self.push_node_rec(rec)
     }
 
     pub(crate) fn push_root(&mut self, node: NodeId, kind: RootKind, desc: StrId) -> Result<()> {

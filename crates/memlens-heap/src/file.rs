@@ -1,7 +1,7 @@
 //! The snapshot file format: a header, then self-delimiting compressed blocks, then an end block.
 //!
 //! ```text
-//! header   8 bytes magic "\x89MLHEAP\n", u16 LE version (2; 1 is read too), u16 LE reserved (0)
+//! header   8 bytes magic "\x89MLHEAP\n", u16 LE version (3; 1 and 2 are read too), u16 LE reserved (0)
 //! block    u8 kind, u32 LE raw length, u32 LE stored length, u32 LE crc32 of the stored bytes,
 //!          stored bytes (zstd frame of the raw bytes)
 //! end      a block of kind 0xFF whose raw bytes are the record counts; nothing may follow it
@@ -13,13 +13,15 @@
 use std::io::Write;
 
 use crate::error::{HeapError, Result};
-use crate::model::{NONE, PAYLOAD_MAX, Root, RootKind, Snapshot, Tag, WEAK_BIT, pack, unzig};
+use crate::model::{
+    NONE, NodeFlags, PAYLOAD_MAX, Root, RootKind, Snapshot, Tag, WEAK_BIT, pack, unzig,
+};
 
 /// The 8 bytes every heap snapshot starts with.
 pub const MAGIC: [u8; 8] = *b"\x89MLHEAP\n";
-/// The format version this build writes (it reads this one and version 1, whose edge records
-/// code targets against their source and indices as they are).
-pub const VERSION: u16 = 2;
+/// The format version this build writes. It reads versions 1 (edge records code targets
+/// against their source and indices as they are) and 2 (no value hashes: node flag 128 unused).
+pub const VERSION: u16 = 3;
 /// The oldest format version this build reads.
 const OLDEST: u16 = 1;
 pub(crate) const HEADER_LEN: usize = 12;
@@ -238,6 +240,16 @@ impl Cursor<'_> {
         self.pos += len;
         Ok(s)
     }
+
+    fn u64_le(&mut self, what: &str) -> Result<u64> {
+        match self.buf.get(self.pos..self.pos + 8) {
+            Some(b) => {
+                self.pos += 8;
+                Ok(u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            }
+            None => Err(self.fail(&format!("{what} runs past the block"))),
+        }
+    }
 }
 
 /// Record counts stored in the end block.
@@ -442,7 +454,10 @@ pub(crate) fn read(data: &[u8]) -> Result<Snapshot> {
     // times the file's size (one per input byte reserved ~45 bytes per byte, enough to abort a
     // reader of a 40 MiB file under a 1.5 GiB limit). Real data grows them as it decodes.
     let cap = |n: u64| (n as usize).min(data.len() / 8);
-    let mut st = ReadState::default();
+    let mut st = ReadState {
+        value_hashes: u16::from_le_bytes([data[8], data[9]]) >= 3,
+        ..ReadState::default()
+    };
     st.snap.addr.reserve(cap(counts.nodes));
     st.snap.ty.reserve(cap(counts.nodes));
     st.snap.size.reserve(cap(counts.nodes));
@@ -616,6 +631,8 @@ impl EdgeState {
 struct ReadState {
     snap: Snapshot,
     last_addr: u64,
+    /// Version 3+: a node flagged `VALUE_HASH` is followed by 8 bytes of hash.
+    value_hashes: bool,
 }
 
 impl ReadState {
@@ -655,8 +672,16 @@ impl ReadState {
                     s.ty.push(cur.u32("type id")?);
                     s.size.push(cur.varint()?);
                     s.site.push(cur.u32("site id")?.wrapping_sub(1));
-                    s.flags.push(cur.byte()?);
+                    let flags = cur.byte()?;
                     s.preview.push(cur.u32("preview")?.wrapping_sub(1));
+                    if flags & NodeFlags::VALUE_HASH.0 != 0 {
+                        if !self.value_hashes {
+                            return Err(cur.fail("node flag 128 in a version 1 or 2 snapshot"));
+                        }
+                        let id = s.flags.len() as u32;
+                        s.value_hash.push((id, cur.u64_le("value hash")?));
+                    }
+                    s.flags.push(flags);
                 }
                 Kind::Edges | Kind::End => {
                     unreachable!("edge and end blocks are decoded elsewhere")

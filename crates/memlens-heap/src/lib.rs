@@ -125,15 +125,16 @@ impl Snapshot {
         }
         for i in 0..self.node_count() {
             let id = NodeId(i as u32);
-            let (file_site, preview) = (self.site[i], self.preview[i]);
-            b.push_node(
-                self.addr[i],
-                self.ty[i],
-                self.size[i],
-                file_site,
-                self.flags[i],
-                preview,
-            )?;
+            let rec = pipeline::NodeRec {
+                addr: self.addr[i],
+                size: self.size[i],
+                ty: self.ty[i],
+                site: self.site[i],
+                preview: self.preview[i],
+                flags: self.flags[i],
+                value_hash: 0,
+            };
+            b.push_node(rec, self.value_hash(id))?;
             for e in self.edges(id) {
                 b.add_edge(id, e.to, e.label, e.kind)?;
             }

@@ -209,6 +209,9 @@ impl NodeFlags {
     pub const CLASS: NodeFlags = NodeFlags(32);
     /// The node stands for something that is not a Python object (an arena, a native buffer).
     pub const SYNTHETIC: NodeFlags = NodeFlags(64);
+    /// The record carries a hash of the object's whole value (`str`, `bytes`; format 3+):
+    /// equal hashes of equal-size objects of one type are equal values.
+    pub const VALUE_HASH: NodeFlags = NodeFlags(128);
 
     /// Whether every flag of `other` is set in `self`.
     pub fn contains(self, other: NodeFlags) -> bool {
@@ -236,9 +239,11 @@ pub struct Object<'a> {
     pub site: Option<SiteId>,
     /// Flags.
     pub flags: NodeFlags,
-    /// A short preview of the value (the content of a `str`, a `bytes` prefix, an `int`).
-    /// Equal previews of equal-size objects of one type count as duplicates.
+    /// A short preview of the value (the content of a `str`, a `bytes` prefix): only when the
+    /// program's values are asked for (`values=True`), since they may be secrets.
     pub preview: Option<&'a str>,
+    /// A hash of the whole value (`str`, `bytes`), for duplicate detection without the value.
+    pub value_hash: Option<u64>,
 }
 
 impl<'a> Object<'a> {
@@ -251,6 +256,7 @@ impl<'a> Object<'a> {
             site: None,
             flags: NodeFlags::EMPTY,
             preview: None,
+            value_hash: None,
         }
     }
 
@@ -269,6 +275,12 @@ impl<'a> Object<'a> {
     /// Sets the value preview.
     pub fn preview(mut self, preview: &'a str) -> Object<'a> {
         self.preview = Some(preview);
+        self
+    }
+
+    /// Sets the hash of the whole value.
+    pub fn value_hash(mut self, hash: u64) -> Object<'a> {
+        self.value_hash = Some(hash);
         self
     }
 }
@@ -338,6 +350,8 @@ pub struct Snapshot {
     pub(crate) site: Vec<u32>,
     pub(crate) flags: Vec<u8>,
     pub(crate) preview: Vec<u32>,
+    /// `(node, hash of its whole value)` for the nodes flagged `VALUE_HASH`, in node order.
+    pub(crate) value_hash: Vec<(u32, u64)>,
     pub(crate) edge_start: Vec<u32>,
     pub(crate) edge_to: Vec<u32>,
     pub(crate) edge_label: Vec<u32>,
@@ -414,6 +428,26 @@ impl Snapshot {
         }
     }
 
+    /// The hash of an object's whole value, if the walker recorded one (`str`, `bytes`).
+    pub fn value_hash(&self, n: NodeId) -> Option<u64> {
+        if self.flags[n.0 as usize] & NodeFlags::VALUE_HASH.0 == 0 {
+            return None;
+        }
+        self.value_hash
+            .binary_search_by_key(&n.0, |&(id, _)| id)
+            .ok()
+            .map(|i| self.value_hash[i].1)
+    }
+
+    /// Whether the program's values (`str`/`bytes` previews) were stored: the snapshot's
+    /// `values` metadata, or, for snapshots older than it, whether any preview is present.
+    pub fn values_stored(&self) -> bool {
+        match self.meta_value("values") {
+            Some(v) => v == "stored",
+            None => self.preview.iter().any(|&p| p != NONE),
+        }
+    }
+
     /// The allocation site (file, line) of an object, if known.
     pub fn alloc_site(&self, n: NodeId) -> Option<(&str, u32)> {
         match self.site[n.0 as usize] {
@@ -430,6 +464,14 @@ impl Snapshot {
         self.meta
             .iter()
             .map(|&(k, v)| (self.strings.get(k), self.strings.get(v)))
+    }
+
+    /// The last value recorded for a metadata key.
+    pub fn meta_value(&self, key: &str) -> Option<&str> {
+        self.meta()
+            .filter(|&(k, _)| k == key)
+            .last()
+            .map(|(_, v)| v)
     }
 
     /// The outgoing references of an object, in the order they were added.
@@ -491,6 +533,7 @@ impl PartialEq for Snapshot {
             && self.site == other.site
             && self.flags == other.flags
             && self.preview == other.preview
+            && self.value_hash == other.value_hash
             && self.edge_start == other.edge_start
             && self.edge_to == other.edge_to
             && self.roots == other.roots

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 
 use crate::error::{HeapError, Result};
 use crate::file::{Kind, put_varint};
-use crate::model::{Tag, zig};
+use crate::model::{NodeFlags, Tag, zig};
 
 /// A node record before encoding.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +25,8 @@ pub(crate) struct NodeRec {
     /// Preview string id + 1 (0: none).
     pub(crate) preview: u32,
     pub(crate) flags: u8,
+    /// Written (8 bytes LE) when `flags` has `VALUE_HASH`.
+    pub(crate) value_hash: u64,
 }
 
 /// An edge record before encoding.
@@ -98,6 +100,9 @@ impl Encoder {
                     put_varint(&mut self.raw, u64::from(n.site));
                     self.raw.push(n.flags);
                     put_varint(&mut self.raw, u64::from(n.preview));
+                    if n.flags & NodeFlags::VALUE_HASH.0 != 0 {
+                        self.raw.extend_from_slice(&n.value_hash.to_le_bytes());
+                    }
                 }
                 &self.raw
             }

@@ -278,7 +278,7 @@ fn findings(r: &HeapReport) -> Vec<Finding> {
                 "{} bytes are held by duplicate string values; the largest group is {} copies of {}",
                 escape::human_bytes(wasted),
                 escape::count(top.count),
-                top.value
+                top.described()
             ),
             fix: "intern repeated values (sys.intern) or share one object (e.g. when parsing \
                   records, map field values through a dict)"
@@ -287,7 +287,7 @@ fn findings(r: &HeapReport) -> Vec<Finding> {
                 .duplicates
                 .iter()
                 .take(3)
-                .map(|d| format!("{} x {}", escape::count(d.count), d.value))
+                .map(|d| format!("{} x {}", escape::count(d.count), d.described()))
                 .collect::<Vec<_>>()
                 .join("; "),
         });

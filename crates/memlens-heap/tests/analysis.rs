@@ -3,7 +3,10 @@
 mod common;
 
 use common::*;
-use memlens_heap::{Analysis, HeapReport, ReportOptions, Snapshot, SuspectKind, diff};
+use memlens_heap::{
+    Analysis, HeapReport, Object, ReportOptions, RootKind, Snapshot, SnapshotBuilder, SuspectKind,
+    diff,
+};
 
 #[test]
 fn retained_sizes_follow_dominators() {
@@ -283,7 +286,7 @@ fn duplicate_strings_are_counted() {
     let snap = Snapshot::read_from(&app.bytes).unwrap();
     let a = Analysis::new(&snap);
     let d = a.duplicate_strings(5);
-    assert_eq!(d[0].value, "'alice'");
+    assert_eq!(d[0].value.as_deref(), Some("'alice'"));
     assert_eq!(d[0].count, 50);
     assert_eq!(d[0].size, str_size("alice"));
     assert_eq!(d[0].wasted_bytes, 49 * str_size("alice"));
@@ -355,14 +358,21 @@ fn report_renders_text_and_json() {
     let mut text = Vec::new();
     report.write(memlens_heap::Format::Text, &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
-    assert!(text.contains("Leak suspects"), "{text}");
+    // `why` alone: the answer only; the full report without it.
+    assert!(!text.contains("Leak suspects"), "{text}");
     assert!(
-        text.contains("Why `Record` is alive: 101 objects"),
+        text.starts_with("Why `Record` is alive: 101 objects"),
         "{text}"
     );
+    let mut full = Vec::new();
+    HeapReport::new(&[&a], &ReportOptions::new())
+        .write(memlens_heap::Format::Text, &mut full)
+        .unwrap();
+    let full = String::from_utf8(full).unwrap();
+    assert!(full.contains("Leak suspects"), "{full}");
     assert!(
-        text.contains("     path: module `app.cache`, global `_RESULTS` -> list"),
-        "{text}"
+        full.contains("     path: module `app.cache`, global `_RESULTS` -> list"),
+        "{full}"
     );
     let mut json = Vec::new();
     report.write(memlens_heap::Format::Json, &mut json).unwrap();
@@ -428,6 +438,33 @@ fn empty_snapshot() {
     assert!(
         String::from_utf8(text)
             .unwrap()
-            .starts_with("Heap snapshot: 0 objects, 0 B")
+            .starts_with("Why `x` is alive: 0 objects, 0 B")
     );
+}
+
+#[test]
+fn duplicate_strings_are_equal_in_full_not_by_preview() {
+    // 2,000 strs whose 64-character previews are equal but whose values differ (their hashes
+    // differ), and 30 copies of one value: only the 30 are duplicates. Without stored values,
+    // the group has no value to show.
+    let mut b = SnapshotBuilder::new(Vec::new()).unwrap();
+    let t = b.add_type("str").unwrap();
+    let list = b.add_type("list").unwrap();
+    let holder = b.add_object(Object::new(8, list, 64)).unwrap();
+    b.add_root(holder, RootKind::Module, "module `m`").unwrap();
+    let prefix = "x".repeat(64);
+    for i in 0..2030u64 {
+        let hash = if i < 2000 { i } else { 99_999 };
+        let o = Object::new(16 * (i + 1), t, 2049).value_hash(hash);
+        let o = if i < 2000 { o.preview(&prefix) } else { o };
+        let n = b.add_object(o).unwrap();
+        b.add_index(holder, n, i).unwrap();
+    }
+    let snap = Snapshot::read_from(&b.finish().unwrap()).unwrap();
+    let d = Analysis::new(&snap).duplicate_strings(5);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].count, d[0].size, d[0].truncated), (30, 2049, false));
+    assert_eq!(d[0].wasted_bytes, 29 * 2049);
+    assert_eq!(d[0].value, None);
+    assert_eq!(d[0].described(), "str of 2.0 KiB");
 }

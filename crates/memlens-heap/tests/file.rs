@@ -83,6 +83,11 @@ fn label(b: &mut SnapshotBuilder<Vec<u8>>, tag: u8, int: i64, s: &str) -> EdgeLa
     }
 }
 
+/// Nodes whose planned flags have `VALUE_HASH` carry a hash derived from their address and size.
+fn plan_hash(addr: u64, size: u64, flags: u8) -> Option<u64> {
+    (flags & NodeFlags::VALUE_HASH.0 != 0).then(|| addr.rotate_left(17) ^ size)
+}
+
 fn build(p: &Plan) -> (Vec<u8>, Adjacency) {
     let mut b = SnapshotBuilder::new(Vec::new()).unwrap();
     b.set_meta("pid", "42").unwrap();
@@ -94,6 +99,9 @@ fn build(p: &Plan) -> (Vec<u8>, Adjacency) {
         }
         if let Some(pv) = preview {
             o = o.preview(pv);
+        }
+        if let Some(h) = plan_hash(*addr, *size, *flags) {
+            o = o.value_hash(h);
         }
         b.add_object(o).unwrap();
     }
@@ -132,6 +140,7 @@ proptest! {
             prop_assert_eq!(s.alloc_site(id), site.as_ref().map(|(f, l)| (f.as_str(), *l)));
             prop_assert_eq!(s.flags(id), NodeFlags(*flags));
             prop_assert_eq!(s.preview(id), preview.as_deref());
+            prop_assert_eq!(s.value_hash(id), plan_hash(*addr, *size, *flags));
             let got: Vec<_> = s.edges(id).map(|e| (e.to.0 as usize, e.label, e.kind)).collect();
             prop_assert_eq!(&got, &want[i]);
             for (to, l, _) in &got {
@@ -209,7 +218,7 @@ fn foreign_and_newer_input_is_named() {
     let err = Snapshot::read_from(&newer).unwrap_err().to_string();
     assert_eq!(
         err,
-        "unsupported heap snapshot version 9 at offset 8 (this build reads versions 1 to 2)"
+        "unsupported heap snapshot version 9 at offset 8 (this build reads versions 1 to 3)"
     );
     let mut bad = common::app(1, 0, 0).bytes;
     let last = bad.len() - 1;
@@ -301,8 +310,62 @@ fn version_1_files_still_read() {
             (NodeId(2), EdgeLabel::Index(9))
         ]
     );
-    // Written again, it is version 2 and reads back the same.
+    // Written again, it is version 3 and reads back the same.
     let again = snap.write_to(Vec::new()).unwrap();
-    assert_eq!(&again[8..10], &[2, 0]);
+    assert_eq!(&again[8..10], &[3, 0]);
     assert_eq!(Snapshot::read_from(&again).unwrap(), snap);
+}
+
+#[test]
+fn version_2_files_still_read_and_never_carry_value_hashes() {
+    // Version 2: node records end with the preview; flag 128 was unused.
+    let v2 = |node_flags: u8| {
+        let mut file = b"\x89MLHEAP\n\x02\x00\x00\x00".to_vec();
+        block(&mut file, 1, b"\x03str\x05alice");
+        block(&mut file, 2, &[0]);
+        // Two strs at 0x10 and 0x20 with the preview 'alice'.
+        block(
+            &mut file,
+            4,
+            &[0x20, 0, 54, 0, 16, 2, 0x20, 0, 54, 0, node_flags, 2],
+        );
+        block(&mut file, 0xFF, &[2, 1, 0, 2, 0, 0, 0]);
+        file
+    };
+    let snap = Snapshot::read_from(&v2(16)).unwrap();
+    assert_eq!(snap.preview(NodeId(1)), Some("alice"));
+    assert_eq!(snap.value_hash(NodeId(1)), None);
+    assert!(snap.values_stored());
+    // Old snapshots are grouped by preview, marked as only probably equal when one was cut.
+    let d = memlens_heap::Analysis::new(&snap).duplicate_strings(5);
+    assert_eq!((d[0].count, d[0].truncated), (2, true));
+    let err = Snapshot::read_from(&v2(128)).unwrap_err().to_string();
+    assert!(err.starts_with("corrupt heap snapshot at offset "), "{err}");
+    assert!(
+        err.ends_with("nodes block, payload byte 12: node flag 128 in a version 1 or 2 snapshot"),
+        "{err}"
+    );
+}
+
+#[test]
+fn value_hashes_round_trip_and_a_short_record_is_named() {
+    let mut b = SnapshotBuilder::new(Vec::new()).unwrap();
+    let t = b.add_type("str").unwrap();
+    b.add_object(Object::new(16, t, 60).value_hash(u64::MAX))
+        .unwrap();
+    // A flag given without a hash is not written as one.
+    b.add_object(Object::new(32, t, 60).flags(NodeFlags::VALUE_HASH))
+        .unwrap();
+    let snap = Snapshot::read_from(&b.finish().unwrap()).unwrap();
+    assert_eq!(snap.value_hash(NodeId(0)), Some(u64::MAX));
+    assert_eq!(snap.value_hash(NodeId(1)), None);
+    assert!(!snap.flags(NodeId(1)).contains(NodeFlags::VALUE_HASH));
+    assert!(!snap.values_stored());
+    let mut file = b"\x89MLHEAP\n\x03\x00\x00\x00".to_vec();
+    block(&mut file, 1, b"\x03str");
+    block(&mut file, 2, &[0]);
+    block(&mut file, 4, &[0x20, 0, 54, 0, 128, 0, 1, 2, 3]);
+    block(&mut file, 0xFF, &[1, 1, 0, 1, 0, 0, 0]);
+    let err = Snapshot::read_from(&file).unwrap_err().to_string();
+    assert!(err.ends_with("value hash runs past the block"), "{err}");
 }

@@ -177,11 +177,13 @@ fn after_fork_in_child() {
 /// Takes a heap snapshot: into the file at `path`, or (`path=None`) as a chunk of the current
 /// capture. The roots are `sys.modules`, `sys.__dict__` and `builtins.__dict__`; `threads`
 /// names threads by ident; `plain_class` is a class defined in Python with no base but
-/// `object` (it lets the walker read such instances without calling traverse). Returns counts
+/// `object` (it lets the walker read such instances without calling traverse); `values` stores
+/// the first 64 characters of every `str` and `bytes` (off: only a keyed hash of each value, for
+/// duplicate detection; the program's values may be secrets). Returns counts
 /// (`objects`, `edges`, `roots`, `bytes`, `file_bytes`). The walk allocates no Python object.
 /// Refused while the garbage collector runs (from `__del__` or a gc callback).
 #[pyfunction]
-#[pyo3(signature = (path, python, modules, sys_dict, builtins, threads, meta, plain_class=None))]
+#[pyo3(signature = (path, python, modules, sys_dict, builtins, threads, meta, plain_class=None, values=false))]
 #[allow(clippy::too_many_arguments)]
 fn heap_snapshot<'py>(
     py: Python<'py>,
@@ -193,6 +195,7 @@ fn heap_snapshot<'py>(
     threads: Vec<(u64, String)>,
     meta: Vec<(String, String)>,
     plain_class: Option<&Bound<'py, pyo3::types::PyType>>,
+    values: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let roots = memlens_tracker::heap::Roots {
         modules: modules.as_ptr() as usize,
@@ -200,6 +203,7 @@ fn heap_snapshot<'py>(
         builtins: builtins.as_ptr() as usize,
         thread_names: threads,
         plain_class: plain_class.map_or(0, |c| c.as_ptr() as usize),
+        values,
     };
     if path.is_none() && !memlens_tracker::is_active() {
         return Err(PyRuntimeError::new_err(
@@ -291,6 +295,7 @@ impl ProgramRunner for PyRunner {
             kwargs.set_item("native", true)?;
             kwargs.set_item("follow_fork", options.follow_fork)?;
             kwargs.set_item("heap_snapshot", options.heap_snapshot_at_exit)?;
+            kwargs.set_item("heap_values", options.heap_values)?;
             let (status, tracked, write_error): (i64, bool, Option<String>) =
                 runner.call_method("run", (), Some(&kwargs))?.extract()?;
             Ok(Ran {

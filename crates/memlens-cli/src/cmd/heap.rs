@@ -18,7 +18,8 @@ pub struct Args {
     #[arg(long = "diff", value_name = "OLDER")]
     diff: Vec<PathBuf>,
     /// Explain why objects are alive: a type name (`Record`, `app.models.Record`, `app.*`) or an
-    /// allocation site (`app/cache.py:12`).
+    /// allocation site (`app/cache.py:12`). Prints only the answer (text); exits 1 when no
+    /// object matches.
     #[arg(long, value_name = "PATTERN")]
     why: Option<String>,
     /// Output format.
@@ -383,5 +384,9 @@ pub fn exec(args: Args) -> anyhow::Result<u8> {
         _ => Format::Text,
     };
     output(&mut |out| Ok(report.write(format, out)?))?;
-    Ok(0)
+    // As grep: --why that matches nothing exits 1 (the report still says so).
+    Ok(match &report.why {
+        Some(w) if w.matched == 0 => 1,
+        _ => 0,
+    })
 }

@@ -52,6 +52,9 @@ pub(crate) fn child_args(options: &RunOptions) -> Vec<OsString> {
         argv.push("--heap-snapshot".into());
         argv.push("exit".into());
     }
+    if options.heap_values {
+        argv.push("--heap-values".into());
+    }
     match &options.target {
         RunTarget::Script(path) => argv.push(path.clone().into_os_string()),
         RunTarget::Module(module) => {
@@ -262,6 +265,7 @@ mod tests {
             native_stacks: false,
             follow_fork: true,
             heap_snapshot_at_exit: false,
+            heap_values: false,
             live: true,
         }
     }

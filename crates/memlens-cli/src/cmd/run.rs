@@ -60,6 +60,10 @@ pub struct Args {
     /// reads it). SIGUSR2 takes one at any time during the run.
     #[arg(long, value_enum, default_value = "never", value_name = "WHEN")]
     heap_snapshot: HeapSnapshotWhen,
+    /// Store the first 64 characters of every str and bytes in heap snapshots (off: values may
+    /// be secrets; duplicates are found by a hash of each value either way).
+    #[arg(long)]
+    heap_values: bool,
     /// Write the HTML report here [default: next to the capture, as CAPTURE.html].
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
@@ -197,6 +201,8 @@ pub struct RunOptions {
     pub follow_fork: bool,
     /// Take a heap snapshot at exit.
     pub heap_snapshot_at_exit: bool,
+    /// Store str/bytes value previews in heap snapshots.
+    pub heap_values: bool,
     /// Show live memory while running.
     pub live: bool,
 }
@@ -291,6 +297,7 @@ pub fn exec(args: Args, runner: Option<&dyn ProgramRunner>) -> anyhow::Result<u8
         native_stacks: args.native_stacks,
         follow_fork: args.follow_fork,
         heap_snapshot_at_exit: args.heap_snapshot == HeapSnapshotWhen::Exit,
+        heap_values: args.heap_values,
         live: args.live,
     };
     let pid = std::process::id();

@@ -536,3 +536,41 @@ fn sampling_captures_carry_no_sites_and_empty_ones_say_so() {
     assert!(err.contains("the capture holds no heap snapshot"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn why_prints_only_the_answer_and_exits_1_when_nothing_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = write_app(dir.path(), "app.mlheap", 10, 0x1000);
+    let t = ok_stdout(&[snap.as_os_str(), os("--why"), os("app.models.Entry")]);
+    assert!(
+        t.starts_with(
+            "Why `app.models.Entry` is alive: 3 objects, 14.6 KiB shallow, 14.6 KiB retained\n"
+        ),
+        "{t}"
+    );
+    assert!(
+        !t.contains("Top dominators") && !t.contains("Heap snapshot:"),
+        "{t}"
+    );
+    let out = memlens(&[snap.as_os_str(), os("--why"), os("NoSuchType")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "Why `NoSuchType` is alive: 0 objects, 0 B shallow, 0 B retained\n  no object matches \
+         (a type name, a glob such as `app.*`, or file.py:LINE)\n"
+    );
+    let out = memlens(&[
+        snap.as_os_str(),
+        os("--why"),
+        os("NoSuchType"),
+        os("--format"),
+        os("json"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // Without --why, the full report.
+    let t = ok_stdout(&[snap.as_os_str()]);
+    assert!(
+        t.starts_with("Heap snapshot:") && t.contains("Top dominators"),
+        "{t}"
+    );
+}

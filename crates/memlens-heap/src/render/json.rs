@@ -170,8 +170,9 @@ fn value(r: &HeapReport) -> J {
         r.duplicates
             .iter()
             .map(|d| {
-                obj! {"type": &d.type_name, "value": &d.value, "count": d.count, "size": d.size,
-                "wasted_bytes": d.wasted_bytes, "truncated": d.truncated}
+                obj! {"type": &d.type_name, "value": d.value.as_ref(), "value_cut": d.value_cut,
+                "count": d.count, "size": d.size, "wasted_bytes": d.wasted_bytes,
+                "truncated": d.truncated}
             })
             .collect(),
     );

@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use crate::analysis::WhyReport;
 use crate::escape::{count, human_bytes, human_delta, name};
 use crate::report::HeapReport;
 
@@ -17,6 +18,10 @@ fn series(values: &[u64], f: impl Fn(u64) -> String) -> String {
 
 /// Writes the report as text.
 pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
+    // `--why` alone asks one question: the answer is all that is printed.
+    if let (Some(w), None) = (&r.why, &r.diff) {
+        return write_why(w, out);
+    }
     writeln!(
         out,
         "Heap snapshot: {} objects, {} in {} references from {} roots",
@@ -103,25 +108,27 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
     }
 
     if !r.duplicates.is_empty() {
+        let stored = r.duplicates.iter().any(|d| d.value.is_some());
         writeln!(out, "\nDuplicate strings")?;
         writeln!(
             out,
-            "  {:>8}  {:>10}  {:>10}  VALUE",
-            "COPIES", "EACH", "WASTED"
+            "  {:>8}  {:>10}  {:>10}  {}",
+            "COPIES",
+            "EACH",
+            "WASTED",
+            if stored { "VALUE" } else { "TYPE" }
         )?;
         for d in &r.duplicates {
+            let shown = match &d.value {
+                Some(_) => d.described(),
+                None => name(&d.type_name),
+            };
             writeln!(
                 out,
-                "  {:>8}  {:>10}  {:>10}  {}{}{}",
+                "  {:>8}  {:>10}  {:>10}  {shown}{}",
                 count(d.count),
                 human_bytes(d.size),
                 human_bytes(d.wasted_bytes),
-                if d.type_name.ends_with("bytes") {
-                    "b"
-                } else {
-                    ""
-                },
-                d.value,
                 if d.truncated {
                     " (preview cut; probably equal)"
                 } else {
@@ -129,43 +136,18 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
                 }
             )?;
         }
+        if !stored {
+            writeln!(
+                out,
+                "  (values not stored in the snapshot: copies are equal in full, by hash; \
+                 `memlens run --heap-values` stores the first 64 characters)"
+            )?;
+        }
     }
 
     if let Some(w) = &r.why {
-        writeln!(
-            out,
-            "\nWhy `{}` is alive: {} objects, {} shallow, {} retained",
-            name(&w.pattern),
-            count(w.matched),
-            human_bytes(w.shallow_bytes),
-            human_bytes(w.retained_bytes)
-        )?;
-        if w.matched == 0 {
-            writeln!(
-                out,
-                "  no object matches (a type name, a glob such as `app.*`, or file.py:LINE)"
-            )?;
-        }
-        if w.unreachable > 0 {
-            writeln!(
-                out,
-                "  {} of them are not held by any strong reference (weakly held or garbage)",
-                count(w.unreachable)
-            )?;
-        }
-        for g in &w.groups {
-            writeln!(
-                out,
-                "  {} x `{}`, {} retained: {}",
-                count(g.count),
-                name(&g.type_name),
-                human_bytes(g.retained_bytes),
-                g.path
-            )?;
-            if g.example != g.path {
-                writeln!(out, "      e.g. {}", g.example)?;
-            }
-        }
+        writeln!(out)?;
+        write_why(w, out)?;
     }
 
     if let Some(d) = &r.diff {
@@ -229,6 +211,45 @@ pub(crate) fn write(r: &HeapReport, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "      {}", f.message)?;
             writeln!(out, "      evidence: {}", f.evidence)?;
             writeln!(out, "      fix: {}", f.fix)?;
+        }
+    }
+    Ok(())
+}
+
+/// The answer to `--why`: what matched, and the retainer paths that hold it.
+fn write_why(w: &WhyReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "Why `{}` is alive: {} objects, {} shallow, {} retained",
+        name(&w.pattern),
+        count(w.matched),
+        human_bytes(w.shallow_bytes),
+        human_bytes(w.retained_bytes)
+    )?;
+    if w.matched == 0 {
+        writeln!(
+            out,
+            "  no object matches (a type name, a glob such as `app.*`, or file.py:LINE)"
+        )?;
+    }
+    if w.unreachable > 0 {
+        writeln!(
+            out,
+            "  {} of them are not held by any strong reference (weakly held or garbage)",
+            count(w.unreachable)
+        )?;
+    }
+    for g in &w.groups {
+        writeln!(
+            out,
+            "  {} x `{}`, {} retained: {}",
+            count(g.count),
+            name(&g.type_name),
+            human_bytes(g.retained_bytes),
+            g.path
+        )?;
+        if g.example != g.path {
+            writeln!(out, "      e.g. {}", g.example)?;
         }
     }
     Ok(())

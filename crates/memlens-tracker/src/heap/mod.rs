@@ -23,7 +23,7 @@ mod layout;
 
 use std::collections::HashSet;
 use std::ffi::{CStr, c_int, c_void};
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::io::Write;
 
 use memlens_heap::{
@@ -51,6 +51,10 @@ pub struct Roots {
     /// interpreter's `subtype_traverse`, which tells the walker which instances it can read
     /// completely without calling traverse.
     pub plain_class: usize,
+    /// Store the program's values: the first 64 characters of every `str` and `bytes`. Off by
+    /// default (they may be tokens, passwords, environment values); a keyed hash of each whole
+    /// value is stored either way, for duplicate detection.
+    pub values: bool,
 }
 
 /// What a walk found.
@@ -74,8 +78,10 @@ pub struct HeapStats {
 pub unsafe fn walk<W: Write>(
     layout: &'static Layout,
     roots: &Roots,
-    builder: SnapshotBuilder<W>,
+    mut builder: SnapshotBuilder<W>,
 ) -> Result<(W, HeapStats), HeapError> {
+    // Readers tell "no value stored" from "no str in the heap" by this key.
+    builder.set_meta("values", if roots.values { "stored" } else { "none" })?;
     let mut w = Walker::new(layout, builder)?;
     // SAFETY: forwarded from the caller.
     unsafe { w.run(roots)? };
@@ -341,6 +347,11 @@ struct Walker<W: Write> {
     names: Vec<(usize, EdgeLabel, bool)>,
     text: String,
     preview: String,
+    /// Whether previews of values are stored (`Roots::values`).
+    values: bool,
+    /// Keys the value hashes of this snapshot: a hash can be compared within the snapshot but
+    /// not checked against guesses of a value (the key is random and never stored).
+    value_key: std::hash::RandomState,
     stats: HeapStats,
     none: usize,
     t: BuiltinTypes,
@@ -498,6 +509,8 @@ impl<W: Write> Walker<W> {
             names: Vec::new(),
             text: String::new(),
             preview: String::new(),
+            values: false,
+            value_key: std::hash::RandomState::new(),
             stats: HeapStats::default(),
             none: std::ptr::addr_of!(ffi::_Py_NoneStruct) as usize,
             t: BuiltinTypes::get(),
@@ -1057,6 +1070,7 @@ impl<W: Write> Walker<W> {
     /// GIL held; roots alive.
     unsafe fn run(&mut self, roots: &Roots) -> Result<(), HeapError> {
         let h = self.l.heap;
+        self.values = roots.values;
         if roots.plain_class != 0 {
             // SAFETY: the caller passes a live class (a type object).
             self.subtype_traverse = unsafe { rd(roots.plain_class, TP_TRAVERSE) };
@@ -1314,32 +1328,44 @@ impl<W: Write> Walker<W> {
             let preview = &mut self.preview;
             preview.clear();
             let mut ascii = None;
+            let mut hash = None;
             match info.kind {
                 Kind::Str => {
                     let len = rd::<isize>(obj, STR_LENGTH).max(0) as usize;
-                    ascii = ascii_text(obj, self.l.ascii_size, PREVIEW);
-                    if ascii.is_none() {
-                        self.l.read_str(obj, PREVIEW, preview);
-                    }
-                    if len > PREVIEW {
-                        flags |= NodeFlags::PREVIEW_TRUNCATED.0;
+                    hash = str_data(self.l, obj).map(|(kind, data, n)| {
+                        let bytes = std::slice::from_raw_parts(data as *const u8, n * kind);
+                        self.value_key.hash_one((kind, bytes))
+                    });
+                    if self.values {
+                        ascii = ascii_text(obj, self.l.ascii_size, PREVIEW);
+                        if ascii.is_none() {
+                            self.l.read_str(obj, PREVIEW, preview);
+                        }
+                        if len > PREVIEW {
+                            flags |= NodeFlags::PREVIEW_TRUNCATED.0;
+                        }
                     }
                 }
                 Kind::Bytes => {
                     let n = rd::<isize>(obj, OB_SIZE).max(0) as usize;
-                    let data =
-                        std::slice::from_raw_parts((obj + BYTES_SVAL) as *const u8, n.min(PREVIEW));
-                    use std::fmt::Write as _;
-                    let _ = write!(preview, "{}", data.escape_ascii());
-                    if n > PREVIEW {
-                        flags |= NodeFlags::PREVIEW_TRUNCATED.0;
+                    let all = std::slice::from_raw_parts((obj + BYTES_SVAL) as *const u8, n);
+                    hash = Some(self.value_key.hash_one((1usize, all)));
+                    if self.values {
+                        use std::fmt::Write as _;
+                        let _ = write!(preview, "{}", all[..n.min(PREVIEW)].escape_ascii());
+                        if n > PREVIEW {
+                            flags |= NodeFlags::PREVIEW_TRUNCATED.0;
+                        }
                     }
                 }
                 _ => {}
             }
             let mut o = Object::new(obj as u64, info.id, size).flags(NodeFlags(flags));
-            if matches!(info.kind, Kind::Str | Kind::Bytes) {
+            if self.values && matches!(info.kind, Kind::Str | Kind::Bytes) {
                 o = o.preview(ascii.unwrap_or(&self.preview));
+            }
+            if let Some(h) = hash {
+                o = o.value_hash(h);
             }
             self.b.add_object(o)?;
             self.stats.objects += 1;
@@ -2203,6 +2229,33 @@ unsafe fn ascii_text<'a>(obj: usize, ascii_size: usize, max: usize) -> Option<&'
         let len = rd::<isize>(obj, STR_LENGTH).max(0) as usize;
         let bytes = std::slice::from_raw_parts((obj + ascii_size) as *const u8, len.min(max));
         Some(std::str::from_utf8_unchecked(bytes))
+    }
+}
+
+/// A `str`'s code points: `(bytes per code point, data address, length)`; `None` for a legacy
+/// string not made ready (3.9 to 3.11: its data is only in `wstr`). Equal strings have equal
+/// kinds (the interpreter always picks the narrowest), so equal data means equal values.
+///
+/// # Safety
+/// `obj` is a live `str`.
+unsafe fn str_data(l: &Layout, obj: usize) -> Option<(usize, usize, usize)> {
+    // SAFETY: the length and state words follow the header of every `str`; a compact string
+    // keeps its data right after its header, a legacy one points at it from `data.any`.
+    unsafe {
+        let len = rd::<isize>(obj, STR_LENGTH).max(0) as usize;
+        let state: u32 = rd(obj, STR_STATE);
+        let kind = ((state >> 2) & 7) as usize;
+        if !matches!(kind, 1 | 2 | 4) {
+            return None;
+        }
+        let data = if state & STR_COMPACT == 0 {
+            rd::<usize>(obj, l.compact_size)
+        } else if state & STR_ASCII != 0 {
+            obj + l.ascii_size
+        } else {
+            obj + l.compact_size
+        };
+        (data != 0).then_some((kind, data, len))
     }
 }
 
