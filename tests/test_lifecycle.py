@@ -302,3 +302,37 @@ def test_fork_while_threads_hold_memlens_locks_never_deadlocks(runner, mode, fol
         assert len(children) == 30
         for child in children[:5]:
             assert not runner.report(child, "allocations")["meta"].get("warning")
+
+
+FORKSERVER = """
+import multiprocessing as mp
+
+def work():
+    data = bytearray(30_000_000)   # FORKSERVER_CHILD
+    return len(data)
+
+if __name__ == "__main__":
+    ctx = mp.get_context("forkserver")
+    procs = [ctx.Process(target=work) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    print("exits", [p.exitcode for p in procs])
+"""
+
+
+def test_follow_fork_follows_forkserver_children(runner):
+    """The forkserver itself is not tracked; each child it forks writes its own complete
+    capture, named like fork and spawn children's."""
+    app = runner.write("fs.py", FORKSERVER)
+    proc = runner.memlens("run", "--exact", "--follow-fork", "-q", "-o", "s.mlens", "fs.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "exits [0, 0]"
+    children = sorted(runner.dir.glob("s.*.mlens"))
+    assert len(children) == 2, children
+    for child in children:
+        report = runner.report(child, "allocations")
+        assert _complete(report), report["meta"]
+        got = site_bytes(report, app, line_of(app, "FORKSERVER_CHILD"), "allocated_bytes")
+        assert abs(got - 30_000_000) < 0.05 * 30_000_000, (child, got)
