@@ -146,8 +146,9 @@ def _stop_at_exit() -> None:
 
 
 def _patch_spawn() -> None:
-    """Makes `multiprocessing` spawn children start tracking first (follow_fork only: importing
-    `multiprocessing` takes longer than the rest of memlens's start-up)."""
+    """Makes `multiprocessing` spawn children start tracking first, and the forkserver follow
+    the children it forks (follow_fork only: importing `multiprocessing` takes longer than the
+    rest of memlens's start-up)."""
     global _spawn_patched
     if _spawn_patched:
         return
@@ -166,6 +167,22 @@ def _patch_spawn() -> None:
         return cmd
 
     spawn.get_command_line = get_command_line
+    try:
+        from multiprocessing import util
+    except ImportError:
+        return
+    original_spawnv = util.spawnv_passfds
+
+    def spawnv_passfds(path, args, passfds):  # type: ignore[no-untyped-def]
+        # The forkserver: its own code is not tracked, the children it forks are.
+        if os.environ.get(_child.ENV) and "-c" in args:
+            i = args.index("-c") + 1
+            if i < len(args) and args[i].startswith("from multiprocessing.forkserver import"):
+                prefix = "import memlens._child as m; m.start_forkserver(); "
+                args = [*args[:i], prefix + args[i], *args[i + 1 :]]
+        return original_spawnv(path, args, passfds)
+
+    util.spawnv_passfds = spawnv_passfds
 
 
 def _before_fork() -> None:
@@ -188,6 +205,15 @@ def _after_fork_in_child() -> None:
             print(f"memlens: not tracking child {os.getpid()}: {exc}", file=sys.stderr)
     else:
         _fork_config = None
+
+
+def _follow_forks_only(path: str, exact: bool, sample_rate: int, native: bool) -> None:
+    """Tracks nothing in this process, but every child it forks from now on (the forkserver)."""
+    global _fork_config
+    _install_process_hooks()
+    _fork_config = dict(
+        path=path, exact=exact, sample_rate=sample_rate, native=native, follow_fork=True
+    )
 
 
 def _start(path: str, exact: bool, sample_rate: int, native: bool, follow_fork: bool) -> None:

@@ -150,12 +150,67 @@ const _: () = assert!(std::mem::size_of::<Event>() <= 32);
 /// writer), registered with the recorder so the writer can drain it.
 pub(crate) struct ThreadBuffer {
     pub id: u32,
-    slots: Box<[UnsafeCell<MaybeUninit<Event>>]>,
+    slots: RingSlots,
     /// What the owning thread writes on every event, on a cache line of its own.
     producer: Producer,
     /// What the writer writes on every drain, on another: the two sides never share a line
     /// they write (the owner reads the writer's line once per quarter ring).
     consumer: Consumer,
+}
+
+type Slot = UnsafeCell<MaybeUninit<Event>>;
+
+/// A ring's `RING` slots in a private anonymous map of their own: pages are committed as the
+/// ring first reaches them, so a thread that records a few events costs a few pages, not the
+/// whole ring, and unmapping gives them back when the thread's buffer is released. (`calloc`
+/// of the same size is served from a recycled arena chunk once glibc's mmap threshold has
+/// grown past it, and then clears, and so commits, every page.)
+struct RingSlots {
+    ptr: std::ptr::NonNull<Slot>,
+    /// False when the map failed and the slots are a heap allocation instead.
+    mapped: bool,
+}
+
+const RING_BYTES: usize = RING * std::mem::size_of::<Slot>();
+
+impl RingSlots {
+    fn new() -> Self {
+        let p = crate::hooks::map_zeroed(RING_BYTES) as *mut Slot;
+        if let Some(ptr) = std::ptr::NonNull::new(p) {
+            return RingSlots { ptr, mapped: true };
+        }
+        // SAFETY: `MaybeUninit` inside `UnsafeCell` is valid for any bytes.
+        let slots = unsafe { Box::<[Slot]>::new_zeroed_slice(RING).assume_init() };
+        let ptr = std::ptr::NonNull::new(Box::into_raw(slots) as *mut Slot)
+            .unwrap_or(std::ptr::NonNull::dangling());
+        RingSlots { ptr, mapped: false }
+    }
+}
+
+impl std::ops::Deref for RingSlots {
+    type Target = [Slot];
+    #[inline(always)]
+    fn deref(&self) -> &[Slot] {
+        // SAFETY: `ptr` points at `RING` slots owned by `self` until it is dropped.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), RING) }
+    }
+}
+
+impl Drop for RingSlots {
+    fn drop(&mut self) {
+        // SAFETY: the map or box made in `new`, released once; no slot is borrowed any more
+        // (the ring is dropped with its last `Arc`).
+        unsafe {
+            if self.mapped {
+                libc::munmap(self.ptr.as_ptr().cast(), RING_BYTES);
+            } else {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.ptr.as_ptr(),
+                    RING,
+                )));
+            }
+        }
+    }
 }
 
 #[repr(align(64))]
@@ -191,11 +246,7 @@ impl ThreadBuffer {
     fn new(id: u32) -> Self {
         ThreadBuffer {
             id,
-            // Zeroed memory: committed page by page as the ring fills, not up front.
-            // SAFETY: `MaybeUninit` inside `UnsafeCell` is valid for any bytes.
-            slots: unsafe {
-                Box::<[UnsafeCell<MaybeUninit<Event>>]>::new_zeroed_slice(RING).assume_init()
-            },
+            slots: RingSlots::new(),
             producer: Producer {
                 tail: AtomicUsize::new(0),
                 busy: AtomicBool::new(false),
