@@ -107,6 +107,16 @@ def test_run_writes_a_report_that_works_in_the_browser(runner):
         assert seen["views"][view]["view"] == view
         assert near(seen["views"][view]["total"], expected), (view, seen["views"][view]["total"], expected)
     assert seen["views"]["allocations"]["total"] > seen["views"]["peak"]["total"]
+    # A click on the top line shows its function line by line, with the line's bytes.
+    # (Before 3.12 the comprehension is a function of its own, shown by its recorded lines.)
+    title = seen["functionTitle"]
+    assert title.startswith(("build_list in ", "build_list.<locals>.<listcomp> in ", "<listcomp> in ")), title
+    rows = {row[0]: row for row in seen["functionView"] if row and row[0].isdigit()}
+    if title.startswith("build_list in "):
+        assert "def build_list" in rows[str(line_of(prog, "def build_list"))][5]
+    build_row = rows[str(build_line)]
+    assert build_row[1].endswith("MiB") and build_row[2].endswith("MiB"), build_row
+    assert seen["functionViewsAfterClose"] == 0
     # The Allocations column is filled in every view (it was empty but in one).
     for view in ("peak", "leaks", "allocations"):
         rows = seen["views"][view]["lines"]

@@ -77,6 +77,16 @@ try {
   });
 
   out.initial = await snap();
+  // A top line's function, line by line: opened by a click, closed by another.
+  const withSource = page.locator('#lines tbody tr.has-source').first();
+  if (await withSource.count()) {
+    await withSource.click();
+    out.functionView = await page.evaluate(() => [...document.querySelectorAll('#lines tr.function-view tr')]
+      .map((tr) => [...tr.cells].map((td) => td.textContent)));
+    out.functionTitle = await page.evaluate(() => document.querySelector('#lines .function-title')?.textContent || '');
+    await withSource.click();
+    out.functionViewsAfterClose = await page.evaluate(() => document.querySelectorAll('#lines tr.function-view').length);
+  }
   out.views = {};
   for (const name of ['peak', 'leaks', 'allocations', 'temporary']) {
     const tab = page.locator(`#views button[data-view="${name}"]`);

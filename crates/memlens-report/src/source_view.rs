@@ -21,12 +21,71 @@ pub const DEFAULT_FUNCTIONS: usize = 5;
 /// A function longer than this shows only its lines with figures.
 const MAX_LINES: u32 = 400;
 
-#[derive(Default, Clone, Copy)]
-struct LineFigures {
-    allocated: u64,
-    allocations: u64,
-    peak: u64,
-    leaked: u64,
+/// One line's inclusive figures.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LineFigures {
+    /// Bytes allocated over the run by the line and what it called.
+    pub allocated: u64,
+    /// Allocations made by it and what it called.
+    pub allocations: u64,
+    /// Bytes live at the program's peak.
+    pub peak: u64,
+    /// Bytes still live at exit.
+    pub leaked: u64,
+}
+
+/// A function's source lines with their figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionView {
+    /// Its file.
+    pub file: String,
+    /// Its (qualified) name.
+    pub function: String,
+    /// `(line number, figures, source text)` from its `def` to its end (see [`line_range`]).
+    pub lines: Vec<(u32, LineFigures, String)>,
+}
+
+/// The views of `functions` (`(file, function)` pairs), reading each file once.
+pub fn function_views(report: &Report, functions: &[(String, String)]) -> Vec<FunctionView> {
+    let figures = per_frame(report);
+    let mut files: HashMap<String, String> = HashMap::new();
+    functions
+        .iter()
+        .map(|(file, function)| {
+            let mut by_line: HashMap<u32, LineFigures> = HashMap::new();
+            for (i, f) in report.calls.frames.iter().enumerate() {
+                if &f.file == file && &f.function == function {
+                    let fig = figures.get(&(i as u32)).copied().unwrap_or_default();
+                    let e = by_line.entry(f.line).or_default();
+                    e.allocated = e.allocated.saturating_add(fig.allocated);
+                    e.allocations = e.allocations.saturating_add(fig.allocations);
+                    e.peak = e.peak.saturating_add(fig.peak);
+                    e.leaked = e.leaked.saturating_add(fig.leaked);
+                }
+            }
+            let mut recorded: Vec<u32> = by_line.keys().copied().filter(|&l| l > 0).collect();
+            recorded.sort_unstable();
+            let text = files.entry(file.clone()).or_insert_with(|| {
+                std::fs::read(file)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            });
+            let source: Vec<&str> = text.lines().collect();
+            let lines = line_range(&source, function, &recorded)
+                .into_iter()
+                .map(|line| {
+                    let src = source.get(line as usize - 1).copied().unwrap_or("");
+                    let fig = by_line.get(&line).copied().unwrap_or_default();
+                    (line, fig, src.trim_end().to_owned())
+                })
+                .collect();
+            FunctionView {
+                file: file.clone(),
+                function: function.clone(),
+                lines,
+            }
+        })
+        .collect()
 }
 
 /// What `--source` asks for: a file (full path or last components) and maybe a function
@@ -223,7 +282,6 @@ pub fn render(
     if functions.is_empty() {
         return Ok(false);
     }
-    let figures = per_frame(report);
     let mark = if report.meta.sites_estimated { "~" } else { "" };
     let cell = |bytes: u64| {
         if bytes == 0 {
@@ -238,30 +296,12 @@ pub fn render(
             "(sampling capture: per-line figures are estimates, marked ~; --exact for exact ones)"
         )?;
     }
-    for (file, function) in functions {
-        // This function's lines and their figures (several frames may share a line).
-        let mut by_line: HashMap<u32, LineFigures> = HashMap::new();
-        for (i, f) in report.calls.frames.iter().enumerate() {
-            if f.file == file && f.function == function {
-                let fig = figures.get(&(i as u32)).copied().unwrap_or_default();
-                let e = by_line.entry(f.line).or_default();
-                e.allocated = e.allocated.saturating_add(fig.allocated);
-                e.allocations = e.allocations.saturating_add(fig.allocations);
-                e.peak = e.peak.saturating_add(fig.peak);
-                e.leaked = e.leaked.saturating_add(fig.leaked);
-            }
-        }
-        let mut recorded: Vec<u32> = by_line.keys().copied().filter(|&l| l > 0).collect();
-        recorded.sort_unstable();
-        let text = std::fs::read(&file)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let source: Vec<&str> = text.lines().collect();
+    for view in function_views(report, &functions) {
         writeln!(
             out,
             "\n{} in {}",
-            escape_terminal(&function),
-            escape_terminal(&file)
+            escape_terminal(&view.function),
+            escape_terminal(&view.file)
         )?;
         writeln!(
             out,
@@ -269,18 +309,16 @@ pub fn render(
             "LINE", "ALLOCATED", "AT PEAK", "AT EXIT", "ALLOCS"
         )?;
         let mut previous = None;
-        for line in line_range(&source, &function, &recorded) {
-            if previous.is_some_and(|p: u32| line > p + 1) {
+        for (line, f, src) in &view.lines {
+            if previous.is_some_and(|p: u32| *line > p + 1) {
                 writeln!(out, "{:>6}", "...")?;
             }
-            previous = Some(line);
-            let f = by_line.get(&line).copied().unwrap_or_default();
+            previous = Some(*line);
             let allocs = if f.allocations == 0 {
                 String::new()
             } else {
                 format!("{mark}{}", f.allocations)
             };
-            let src = source.get(line as usize - 1).copied().unwrap_or("");
             writeln!(
                 out,
                 "{line:>6}  {:>11}  {:>11}  {:>11}  {:>10}  {}",
@@ -288,7 +326,7 @@ pub fn render(
                 cell(f.peak),
                 cell(f.leaked),
                 allocs,
-                escape_terminal(src.trim_end())
+                escape_terminal(src)
             )?;
         }
     }

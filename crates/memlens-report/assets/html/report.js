@@ -485,12 +485,56 @@
       if (s.source) src.appendChild(el('code', null, clean(s.source)));
       tr.appendChild(src);
       body.appendChild(tr);
+      // A click shows the line's function, line by line (as `memlens report --source`).
+      const fn = (D.functions || [])[s.fn];
+      if (fn) {
+        tr.classList.add('has-source');
+        tr.title = 'Show ' + clean(str(fn.function)) + ' line by line';
+        tr.addEventListener('click', () => toggleFunction(tr, fn, s.line, mark));
+      }
     }
     $('lines-empty').hidden = sites.length > 0;
     $('lines').hidden = sites.length === 0;
     $('lines-caption').textContent = (VIEW_CAPTIONS[key] || '') +
       ' Each line is the innermost frame of your own code; library frames are folded into the line that called them.' +
       (sites.length > D.pruning.max_lines ? ' The ' + D.pruning.max_lines + ' largest are listed.' : '');
+  }
+
+  function toggleFunction(tr, fn, line, mark) {
+    const next = tr.nextSibling;
+    if (next && next.classList && next.classList.contains('function-view')) { next.remove(); return; }
+    const row = el('tr', 'function-view');
+    const cell = el('td');
+    cell.colSpan = 6;
+    cell.appendChild(el('div', 'function-title', clean(str(fn.function)) + ' in ' + clean(str(fn.file)) +
+      ' — each line with what it called' + (mark ? ' (estimates)' : '')));
+    const table = el('table', 'function-lines mono');
+    const head = el('tr');
+    for (const h of ['Line', 'Allocated', 'At peak', 'At exit', 'Allocations', 'Source']) head.appendChild(el('th', null, h));
+    table.appendChild(head);
+    const amount = (b) => (b > 0 ? mark + human(b) : '');
+    let previous = null;
+    for (const [n, allocated, peak, leaked, count, text] of fn.lines) {
+      if (previous !== null && n > previous + 1) {
+        const gap = el('tr');
+        gap.appendChild(el('td', 'num', '…'));
+        table.appendChild(gap);
+      }
+      previous = n;
+      const r = el('tr', n === line ? 'this-line' : null);
+      r.appendChild(el('td', 'num', String(n)));
+      r.appendChild(el('td', 'num', amount(allocated)));
+      r.appendChild(el('td', 'num', amount(peak)));
+      r.appendChild(el('td', 'num', amount(leaked)));
+      r.appendChild(el('td', 'num', count > 0 ? mark + Math.round(count).toLocaleString('en') : ''));
+      const c = el('td', 'src');
+      c.appendChild(el('code', null, clean(text)));
+      r.appendChild(c);
+      table.appendChild(r);
+    }
+    cell.appendChild(table);
+    row.appendChild(cell);
+    tr.after(row);
   }
 
   // ---- memory over time ------------------------------------------------------------------------

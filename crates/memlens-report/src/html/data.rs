@@ -545,6 +545,19 @@ impl Strings {
 }
 
 /// Reads line `line` of `file` when it is a readable source file.
+/// Functions whose source the page embeds (the top lines' first ones).
+const MAX_FUNCTION_VIEWS: usize = 40;
+/// Lines embedded per function.
+const MAX_FUNCTION_LINES: usize = 200;
+
+fn truncate_source(text: &str) -> String {
+    let mut t: String = text.chars().take(160).collect();
+    if t.len() < text.len() {
+        t.push('…');
+    }
+    t
+}
+
 fn source_line(file: &str, line: u32, cache: &mut HashMap<String, Option<Vec<String>>>) -> String {
     if line == 0 || file.starts_with('<') {
         return String::new();
@@ -753,12 +766,45 @@ fn build(
             }
         }
     }
+    // Each top line's function, line by line (as `memlens report --source` prints it), shown
+    // when its row is clicked; read now, so the page needs no file.
+    let mut function_keys: Vec<(String, String)> = Vec::new();
+    if options.read_sources {
+        for s in &chosen {
+            let key = (s.location.file.clone(), s.location.function.clone());
+            if !function_keys.contains(&key)
+                && function_keys.len() < MAX_FUNCTION_VIEWS
+                && std::path::Path::new(&s.location.file).is_file()
+            {
+                function_keys.push(key);
+            }
+        }
+    }
+    let function_views = crate::source_view::function_views(report, &function_keys);
+    let functions: Vec<Value> = function_views
+        .iter()
+        .map(|f| {
+            json!({
+                "file": strings.id(&f.file),
+                "function": strings.id(&f.function),
+                "lines": f.lines.iter().take(MAX_FUNCTION_LINES).map(|(line, fig, text)| json!([
+                    line, fig.allocated, fig.peak, fig.leaked, fig.allocations,
+                    truncate_source(text),
+                ])).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     let mut sources = HashMap::new();
     let sites: Vec<Value> = chosen
         .iter()
         .map(|s| {
             let l = &s.location;
+            let function = function_keys
+                .iter()
+                .position(|(file, function)| file == &l.file && function == &l.function)
+                .map_or(-1, |i| i as i64);
             json!({
+                "fn": function,
                 "file": strings.id(&l.file),
                 "line": l.line,
                 "function": strings.id(&l.function),
@@ -849,6 +895,7 @@ fn build(
             "from_sites": fl.from_sites,
             "max_lines": options.max_lines,
         },
+        "functions": functions,
     });
     let mut value = value;
     if let Some(heap) = heap {
