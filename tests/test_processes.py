@@ -44,6 +44,10 @@ def test_children_in_the_summary_and_merged_into_one_report(runner):
     assert merged.returncode == 0, merged.stderr
     tree = json.loads(merged.stdout)
     assert tree["meta"]["processes"] == 4
+    # A child given by name and found again by --children is read once.
+    again = runner.memlens("report", "pool.mlens", children[0], "--children", "--merge",
+                           "--format", "json")
+    assert json.loads(again.stdout)["meta"]["processes"] == 4, again.stderr
     assert tree["totals"]["allocated_bytes"] == sum(
         r["totals"]["allocated_bytes"] for r in reports.values()
     )

@@ -32,7 +32,7 @@ pub use model::{
 pub use replay::gc::{CyclicGarbage, GcGeneration, GcPauses, GcReport, GcSite, analyze_gc};
 pub use replay::{Options, Progress, TemporaryRule, analyze, analyze_with_progress};
 pub use source::CaptureBytes;
-pub use units::human_bytes;
+pub use units::{human_bytes, thousands};
 
 /// True for a file of memlens's own Python package (`.../memlens/_runner.py`): what it
 /// allocates while tracking starts and stops is memlens's, never a line of the program's. The

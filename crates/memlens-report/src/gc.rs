@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use memlens_analysis::{GcReport, human_bytes};
+use memlens_analysis::{GcReport, human_bytes, thousands};
 use serde_json::{Value, json};
 
 use crate::text::escape_terminal;
@@ -216,18 +216,6 @@ pub fn render_text(report: &GcReport, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +225,5 @@ mod tests {
         assert_eq!(duration(0.000_42), "0.42 ms");
         assert_eq!(duration(0.0121), "12.1 ms");
         assert_eq!(duration(1.234), "1.23 s");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(thousands(12), "12");
     }
 }

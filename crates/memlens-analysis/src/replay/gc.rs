@@ -18,7 +18,7 @@ use memlens_format::{Mode, Reader, Record};
 
 use super::build::is_library;
 use super::decode::{self, Event};
-use super::tables::{Tables, put};
+use super::tables::Tables;
 use crate::AnalysisError;
 use crate::model::Location;
 
@@ -192,104 +192,95 @@ pub fn analyze_gc(capture: &[u8]) -> Result<GcReport, AnalysisError> {
                     }
                 }
                 Event::Peak => {}
-                Event::Other(record) => match *record {
-                    Record::String { id, text } => {
-                        put(&mut tables.strings, id, text, chunk.offset)?
-                    }
-                    Record::Function {
-                        id, qualname, file, ..
-                    } => put(
-                        &mut tables.functions,
-                        id,
-                        Some(super::tables::Function { qualname, file }),
-                        chunk.offset,
-                    )?,
-                    Record::Frame { id, function, line } => {
-                        put(&mut tables.frames, id, Some((function, line)), chunk.offset)?
-                    }
-                    Record::Stack { id, parent, frame } if id != 0 => {
-                        put(&mut tables.stacks, id, Some((parent, frame)), chunk.offset)?
-                    }
-                    Record::SwitchThread(id) => thread = id,
-                    Record::Counters { time_ns, .. } => now_ns = now_ns.max(time_ns),
-                    Record::GcStart {
-                        generation,
-                        time_ns,
-                        freed,
-                    } => {
-                        report.recorded = true;
-                        now_ns = now_ns.max(time_ns);
-                        pending.clear();
-                        open = Some(Open {
-                            thread,
-                            allocs_at_start: allocs_by_thread.get(&thread).copied().unwrap_or(0),
+                Event::Other(record) => match tables.define(*record, chunk.offset)? {
+                    None => {}
+                    Some(record) => match record {
+                        Record::SwitchThread(id) => thread = id,
+                        Record::Counters { time_ns, .. } => now_ns = now_ns.max(time_ns),
+                        Record::GcStart {
                             generation,
                             time_ns,
                             freed,
-                        });
-                    }
-                    Record::GcStop {
-                        generation,
-                        time_ns,
-                        freed,
-                        collected,
-                    } => {
-                        report.recorded = true;
-                        now_ns = now_ns.max(time_ns);
-                        if let Some(o) = open.take().filter(|o| o.generation == generation) {
-                            let pause = time_ns.saturating_sub(o.time_ns) as f64 / 1e9;
-                            let g = &mut generations[usize::from(generation.min(2))];
-                            g.collections += 1;
-                            g.collected += collected;
-                            if collected > 0 {
-                                // Exact: the blocks themselves, without the collector's own
-                                // bookkeeping or other threads' frees meanwhile. Sampling:
-                                // the exact count of bytes freed meanwhile.
-                                g.freed_bytes += if exact {
-                                    pending.iter().map(|p| p.1 as u64).sum()
-                                } else {
-                                    freed.saturating_sub(o.freed)
-                                };
-                                for (stack, bytes, blocks) in pending.drain(..) {
-                                    let entry = freed_by_stack.entry(stack).or_default();
-                                    entry.bytes += bytes;
-                                    entry.blocks += blocks;
+                        } => {
+                            report.recorded = true;
+                            now_ns = now_ns.max(time_ns);
+                            pending.clear();
+                            open = Some(Open {
+                                thread,
+                                allocs_at_start: allocs_by_thread
+                                    .get(&thread)
+                                    .copied()
+                                    .unwrap_or(0),
+                                generation,
+                                time_ns,
+                                freed,
+                            });
+                        }
+                        Record::GcStop {
+                            generation,
+                            time_ns,
+                            freed,
+                            collected,
+                        } => {
+                            report.recorded = true;
+                            now_ns = now_ns.max(time_ns);
+                            if let Some(o) = open.take().filter(|o| o.generation == generation) {
+                                let pause = time_ns.saturating_sub(o.time_ns) as f64 / 1e9;
+                                let g = &mut generations[usize::from(generation.min(2))];
+                                g.collections += 1;
+                                g.collected += collected;
+                                if collected > 0 {
+                                    // Exact: the blocks themselves, without the collector's own
+                                    // bookkeeping or other threads' frees meanwhile. Sampling:
+                                    // the exact count of bytes freed meanwhile.
+                                    g.freed_bytes += if exact {
+                                        pending.iter().map(|p| p.1 as u64).sum()
+                                    } else {
+                                        freed.saturating_sub(o.freed)
+                                    };
+                                    for (stack, bytes, blocks) in pending.drain(..) {
+                                        let entry = freed_by_stack.entry(stack).or_default();
+                                        entry.bytes += bytes;
+                                        entry.blocks += blocks;
+                                    }
                                 }
+                                g.pause_total_s += pause;
+                                g.pause_max_s = g.pause_max_s.max(pause);
+                                pauses.push(pause);
                             }
-                            g.pause_total_s += pause;
-                            g.pause_max_s = g.pause_max_s.max(pause);
-                            pauses.push(pause);
                         }
-                    }
-                    Record::GcUncollectable(count) => {
-                        // It follows the stop of the collection that found them.
-                        if let Some(g) = generations.iter_mut().rev().find(|g| g.collections > 0) {
-                            g.uncollectable += count;
-                        }
-                    }
-                    Record::GcEnabled { on, time_ns } => {
-                        report.recorded = true;
-                        now_ns = now_ns.max(time_ns);
-                        match (on, disabled_since) {
-                            (true, Some(since)) => {
-                                disabled_ns += time_ns.saturating_sub(since);
-                                disabled_since = None;
+                        Record::GcUncollectable(count) => {
+                            // It follows the stop of the collection that found them.
+                            if let Some(g) =
+                                generations.iter_mut().rev().find(|g| g.collections > 0)
+                            {
+                                g.uncollectable += count;
                             }
-                            (false, None) => disabled_since = Some(time_ns),
-                            _ => {}
                         }
-                    }
-                    Record::GcFinal {
-                        garbage,
-                        frozen,
-                        enabled,
-                    } => {
-                        report.recorded = true;
-                        report.garbage = Some(garbage);
-                        report.frozen = Some(frozen);
-                        report.enabled_at_end = Some(enabled);
-                    }
-                    _ => {}
+                        Record::GcEnabled { on, time_ns } => {
+                            report.recorded = true;
+                            now_ns = now_ns.max(time_ns);
+                            match (on, disabled_since) {
+                                (true, Some(since)) => {
+                                    disabled_ns += time_ns.saturating_sub(since);
+                                    disabled_since = None;
+                                }
+                                (false, None) => disabled_since = Some(time_ns),
+                                _ => {}
+                            }
+                        }
+                        Record::GcFinal {
+                            garbage,
+                            frozen,
+                            enabled,
+                        } => {
+                            report.recorded = true;
+                            report.garbage = Some(garbage);
+                            report.frozen = Some(frozen);
+                            report.enabled_at_end = Some(enabled);
+                        }
+                        _ => {}
+                    },
                 },
             }
         }

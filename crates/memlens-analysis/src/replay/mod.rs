@@ -21,7 +21,7 @@ use crate::model::{
     CheckpointMark, LeakWindow, Location, Meta, Report, Timeline, TimelinePoint, Totals,
 };
 use live::{Block, FoldMap, IN_WINDOW, LiveBlocks};
-use tables::{Tables, put};
+use tables::Tables;
 
 /// When a freed block counts as temporary.
 ///
@@ -466,6 +466,9 @@ impl Replay<'_> {
 
     fn record(&mut self, record: Record) -> Result<(), AnalysisError> {
         let at = self.chunk_offset;
+        let Some(record) = self.tables.define(record, at)? else {
+            return Ok(());
+        };
         match record {
             Record::Alloc {
                 addr, size, stack, ..
@@ -480,23 +483,6 @@ impl Replay<'_> {
                 allocations,
                 rss,
             } => self.counters(time_ns, live, peak, allocated, allocations, rss),
-            Record::String { id, text } => put(&mut self.tables.strings, id, text, at)?,
-            Record::Function {
-                id, qualname, file, ..
-            } => put(
-                &mut self.tables.functions,
-                id,
-                Some(tables::Function { qualname, file }),
-                at,
-            )?,
-            Record::Frame { id, function, line } => {
-                put(&mut self.tables.frames, id, Some((function, line)), at)?
-            }
-            Record::Stack { id, parent, frame } => {
-                if id != 0 {
-                    put(&mut self.tables.stacks, id, Some((parent, frame)), at)?
-                }
-            }
             Record::Thread {
                 id,
                 native_id,
@@ -515,6 +501,10 @@ impl Replay<'_> {
             | Record::GcEnabled { .. }
             | Record::GcFinal { .. } => {}
             Record::End => self.ended = true,
+            Record::String { .. }
+            | Record::Function { .. }
+            | Record::Frame { .. }
+            | Record::Stack { .. } => unreachable!("definitions are taken by Tables::define"),
         }
         Ok(())
     }

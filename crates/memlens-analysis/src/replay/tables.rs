@@ -1,6 +1,8 @@
 //! The capture's interning tables (strings, functions, frames, stack nodes), filled as their
 //! definition records go by.
 
+use memlens_format::Record;
+
 use crate::AnalysisError;
 use crate::model::Location;
 
@@ -60,6 +62,37 @@ fn unknown(line: u32) -> Location {
 }
 
 impl Tables {
+    /// Takes a definition record (string, function, frame, stack) into the tables; any other
+    /// record comes back for the caller. Every pass over a capture reads definitions alike.
+    pub(crate) fn define(
+        &mut self,
+        record: Record,
+        chunk_offset: u64,
+    ) -> Result<Option<Record>, AnalysisError> {
+        match record {
+            Record::String { id, text } => put(&mut self.strings, id, text, chunk_offset)?,
+            Record::Function {
+                id, qualname, file, ..
+            } => put(
+                &mut self.functions,
+                id,
+                Some(Function { qualname, file }),
+                chunk_offset,
+            )?,
+            Record::Frame { id, function, line } => {
+                put(&mut self.frames, id, Some((function, line)), chunk_offset)?
+            }
+            // Stack 0 is the empty stack, never defined.
+            Record::Stack { id, parent, frame } => {
+                if id != 0 {
+                    put(&mut self.stacks, id, Some((parent, frame)), chunk_offset)?
+                }
+            }
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+
     pub(crate) fn string(&self, id: u32) -> &str {
         self.strings.get(id as usize).map_or("?", String::as_str)
     }

@@ -170,12 +170,15 @@ pub(crate) fn html_next_to(capture: &Path) -> PathBuf {
 pub fn exec(mut args: Args) -> anyhow::Result<u8> {
     let stack = args.stack.as_deref().map(parse_file_line).transpose()?;
     if args.children {
-        let mut all = Vec::new();
+        // A capture given and also found as another's child is read once.
+        let mut all: Vec<PathBuf> = Vec::new();
         for c in &args.captures {
-            all.push(c.clone());
-            all.extend(child_captures(c));
+            for capture in std::iter::once(c.clone()).chain(child_captures(c)) {
+                if !all.contains(&capture) {
+                    all.push(capture);
+                }
+            }
         }
-        all.dedup();
         args.captures = all;
     }
     let capture = args.captures[0].clone();
@@ -270,12 +273,14 @@ pub(crate) fn child_captures(parent: &Path) -> Vec<PathBuf> {
     ) else {
         return Vec::new();
     };
-    let dir = if dir.as_os_str().is_empty() {
+    // Named as the parent is (`pool.mlens` gives `pool.123.mlens`, not `./pool.123.mlens`),
+    // so a child also given by name is read once.
+    let listed = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(listed) else {
         return Vec::new();
     };
     let mut children: Vec<(Vec<u64>, PathBuf)> = entries
